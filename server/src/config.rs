@@ -1,0 +1,482 @@
+//! Configuration: every flag has an environment variable; the seed's names are kept
+//! (`PORT`, `DATABASE_URL`, `DATABASE_HOST`…, `REDIS_URL`, `COGNITO_*`, `JWT_SECRET`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "collab-server",
+    version,
+    about = "Hocuspocus- and y-websocket-compatible Yjs sync server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Exit 0 if `GET /health` on this machine answers 200, 1 otherwise (container health checks).
+    Healthcheck,
+}
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0", global = true)]
+    pub host: IpAddr,
+
+    /// Port for WebSocket, /health, /ready and /metrics (the seed's ALB target port).
+    #[arg(long, env = "PORT", default_value_t = 1234, global = true)]
+    pub port: u16,
+
+    /// Also serve /metrics, /health and /ready on this port (keep it off the public ingress).
+    #[arg(long, env = "COLLAB_SERVER_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// Directory of the embedded SQLite database (used when no DATABASE_URL is given).
+    #[arg(long, env = "COLLAB_SERVER_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…`, `sqlite://path` or `memory://`. Default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// PostgreSQL host, when DATABASE_URL is not given (seed naming).
+    #[arg(long, env = "DATABASE_HOST")]
+    pub database_host: Option<String>,
+
+    /// PostgreSQL port, with DATABASE_HOST.
+    #[arg(long, env = "DATABASE_PORT", default_value_t = 5432)]
+    pub database_port: u16,
+
+    /// PostgreSQL database name, with DATABASE_HOST.
+    #[arg(long, env = "DATABASE_NAME", default_value = "postgres")]
+    pub database_name: String,
+
+    /// PostgreSQL user, with DATABASE_HOST.
+    #[arg(long, env = "DATABASE_USER", default_value = "postgres")]
+    pub database_user: String,
+
+    /// PostgreSQL password, with DATABASE_HOST.
+    #[arg(long, env = "DATABASE_PASSWORD", hide_env_values = true)]
+    pub database_password: Option<Secret>,
+
+    /// libpq sslmode with DATABASE_HOST: disable, prefer, require (encrypt, no certificate check:
+    /// the seed's `rejectUnauthorized: false`), verify-ca, verify-full.
+    #[arg(long, env = "DATABASE_SSLMODE", default_value = "prefer")]
+    pub database_sslmode: String,
+
+    /// Redis for the multi-replica relay (`redis://` or `rediss://`).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// HS256 shared secret for client tokens.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// JWKS URL for RS256/ES256 tokens.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Cognito user pool id: with COGNITO_REGION gives the JWKS URL and the issuer.
+    #[arg(long, env = "COGNITO_USER_POOL_ID")]
+    pub cognito_user_pool_id: Option<String>,
+
+    /// Cognito region (falls back to AWS_REGION).
+    #[arg(long, env = "COGNITO_REGION")]
+    pub cognito_region: Option<String>,
+
+    /// AWS region, used when COGNITO_REGION is not set.
+    #[arg(long, env = "AWS_REGION", hide = true)]
+    pub aws_region: Option<String>,
+
+    /// Required `iss` claim.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required audience (`aud`, or Cognito access tokens' `client_id`).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Largest WebSocket message accepted, in bytes (a larger one closes that socket with 1009).
+    #[arg(long, env = "COLLAB_SERVER_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most documents one socket may open.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_MAX_DOCUMENTS_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub max_documents_per_connection: usize,
+
+    /// Most concurrent WebSocket connections; more are refused with 503.
+    #[arg(long, env = "COLLAB_SERVER_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Frames queued for one socket before it counts as a slow consumer and is disconnected
+    /// (it reconnects and resyncs; it never stalls others).
+    #[arg(long, env = "COLLAB_SERVER_OUTBOUND_QUEUE", default_value_t = 4096)]
+    pub outbound_queue: usize,
+
+    /// Seconds without any inbound frame before a socket is closed (4408).
+    #[arg(long, env = "COLLAB_SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds of outbound silence before a keepalive (empty awareness update) is sent.
+    #[arg(long, env = "COLLAB_SERVER_KEEPALIVE_SECS", default_value_t = 10)]
+    pub keepalive_secs: u64,
+
+    /// Log rows per document before they are folded into the snapshot.
+    #[arg(long, env = "COLLAB_SERVER_COMPACT_AFTER", default_value_t = 500)]
+    pub compact_after: usize,
+
+    /// Seconds allowed, after SIGTERM/SIGINT, to store every document and close every socket.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 25
+    )]
+    pub shutdown_timeout_secs: u64,
+
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `collab_server=debug`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "DATABASE_URL must start with postgres://, postgresql://, sqlite:// or memory:// (got {scheme}://…)"
+    )]
+    UnknownDatabaseScheme { scheme: String },
+    #[error("DATABASE_URL is not a URL")]
+    InvalidDatabaseUrl,
+    #[error(
+        "DATABASE_SSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full (got {0})"
+    )]
+    InvalidSslMode(String),
+    #[error("COGNITO_USER_POOL_ID needs COGNITO_REGION (or AWS_REGION)")]
+    CognitoWithoutRegion,
+    #[error("set only one of JWKS_URL and COGNITO_USER_POOL_ID")]
+    JwksAndCognito,
+}
+
+/// Where documents are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Memory,
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+impl fmt::Display for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageConfig::Memory => f.write_str("memory (nothing survives a restart)"),
+            StorageConfig::Sqlite { path } => write!(f, "sqlite file {}", path.display()),
+            StorageConfig::Postgres { .. } => f.write_str("postgres"),
+        }
+    }
+}
+
+/// How tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// No authentication: every client may read and write every document.
+    Anonymous,
+    Jwt {
+        keys: KeySource,
+        issuer: Option<String>,
+        audience: Option<String>,
+        /// Cognito: `token_use` must be `id` or `access`.
+        cognito: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Secret(Secret),
+    Jwks { url: String },
+}
+
+impl Config {
+    /// Parses the configuration from arguments and environment (tests and the ECS renderer use this).
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn storage(&self) -> Result<StorageConfig, ConfigError> {
+        if let Some(url) = &self.database_url {
+            return parse_database_url(url.expose());
+        }
+        if let Some(host) = &self.database_host {
+            let sslmode = self.database_sslmode.as_str();
+            if ![
+                "disable",
+                "allow",
+                "prefer",
+                "require",
+                "verify-ca",
+                "verify-full",
+            ]
+            .contains(&sslmode)
+            {
+                return Err(ConfigError::InvalidSslMode(sslmode.to_owned()));
+            }
+            let mut url = reqwest::Url::parse("postgres://localhost")
+                .map_err(|_| ConfigError::InvalidDatabaseUrl)?;
+            url.set_host(Some(host))
+                .map_err(|_| ConfigError::InvalidDatabaseUrl)?;
+            url.set_port(Some(self.database_port))
+                .map_err(|()| ConfigError::InvalidDatabaseUrl)?;
+            url.set_username(&self.database_user)
+                .map_err(|()| ConfigError::InvalidDatabaseUrl)?;
+            if let Some(password) = &self.database_password {
+                url.set_password(Some(password.expose()))
+                    .map_err(|()| ConfigError::InvalidDatabaseUrl)?;
+            }
+            url.set_path(&self.database_name);
+            url.query_pairs_mut().append_pair("sslmode", sslmode);
+            return Ok(StorageConfig::Postgres { url: url.into() });
+        }
+        Ok(StorageConfig::Sqlite {
+            path: self.data_dir.join("collab.db"),
+        })
+    }
+
+    pub fn auth(&self) -> Result<AuthConfig, ConfigError> {
+        let cognito = match &self.cognito_user_pool_id {
+            Some(pool) => {
+                let region = self
+                    .cognito_region
+                    .as_ref()
+                    .or(self.aws_region.as_ref())
+                    .ok_or(ConfigError::CognitoWithoutRegion)?;
+                Some(format!("https://cognito-idp.{region}.amazonaws.com/{pool}"))
+            }
+            None => None,
+        };
+        let keys = match (&self.jwks_url, &cognito, &self.jwt_secret) {
+            (Some(_), Some(_), _) => return Err(ConfigError::JwksAndCognito),
+            (Some(url), None, _) => KeySource::Jwks { url: url.clone() },
+            (None, Some(issuer), _) => KeySource::Jwks {
+                url: format!("{issuer}/.well-known/jwks.json"),
+            },
+            (None, None, Some(secret)) => KeySource::Secret(secret.clone()),
+            (None, None, None) => return Ok(AuthConfig::Anonymous),
+        };
+        Ok(AuthConfig::Jwt {
+            keys,
+            issuer: self.jwt_issuer.clone().or_else(|| cognito.clone()),
+            audience: self.jwt_audience.clone(),
+            cognito: cognito.is_some(),
+        })
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs.max(1))
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<StorageConfig, ConfigError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url == "memory" {
+            Ok(StorageConfig::Memory)
+        } else {
+            Err(ConfigError::InvalidDatabaseUrl)
+        };
+    };
+    match scheme {
+        "postgres" | "postgresql" => Ok(StorageConfig::Postgres {
+            url: url.to_owned(),
+        }),
+        "sqlite" => Ok(StorageConfig::Sqlite {
+            path: PathBuf::from(rest.split('?').next().unwrap_or(rest)),
+        }),
+        "memory" => Ok(StorageConfig::Memory),
+        other => Err(ConfigError::UnknownDatabaseScheme {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["collab-server"];
+        all.extend_from_slice(args);
+        Config::from_args(all).expect("valid arguments")
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_single_node_setup() {
+        let config = parse(&[]);
+        assert_eq!(config.port, 1234);
+        assert_eq!(
+            config.storage().unwrap(),
+            StorageConfig::Sqlite {
+                path: PathBuf::from("data/collab.db")
+            }
+        );
+    }
+
+    #[test]
+    fn database_url_selects_the_backend() {
+        let storage = |url: &str| parse(&["--database-url", url]).storage();
+        assert_eq!(
+            storage("postgres://u:p@db/app").unwrap(),
+            StorageConfig::Postgres {
+                url: "postgres://u:p@db/app".into()
+            }
+        );
+        assert_eq!(storage("memory://").unwrap(), StorageConfig::Memory);
+        assert_eq!(
+            storage("sqlite:///var/lib/collab.db").unwrap(),
+            StorageConfig::Sqlite {
+                path: PathBuf::from("/var/lib/collab.db")
+            }
+        );
+        assert_eq!(
+            storage("mysql://x").unwrap_err(),
+            ConfigError::UnknownDatabaseScheme {
+                scheme: "mysql".into()
+            }
+        );
+    }
+
+    #[test]
+    fn seed_database_parts_build_an_escaped_url() {
+        let config = parse(&[
+            "--database-host",
+            "db.internal",
+            "--database-user",
+            "app",
+            "--database-password",
+            "p@ss/word",
+            "--database-name",
+            "zedi",
+            "--database-sslmode",
+            "require",
+        ]);
+        let StorageConfig::Postgres { url } = config.storage().unwrap() else {
+            panic!("expected postgres")
+        };
+        assert_eq!(
+            url,
+            "postgres://app:p%40ss%2Fword@db.internal:5432/zedi?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn cognito_gives_jwks_and_issuer() {
+        let config = parse(&[
+            "--cognito-user-pool-id",
+            "ap-northeast-1_abc",
+            "--cognito-region",
+            "ap-northeast-1",
+        ]);
+        let AuthConfig::Jwt {
+            keys,
+            issuer,
+            cognito,
+            ..
+        } = config.auth().unwrap()
+        else {
+            panic!("expected jwt")
+        };
+        assert!(cognito);
+        assert_eq!(
+            issuer.as_deref(),
+            Some("https://cognito-idp.ap-northeast-1.amazonaws.com/ap-northeast-1_abc")
+        );
+        assert_eq!(
+            keys,
+            KeySource::Jwks {
+                url: "https://cognito-idp.ap-northeast-1.amazonaws.com/ap-northeast-1_abc/.well-known/jwks.json".into()
+            }
+        );
+        let no_region = parse(&["--cognito-user-pool-id", "x"]);
+        assert_eq!(no_region.auth(), Err(ConfigError::CognitoWithoutRegion));
+    }
+
+    #[test]
+    fn no_auth_settings_mean_anonymous() {
+        assert_eq!(parse(&[]).auth().unwrap(), AuthConfig::Anonymous);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = parse(&[
+            "--jwt-secret",
+            "hunter2",
+            "--database-url",
+            "postgres://u:pw@h/d",
+        ]);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("pw@h"));
+    }
+}

@@ -1,0 +1,582 @@
+//! One task per socket: reads frames, routes them by document, keeps auth state per document.
+//!
+//! The first binary frame decides the framing. Hocuspocus providers start with a non-empty
+//! address (`[varString name]…`); y-websocket clients start with `00` (Sync, Step1) and name
+//! their room in the URL path. A Hocuspocus socket may carry any number of documents, each with
+//! its own session: pending (frames queued until its Auth is checked), denied, or active
+//! (joined to the document's room).
+
+mod outbox;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+pub use outbox::{CloseReason, Outbox, close_code, truncate_reason, write_loop};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, Denied};
+use crate::document::{Command, Framing, Registry, RoomHandle, Subscriber, SubscriberId};
+use crate::metrics::Metrics;
+use crate::protocol::{self, Auth, DecodeError, Frame, Message, Scope};
+
+/// Longest document name accepted, in bytes.
+pub const MAX_DOCUMENT_NAME_BYTES: usize = 1024;
+/// Frames queued per socket for documents whose Auth is not yet checked (Hocuspocus 4.3 limits).
+const MAX_PENDING_FRAMES: usize = 1000;
+const MAX_PENDING_BYTES: usize = 5 * 1024 * 1024;
+const MAX_PENDING_DOCUMENTS: usize = 100;
+
+/// Everything a connection needs, shared by all connections.
+pub struct Context {
+    pub registry: Arc<Registry>,
+    pub auth: Authenticator,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_documents_per_connection: usize,
+    pub outbound_queue: usize,
+    pub idle_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+/// What the HTTP upgrade knew about the request.
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// The URL path without the leading `/` (y-websocket's room), undecoded, like y-websocket.
+    pub path: String,
+    /// `?token=` (y-websocket clients authenticate at upgrade time).
+    pub token: Option<String>,
+}
+
+/// Serves one WebSocket until it closes.
+pub async fn serve(socket: WebSocket, context: Arc<Context>, upgrade: Upgrade) {
+    let metrics = context.metrics.clone();
+    metrics.connections.inc();
+    let (sink, stream) = socket.split();
+    let (outbox, rx) = Outbox::new(context.limits.outbound_queue, metrics.clone());
+    let writer = tokio::spawn(write_loop(sink, rx, outbox.clone()).in_current_span());
+    let mut connection = Connection {
+        context,
+        outbox: outbox.clone(),
+        stream,
+        sessions: HashMap::new(),
+        pending_frames: 0,
+        pending_bytes: 0,
+        y_websocket: false,
+        last_inbound: Instant::now(),
+        opened: Instant::now(),
+    };
+    connection.run(upgrade).await;
+    connection.leave_all().await;
+    outbox.close(close_code::NORMAL, String::new());
+    let _ = writer.await;
+    metrics.connections.dec();
+}
+
+enum Session {
+    /// Waiting for this document's Auth frame; frames are queued in arrival order.
+    Pending(Vec<Message>),
+    /// Auth failed; only a new Auth frame is considered (4.x retries on the same socket).
+    Denied,
+    Active {
+        room: RoomHandle,
+        id: SubscriberId,
+    },
+}
+
+struct Connection {
+    context: Arc<Context>,
+    outbox: Outbox,
+    stream: SplitStream<WebSocket>,
+    /// Hocuspocus: by raw address. y-websocket: one entry under the room name.
+    sessions: HashMap<Arc<str>, Session>,
+    pending_frames: usize,
+    pending_bytes: usize,
+    /// y-websocket framing (no addresses).
+    y_websocket: bool,
+    last_inbound: Instant,
+    opened: Instant,
+}
+
+/// What the read loop should do next.
+enum Next {
+    Frame(Bytes),
+    Stop,
+}
+
+impl Connection {
+    async fn run(&mut self, upgrade: Upgrade) {
+        let Next::Frame(first) = self.next_frame().await else {
+            return;
+        };
+        let room = upgrade.path.trim_start_matches('/');
+        if first.first() == Some(&0) && !room.is_empty() {
+            self.context
+                .metrics
+                .connections_total
+                .with_label_values(&["y-websocket"])
+                .inc();
+            self.y_websocket = true;
+            let room: Arc<str> = Arc::from(room.split('?').next().unwrap_or(room));
+            let span = tracing::debug_span!("y-websocket", document = %room);
+            self.run_yws(room, upgrade.token, first)
+                .instrument(span)
+                .await;
+        } else {
+            self.context
+                .metrics
+                .connections_total
+                .with_label_values(&["hocuspocus"])
+                .inc();
+            self.run_hocuspocus(first).await;
+        }
+    }
+
+    /// Waits for the next binary frame, handling timers, shutdown and close conditions.
+    async fn next_frame(&mut self) -> Next {
+        let limits = self.context.limits.clone();
+        let mut keepalive = tokio::time::interval(limits.keepalive);
+        keepalive.reset();
+        loop {
+            let idle_deadline = self.last_inbound + limits.idle_timeout;
+            tokio::select! {
+                message = self.stream.next() => match message {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        self.last_inbound = Instant::now();
+                        self.context.metrics.bytes.with_label_values(&["in"]).inc_by(bytes.len() as u64);
+                        return Next::Frame(bytes);
+                    }
+                    Some(Ok(WsMessage::Text(_))) => {
+                        self.outbox.close_invalid("text frames are not part of the protocol".into());
+                        return Next::Stop;
+                    }
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                        self.last_inbound = Instant::now();
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None => return Next::Stop,
+                    Some(Err(error)) => {
+                        if is_too_big(error) {
+                            self.outbox.close(1009, "Message Too Big".into());
+                        }
+                        return Next::Stop;
+                    }
+                },
+                _ = self.outbox.closed().cancelled() => return Next::Stop,
+                _ = self.context.shutdown.cancelled() => {
+                    self.outbox.close(close_code::RESTART, "server shutting down".into());
+                    return Next::Stop;
+                }
+                _ = tokio::time::sleep_until(idle_deadline.into()) => {
+                    self.outbox.close(close_code::TIMEOUT, "Connection Timeout".into());
+                    return Next::Stop;
+                }
+                _ = keepalive.tick() => self.keepalive(),
+            }
+        }
+    }
+
+    /// Keeps idle providers from reconnecting (they expect an app message every 30 s), and
+    /// closes sockets that never authenticated anything.
+    fn keepalive(&mut self) {
+        let limits = &self.context.limits;
+        let any_active = self
+            .sessions
+            .values()
+            .any(|s| matches!(s, Session::Active { .. }));
+        if !any_active
+            && self.context.auth.is_required()
+            && self.opened.elapsed() >= limits.idle_timeout
+        {
+            self.outbox
+                .close(close_code::UNAUTHORIZED, "Unauthorized".into());
+            return;
+        }
+        if self.outbox.idle_for() < limits.keepalive {
+            return;
+        }
+        for (address, session) in &self.sessions {
+            if matches!(session, Session::Active { .. }) {
+                let address = (!self.y_websocket).then_some(&**address);
+                self.outbox
+                    .send(Bytes::from(protocol::keepalive_frame(address)));
+            }
+        }
+    }
+
+    async fn leave_all(&mut self) {
+        for (_, session) in self.sessions.drain() {
+            if let Session::Active { room, id } = session {
+                room.send(Command::Leave { id }).await;
+            }
+        }
+    }
+
+    // ---- y-websocket ---------------------------------------------------------------------
+
+    async fn run_yws(&mut self, room: Arc<str>, token: Option<String>, first: Bytes) {
+        let grant = match self
+            .context
+            .auth
+            .authorize(token.as_deref().unwrap_or(""), &room)
+            .await
+        {
+            Ok(grant) => grant,
+            Err(denied) => {
+                self.deny_metrics(&denied);
+                let reply = Message::Auth(Auth::PermissionDenied {
+                    reason: denied.to_string(),
+                });
+                if let Some(frame) = protocol::encode_yws(&reply) {
+                    self.outbox.send(Bytes::from(frame));
+                }
+                self.outbox.close(close_code::POLICY, denied.to_string());
+                return;
+            }
+        };
+        self.context
+            .metrics
+            .auth
+            .with_label_values(&["granted"])
+            .inc();
+        let id = SubscriberId::next();
+        let subscriber = Subscriber {
+            id,
+            framing: Framing::YWebsocket,
+            scope: grant.scope,
+            outbox: self.outbox.clone(),
+        };
+        let handle = match self.context.registry.join(&room, subscriber).await {
+            Ok(handle) => handle,
+            Err(error) => {
+                let reply = Message::Auth(Auth::PermissionDenied {
+                    reason: error.to_string(),
+                });
+                if let Some(frame) = protocol::encode_yws(&reply) {
+                    self.outbox.send(Bytes::from(frame));
+                }
+                self.outbox
+                    .close(close_code::RESET_CONNECTION, error.to_string());
+                return;
+            }
+        };
+        self.sessions.insert(
+            room.clone(),
+            Session::Active {
+                room: handle.clone(),
+                id,
+            },
+        );
+        let mut frame = first;
+        loop {
+            let message = match protocol::decode_yws(&frame) {
+                Ok(message) => message,
+                Err(error) => {
+                    self.outbox
+                        .close_invalid(format!("malformed frame: {error}"));
+                    return;
+                }
+            };
+            self.context.metrics.message("in", message.kind());
+            let command = match message {
+                Message::Sync(message) => Some(Command::Sync { id, message }),
+                Message::Awareness(update) => Some(Command::Awareness { id, update }),
+                _ => None,
+            };
+            if let Some(command) = command
+                && !handle.send(command).await
+            {
+                return;
+            }
+            match self.next_frame().await {
+                Next::Frame(next) => frame = next,
+                Next::Stop => return,
+            }
+        }
+    }
+
+    // ---- Hocuspocus ----------------------------------------------------------------------
+
+    async fn run_hocuspocus(&mut self, first: Bytes) {
+        let mut frame = first;
+        loop {
+            match protocol::decode_frame(&frame) {
+                Ok(Frame::Ping) => {
+                    self.outbox
+                        .send(Bytes::from_static(&[protocol::message_type::PONG]));
+                }
+                Ok(Frame::Pong) => {}
+                Ok(Frame::Document { address, message }) => {
+                    self.context.metrics.message("in", message.kind());
+                    if !self.handle(address, message, frame.len()).await {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    self.reject_frame(&error);
+                    return;
+                }
+            }
+            match self.next_frame().await {
+                Next::Frame(next) => frame = next,
+                Next::Stop => return,
+            }
+        }
+    }
+
+    fn reject_frame(&self, error: &DecodeError) {
+        tracing::debug!(%error, "closing a socket after a malformed frame");
+        self.outbox
+            .close_invalid(format!("malformed frame: {error}"));
+    }
+
+    /// Handles one frame for one address. `false` stops the connection.
+    async fn handle(&mut self, address: String, message: Message, size: usize) -> bool {
+        let address: Arc<str> = Arc::from(address);
+        // The keepalive is an empty awareness update, which every provider version accepts,
+        // so the 4.x provider version needs no special handling (no bare Ping is ever sent).
+        if let Message::Auth(Auth::Token { token, .. }) = &message {
+            return self.authenticate(address, token).await;
+        }
+        match self.sessions.get_mut(&address) {
+            Some(Session::Active { room, id }) => {
+                let (room, id) = (room.clone(), *id);
+                self.dispatch(&address, room, id, message).await
+            }
+            Some(Session::Pending(queue)) => {
+                self.pending_frames += 1;
+                self.pending_bytes += size;
+                queue.push(message);
+                if self.pending_frames > MAX_PENDING_FRAMES
+                    || self.pending_bytes > MAX_PENDING_BYTES
+                {
+                    self.outbox.close(
+                        close_code::RESET_CONNECTION,
+                        "Reset Connection: too many frames before authentication".into(),
+                    );
+                    return false;
+                }
+                true
+            }
+            Some(Session::Denied) => true,
+            None if !self.context.auth.is_required() => {
+                // 2.x providers without a token never send Auth: with no authentication
+                // configured the document opens on its first frame.
+                if self.open(address.clone(), Scope::ReadWrite, false).await
+                    && let Some(Session::Active { room, id }) = self.sessions.get(&address)
+                {
+                    let (room, id) = (room.clone(), *id);
+                    return self.dispatch(&address, room, id, message).await;
+                }
+                true
+            }
+            None => {
+                let pending = self
+                    .sessions
+                    .values()
+                    .filter(|s| matches!(s, Session::Pending(_)))
+                    .count();
+                if pending >= MAX_PENDING_DOCUMENTS {
+                    self.outbox.close(
+                        close_code::RESET_CONNECTION,
+                        "Reset Connection: too many documents awaiting authentication".into(),
+                    );
+                    return false;
+                }
+                self.pending_frames += 1;
+                self.pending_bytes += size;
+                self.sessions
+                    .insert(address, Session::Pending(vec![message]));
+                true
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, address: Arc<str>, token: &str) -> bool {
+        let queued = match self.sessions.remove(&address) {
+            Some(active @ Session::Active { .. }) => {
+                // A token re-sync on an established document: nothing changes.
+                self.sessions.insert(address, active);
+                return true;
+            }
+            Some(Session::Pending(queue)) => queue,
+            Some(Session::Denied) | None => Vec::new(),
+        };
+        self.release_pending(&queued);
+        let name = protocol::document_name(&address).to_owned();
+        if let Err(reason) = validate_name(&name) {
+            self.deny(address, reason);
+            return true;
+        }
+        let grant = match self.context.auth.authorize(token, &name).await {
+            Ok(grant) => grant,
+            Err(denied) => {
+                self.deny_metrics(&denied);
+                tracing::debug!(document = %name, reason = %denied, "document denied");
+                self.deny(address, denied.to_string());
+                return true;
+            }
+        };
+        self.context
+            .metrics
+            .auth
+            .with_label_values(&["granted"])
+            .inc();
+        if !self.open(address.clone(), grant.scope, true).await {
+            return true;
+        }
+        let Some(Session::Active { room, id }) = self.sessions.get(&address) else {
+            return true;
+        };
+        let (room, id) = (room.clone(), *id);
+        for message in queued {
+            if !self.dispatch(&address, room.clone(), id, message).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn release_pending(&mut self, queued: &[Message]) {
+        self.pending_frames = self.pending_frames.saturating_sub(queued.len());
+        if self.pending_frames == 0 {
+            self.pending_bytes = 0;
+        }
+    }
+
+    fn deny_metrics(&self, denied: &Denied) {
+        self.context
+            .metrics
+            .auth
+            .with_label_values(&[denied.kind()])
+            .inc();
+    }
+
+    /// Sends PermissionDenied for one address; the socket and its other documents carry on.
+    fn deny(&mut self, address: Arc<str>, reason: String) {
+        let frame =
+            protocol::encode_frame(&address, &Message::Auth(Auth::PermissionDenied { reason }));
+        self.context.metrics.message("out", "auth");
+        self.outbox.send(Bytes::from(frame));
+        self.sessions.insert(address, Session::Denied);
+    }
+
+    /// Joins the document of `address`; on success the session is active.
+    async fn open(&mut self, address: Arc<str>, scope: Scope, announce: bool) -> bool {
+        let name = protocol::document_name(&address).to_owned();
+        if let Err(reason) = validate_name(&name) {
+            self.deny(address, reason);
+            return false;
+        }
+        let active = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s, Session::Active { .. }))
+            .count();
+        if active >= self.context.limits.max_documents_per_connection {
+            self.deny(
+                address,
+                format!(
+                    "permission-denied: at most {} documents per connection",
+                    self.context.limits.max_documents_per_connection
+                ),
+            );
+            return false;
+        }
+        if announce {
+            let frame =
+                protocol::encode_frame(&address, &Message::Auth(Auth::Authenticated { scope }));
+            self.context.metrics.message("out", "auth");
+            self.outbox.send(Bytes::from(frame));
+        }
+        let id = SubscriberId::next();
+        let subscriber = Subscriber {
+            id,
+            framing: Framing::Hocuspocus {
+                address: address.clone(),
+            },
+            scope,
+            outbox: self.outbox.clone(),
+        };
+        match self.context.registry.join(&name, subscriber).await {
+            Ok(room) => {
+                self.sessions.insert(address, Session::Active { room, id });
+                true
+            }
+            Err(error) => {
+                tracing::warn!(document = %name, %error, "document not served");
+                self.deny(address, format!("permission-denied: {error}"));
+                false
+            }
+        }
+    }
+
+    /// Routes a message of an active session. `false` stops the connection.
+    async fn dispatch(
+        &mut self,
+        address: &Arc<str>,
+        room: RoomHandle,
+        id: SubscriberId,
+        message: Message,
+    ) -> bool {
+        let command = match message {
+            Message::Sync(message) => Command::Sync { id, message },
+            Message::Awareness(update) => Command::Awareness { id, update },
+            Message::Close(_) => {
+                // The provider detached this document; the socket stays for the others.
+                self.sessions.remove(address);
+                room.send(Command::Leave { id }).await;
+                let reply = protocol::encode_frame(
+                    address,
+                    &Message::Close(Some("provider_initiated".into())),
+                );
+                self.outbox.send(Bytes::from(reply));
+                return true;
+            }
+            // Nothing to do without server-side hooks: QueryAwareness gets no answer (as in
+            // Node), Stateless has no listener, and server-internal types are ignored.
+            Message::QueryAwareness
+            | Message::Stateless(_)
+            | Message::BroadcastStateless(_)
+            | Message::SyncReply(_)
+            | Message::SyncStatus(_)
+            | Message::Auth(_) => return true,
+        };
+        if !room.send(command).await {
+            // The room is gone (shutting down); the provider reconnects and resyncs.
+            self.outbox
+                .close(close_code::RESTART, "document closed".into());
+            return false;
+        }
+        true
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("permission-denied: empty document name".into());
+    }
+    if name.len() > MAX_DOCUMENT_NAME_BYTES {
+        return Err(format!(
+            "permission-denied: document name longer than {MAX_DOCUMENT_NAME_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+fn is_too_big(error: axum::Error) -> bool {
+    let inner = error.into_inner();
+    matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}

@@ -1,0 +1,243 @@
+//! Documents: exactly one owner task ("room") per loaded document.
+//!
+//! [`Registry::open`] atomically gets or spawns the room of a name; connections then talk to it
+//! through its bounded command channel. The room owns the yrs `Doc` and `Awareness`, applies
+//! updates, fans frames out to every subscriber's outbox (never blocking on a slow one), writes
+//! updates to the store and acknowledges them once durable. It unloads itself after the last
+//! subscriber left and everything is stored. The registry's lock is taken only to open and to
+//! retire a room, never on the hot path.
+
+mod room;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use yrs::sync::{AwarenessUpdate, SyncMessage};
+
+use crate::connection::Outbox;
+use crate::metrics::Metrics;
+use crate::protocol::Scope;
+use crate::storage::DocumentStore;
+
+/// Commands queued per room before senders wait.
+const ROOM_QUEUE: usize = 1024;
+
+/// Identifies one document session (one socket × one address) inside a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriberId(pub u64);
+
+impl SubscriberId {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SubscriberId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// How frames for a subscriber are framed on its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// Hocuspocus: every frame carries this address (the raw name or 4.x routing key).
+    Hocuspocus { address: Arc<str> },
+    /// y-websocket: no address; the room was chosen by the URL.
+    YWebsocket,
+}
+
+impl Framing {
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Framing::Hocuspocus { address } => Some(address),
+            Framing::YWebsocket => None,
+        }
+    }
+}
+
+pub struct Subscriber {
+    pub id: SubscriberId,
+    pub framing: Framing,
+    pub scope: Scope,
+    pub outbox: Outbox,
+}
+
+/// Why a session could not join a document.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    /// The stored state could not be loaded; the document is not served (serving it empty
+    /// would let a client overwrite real content).
+    #[error("document could not be loaded: {0}")]
+    Load(String),
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+pub enum Command {
+    Join {
+        subscriber: Subscriber,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    Leave {
+        id: SubscriberId,
+    },
+    Sync {
+        id: SubscriberId,
+        message: SyncMessage,
+    },
+    Awareness {
+        id: SubscriberId,
+        update: AwarenessUpdate,
+    },
+}
+
+/// A cheap handle to a room's command channel.
+#[derive(Clone)]
+pub struct RoomHandle {
+    room_id: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    /// Sends a command, waiting while the room's queue is full. `false` if the room is gone.
+    pub async fn send(&self, command: Command) -> bool {
+        self.tx.send(command).await.is_ok()
+    }
+}
+
+/// Settings rooms need.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// Log rows appended before the room folds them into the snapshot.
+    pub compact_after: usize,
+    /// How long an empty room stays loaded, absorbing quick reconnects.
+    pub linger: Duration,
+}
+
+/// All loaded documents of this process.
+pub struct Registry {
+    rooms: Mutex<HashMap<Arc<str>, RoomHandle>>,
+    store: Arc<dyn DocumentStore>,
+    metrics: Arc<Metrics>,
+    settings: RoomSettings,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    next_room_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn new(
+        store: Arc<dyn DocumentStore>,
+        metrics: Arc<Metrics>,
+        settings: RoomSettings,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: Mutex::default(),
+            store,
+            metrics,
+            settings,
+            shutdown,
+            tracker: TaskTracker::new(),
+            next_room_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Joins `subscriber` to the document `name`, loading it if needed.
+    pub async fn join(
+        self: &Arc<Self>,
+        name: &str,
+        subscriber: Subscriber,
+    ) -> Result<RoomHandle, JoinError> {
+        let mut subscriber = subscriber;
+        // A room that is retiring refuses new commands; the next attempt spawns a fresh one.
+        for _ in 0..8 {
+            if self.shutdown.is_cancelled() {
+                return Err(JoinError::ShuttingDown);
+            }
+            let handle = self.open(name);
+            let (reply, answer) = oneshot::channel();
+            if let Err(mpsc::error::SendError(command)) =
+                handle.tx.send(Command::Join { subscriber, reply }).await
+            {
+                let Command::Join { subscriber: s, .. } = command else {
+                    unreachable!("we sent a join")
+                };
+                subscriber = s;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            return match answer.await {
+                Ok(Ok(())) => Ok(handle),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(JoinError::ShuttingDown),
+            };
+        }
+        Err(JoinError::ShuttingDown)
+    }
+
+    /// Gets the room of `name`, spawning it if it is not loaded.
+    fn open(self: &Arc<Self>, name: &str) -> RoomHandle {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = rooms.get(name)
+            && !handle.tx.is_closed()
+        {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let room_id = self.next_room_id.fetch_add(1, Ordering::Relaxed);
+        let handle = RoomHandle { room_id, tx };
+        let name: Arc<str> = Arc::from(name);
+        rooms.insert(name.clone(), handle.clone());
+        drop(rooms);
+        self.metrics.documents_loaded.inc();
+        let registry = Arc::clone(self);
+        let span = tracing::info_span!("room", document = %name);
+        self.tracker.spawn(
+            async move {
+                room::run(name.clone(), room_id, rx, registry.clone()).await;
+                registry.metrics.documents_loaded.dec();
+            }
+            .instrument(span),
+        );
+        handle
+    }
+
+    /// Removes a room from the map if it is still the registered one and `idle()` holds while
+    /// the lock is held (no command arrived meanwhile). Returns whether it was removed.
+    fn retire(&self, name: &str, room_id: u64, idle: impl FnOnce() -> bool) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        match rooms.get(name) {
+            Some(handle) if handle.room_id == room_id => {
+                if idle() {
+                    rooms.remove(name);
+                    true
+                } else {
+                    false
+                }
+            }
+            // Already replaced (should not happen while we are alive): nothing to remove.
+            _ => idle(),
+        }
+    }
+
+    pub fn loaded(&self) -> usize {
+        self.rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Waits until every room has stored its state and exited.
+    pub async fn drain(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    pub fn store(&self) -> &Arc<dyn DocumentStore> {
+        &self.store
+    }
+}

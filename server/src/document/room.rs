@@ -1,0 +1,538 @@
+//! The room task: the single owner of one loaded document.
+//!
+//! Loop: commands from sessions, acknowledgements from the writer, a periodic awareness sweep,
+//! shutdown. Nothing here waits on a socket or on the database: frames go to outboxes with
+//! `try_send`, updates go to the writer sub-task, and a client's `SyncStatus` is sent only when
+//! the writer reports its update durable.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use yrs::block::ClientID;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, Transact, Update};
+
+use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
+use crate::protocol::{self, Message, Scope};
+use crate::storage::DocumentStore;
+
+/// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
+const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
+const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
+/// Most updates written in one group commit.
+const MAX_BATCH: usize = 512;
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+struct Session {
+    subscriber: Subscriber,
+    /// Awareness client ids this session introduced; removed when it leaves.
+    awareness_clients: HashSet<ClientID>,
+}
+
+struct Room {
+    name: Arc<str>,
+    registry: Arc<Registry>,
+    awareness: Awareness,
+    sessions: HashMap<SubscriberId, Session>,
+    /// Sequence number of the last update handed to the writer.
+    enqueued: u64,
+    /// Sequence number of the last update the writer made durable.
+    durable: u64,
+    /// Acknowledgements waiting for durability: (sequence, session, received at).
+    pending_acks: VecDeque<(u64, SubscriberId, Instant)>,
+    writer: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(super) async fn run(
+    name: Arc<str>,
+    room_id: u64,
+    mut commands: mpsc::Receiver<Command>,
+    registry: Arc<Registry>,
+) {
+    let started = Instant::now();
+    let store = registry.store().clone();
+    let ydoc = Doc::new();
+    let loaded = store.load(&name).await.map_err(|e| e.to_string());
+    let loaded = loaded.and_then(|stored| {
+        let mut txn = ydoc.transact_mut();
+        for bytes in stored.updates() {
+            let update = Update::decode_v1(bytes).map_err(|e| format!("stored state: {e}"))?;
+            txn.apply_update(update)
+                .map_err(|e| format!("stored state: {e}"))?;
+        }
+        Ok(stored.log.len())
+    });
+    registry
+        .metrics
+        .document_load_duration
+        .observe(started.elapsed().as_secs_f64());
+    let log_rows = match loaded {
+        Ok(rows) => rows,
+        Err(reason) => {
+            tracing::error!(%reason, "failed to load document; denying its clients");
+            refuse_all(
+                &name,
+                room_id,
+                &mut commands,
+                &registry,
+                JoinError::Load(reason),
+            )
+            .await;
+            return;
+        }
+    };
+    tracing::debug!(log_rows, "document loaded");
+
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(
+        name.clone(),
+        store.clone(),
+        writer_rx,
+        durable_tx,
+        log_rows,
+        registry.settings.compact_after,
+    ));
+    let mut room = Room {
+        name: name.clone(),
+        registry: registry.clone(),
+        awareness: Awareness::with_clock(ydoc, now_millis),
+        sessions: HashMap::new(),
+        enqueued: 0,
+        durable: 0,
+        pending_acks: VecDeque::new(),
+        writer: writer_tx,
+    };
+
+    let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = registry.shutdown.clone();
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        let linger = registry.settings.linger;
+        let can_retire = room.sessions.is_empty() && room.durable == room.enqueued;
+        let retire_at = empty_since.map(|t| t + linger);
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => room.handle(command),
+                None => break,
+            },
+            Some(through) = durable_rx.recv() => room.acknowledge(through),
+            _ = sweep.tick() => room.sweep_awareness(),
+            _ = shutdown.cancelled(), if can_retire => {
+                if registry.retire(&name, room_id, || commands.is_empty()) { break; }
+            }
+            _ = sleep_until(retire_at), if can_retire => {
+                if registry.retire(&name, room_id, || commands.is_empty()) { break; }
+                empty_since = Some(Instant::now());
+            }
+        }
+        if room.sessions.is_empty() {
+            empty_since.get_or_insert_with(Instant::now);
+        } else {
+            empty_since = None;
+        }
+    }
+    // Retired: refuse stragglers (they retry against a fresh room), then let the writer finish
+    // (it folds the log into the snapshot on its way out).
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Join { reply, .. } = command {
+            drop(reply);
+        }
+    }
+    drop(room);
+    if let Err(error) = writer.await {
+        tracing::error!(%error, "document writer failed");
+    }
+    tracing::debug!("document unloaded");
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers every queued join with `error` and retires the room.
+async fn refuse_all(
+    name: &str,
+    room_id: u64,
+    commands: &mut mpsc::Receiver<Command>,
+    registry: &Registry,
+    error: JoinError,
+) {
+    loop {
+        while let Ok(command) = commands.try_recv() {
+            if let Command::Join { reply, .. } = command {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+        if registry.retire(name, room_id, || commands.is_empty()) {
+            break;
+        }
+    }
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Join { reply, .. } = command {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+impl Room {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join { subscriber, reply } => self.join(subscriber, reply),
+            Command::Leave { id } => self.leave(id),
+            Command::Sync { id, message } => self.sync(id, message),
+            Command::Awareness { id, update } => self.apply_awareness(id, update),
+        }
+    }
+
+    fn join(
+        &mut self,
+        subscriber: Subscriber,
+        reply: tokio::sync::oneshot::Sender<Result<(), JoinError>>,
+    ) {
+        if reply.send(Ok(())).is_err() {
+            return; // the session gave up waiting
+        }
+        let metrics = &self.registry.metrics;
+        metrics.document_sessions.inc();
+        // y-websocket servers open with their Step1; Hocuspocus servers wait for the client's.
+        if subscriber.framing == Framing::YWebsocket {
+            let sv = self.awareness.doc().transact().state_vector();
+            self.send_to(&subscriber, &Message::Sync(SyncMessage::SyncStep1(sv)));
+        }
+        // Every current awareness state, right away.
+        if let Ok(update) = self.awareness.update()
+            && !update.clients.is_empty()
+        {
+            self.send_to(&subscriber, &Message::Awareness(update));
+        }
+        self.sessions.insert(
+            subscriber.id,
+            Session {
+                subscriber,
+                awareness_clients: HashSet::new(),
+            },
+        );
+    }
+
+    fn leave(&mut self, id: SubscriberId) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.registry.metrics.document_sessions.dec();
+        self.pending_acks.retain(|(_, who, _)| *who != id);
+        let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
+        self.remove_awareness(clients);
+    }
+
+    /// Removes awareness states (same clock, state `null`, as Hocuspocus does) and broadcasts it.
+    fn remove_awareness(&mut self, clients: Vec<ClientID>) {
+        let mut removal = HashMap::new();
+        for client in clients {
+            if let Some((clock, _)) = self.awareness.meta(client)
+                && self.awareness.state::<serde_json::Value>(client).is_some()
+            {
+                removal.insert(
+                    client,
+                    AwarenessUpdateEntry {
+                        clock,
+                        json: Arc::from("null"),
+                    },
+                );
+            }
+        }
+        if removal.is_empty() {
+            return;
+        }
+        let update = AwarenessUpdate { clients: removal };
+        if let Err(error) = self.awareness.apply_update(update.clone()) {
+            tracing::warn!(%error, "failed to remove awareness states");
+            return;
+        }
+        self.broadcast_awareness(&update);
+    }
+
+    fn sweep_awareness(&mut self) {
+        let now = now_millis();
+        let timeout = AWARENESS_TIMEOUT.as_millis() as u64;
+        let stale: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(_, state)| {
+                state.data.is_some() && now.saturating_sub(state.last_updated) > timeout
+            })
+            .map(|(client, _)| client)
+            .collect();
+        if !stale.is_empty() {
+            for session in self.sessions.values_mut() {
+                for client in &stale {
+                    session.awareness_clients.remove(client);
+                }
+            }
+            self.remove_awareness(stale);
+        }
+    }
+
+    fn apply_awareness(&mut self, id: SubscriberId, update: AwarenessUpdate) {
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let summary = match self.awareness.apply_update_summary(update) {
+            Ok(Some(summary)) => summary,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, "ignored awareness update");
+                return;
+            }
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session
+                .awareness_clients
+                .extend(summary.added.iter().chain(summary.updated.iter()).copied());
+            for removed in &summary.removed {
+                session.awareness_clients.remove(removed);
+            }
+        }
+        match self.awareness.update_with_clients(summary.all_changes()) {
+            Ok(changes) => self.broadcast_awareness(&changes),
+            Err(error) => tracing::warn!(%error, "failed to encode awareness changes"),
+        }
+    }
+
+    fn sync(&mut self, id: SubscriberId, message: SyncMessage) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let hocuspocus = matches!(session.subscriber.framing, Framing::Hocuspocus { .. });
+        let scope = session.subscriber.scope;
+        match message {
+            SyncMessage::SyncStep1(remote) => {
+                let txn = self.awareness.doc().transact();
+                let diff = txn.encode_diff_v1(&remote);
+                let own = txn.state_vector();
+                drop(txn);
+                let subscriber = &self.sessions[&id].subscriber;
+                if hocuspocus {
+                    self.send_to(subscriber, &Message::Sync(SyncMessage::SyncStep1(own)));
+                }
+                self.send_to(subscriber, &Message::Sync(SyncMessage::SyncStep2(diff)));
+            }
+            SyncMessage::SyncStep2(update) | SyncMessage::Update(update)
+                if scope == Scope::ReadOnly =>
+            {
+                // Never applied, never forwarded. A Step2 that brings nothing new is "in sync".
+                let contained = Update::decode_v1(&update).is_ok_and(|u| {
+                    let known = self.awareness.doc().transact().state_vector();
+                    u.state_vector() <= known && u.delete_set().is_empty()
+                });
+                if hocuspocus {
+                    let subscriber = &self.sessions[&id].subscriber;
+                    self.send_to(subscriber, &Message::SyncStatus(contained));
+                }
+            }
+            SyncMessage::SyncStep2(update) | SyncMessage::Update(update) => {
+                self.apply_update(id, update, hocuspocus);
+            }
+        }
+    }
+
+    fn apply_update(&mut self, id: SubscriberId, bytes: Vec<u8>, hocuspocus: bool) {
+        let started = Instant::now();
+        let update = match Update::decode_v1(&bytes) {
+            Ok(update) => update,
+            Err(error) => {
+                self.close_session(id, format!("malformed update: {error}"));
+                return;
+            }
+        };
+        let changed = {
+            let mut txn = self.awareness.doc().transact_mut();
+            if let Err(error) = txn.apply_update(update) {
+                drop(txn);
+                self.close_session(id, format!("update could not be applied: {error}"));
+                return;
+            }
+            txn.before_state() != txn.after_state()
+                || !txn.delete_set().is_empty()
+                || txn.store().pending_update().is_some()
+                || txn.store().pending_ds().is_some()
+        };
+        let metrics = &self.registry.metrics;
+        metrics
+            .update_apply_duration
+            .observe(started.elapsed().as_secs_f64());
+        if changed {
+            let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
+            self.broadcast(frame_for, "sync_update");
+            self.enqueued += 1;
+            metrics.pending_updates.inc();
+            let _ = self.writer.send((self.enqueued, bytes));
+        }
+        if hocuspocus {
+            // Acknowledge once everything up to this point is durable.
+            if self.durable >= self.enqueued {
+                if let Some(session) = self.sessions.get(&id) {
+                    self.send_to(&session.subscriber, &Message::SyncStatus(true));
+                }
+                metrics
+                    .ack_duration
+                    .observe(started.elapsed().as_secs_f64());
+            } else {
+                self.pending_acks.push_back((self.enqueued, id, started));
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, through: u64) {
+        let metrics = &self.registry.metrics;
+        metrics
+            .pending_updates
+            .sub(through.saturating_sub(self.durable) as i64);
+        self.durable = through;
+        while let Some((seq, id, received)) = self.pending_acks.front().copied() {
+            if seq > through {
+                break;
+            }
+            self.pending_acks.pop_front();
+            metrics
+                .ack_duration
+                .observe(received.elapsed().as_secs_f64());
+            if let Some(session) = self.sessions.get(&id) {
+                self.send_to(&session.subscriber, &Message::SyncStatus(true));
+            }
+        }
+    }
+
+    /// Malformed input from one session: close that socket only.
+    fn close_session(&mut self, id: SubscriberId, reason: String) {
+        tracing::warn!(subscriber = id.0, %reason, "closing a session after bad input");
+        if let Some(session) = self.sessions.get(&id) {
+            session.subscriber.outbox.close_invalid(reason);
+        }
+    }
+
+    fn send_to(&self, subscriber: &Subscriber, message: &Message) {
+        let frame = match subscriber.framing.address() {
+            Some(address) => protocol::encode_frame(address, message),
+            None => match protocol::encode_yws(message) {
+                Some(frame) => frame,
+                None => return,
+            },
+        };
+        self.registry.metrics.message("out", message.kind());
+        subscriber.outbox.send(Bytes::from(frame));
+    }
+
+    fn broadcast_awareness(&mut self, update: &AwarenessUpdate) {
+        let encoded = update.encode_v1();
+        self.broadcast(
+            |address| protocol::encode_awareness_frame(address, &encoded),
+            "awareness",
+        );
+    }
+
+    /// Sends one frame to every session (including the origin), encoded once per address.
+    fn broadcast(&self, encode: impl Fn(Option<&str>) -> Vec<u8>, kind: &'static str) {
+        let mut encoded: Vec<(Option<&str>, Bytes)> = Vec::with_capacity(2);
+        for session in self.sessions.values() {
+            let address = session.subscriber.framing.address();
+            let frame = match encoded.iter().find(|(a, _)| *a == address) {
+                Some((_, frame)) => frame.clone(),
+                None => {
+                    let frame = Bytes::from(encode(address));
+                    encoded.push((address, frame.clone()));
+                    frame
+                }
+            };
+            session.subscriber.outbox.send(frame);
+        }
+        self.registry
+            .metrics
+            .messages
+            .with_label_values(&["out", kind])
+            .inc_by(self.sessions.len() as u64);
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        let remaining = self.sessions.len() as i64;
+        self.registry.metrics.document_sessions.sub(remaining);
+        tracing::trace!(document = %self.name, "room dropped");
+    }
+}
+
+/// The writer sub-task: group-commits updates to the store, reports durability, compacts.
+async fn write_loop(
+    name: Arc<str>,
+    store: Arc<dyn DocumentStore>,
+    mut updates: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    durable: mpsc::UnboundedSender<u64>,
+    mut rows_since_compaction: usize,
+    compact_after: usize,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = updates.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match updates.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let through = batch.last().map_or(0, |(seq, _)| *seq);
+        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update)| update).collect();
+        let mut delay = RETRY_INITIAL;
+        let mut failures = 0u32;
+        loop {
+            match store.append(&name, &bytes).await {
+                Ok(()) => break,
+                Err(error) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::error!(%error, failures, retry_in_ms = delay.as_millis() as u64,
+                            "cannot store updates; they stay unacknowledged and are retried");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        if failures > 0 {
+            tracing::info!(failures, "stored updates after retrying");
+        }
+        let _ = durable.send(through);
+        rows_since_compaction += bytes.len();
+        if rows_since_compaction >= compact_after {
+            match store.compact(&name).await {
+                Ok(()) => rows_since_compaction = 0,
+                Err(error) => tracing::warn!(%error, "compaction failed; the log is kept"),
+            }
+        }
+    }
+    if rows_since_compaction > 0
+        && let Err(error) = store.compact(&name).await
+    {
+        tracing::warn!(%error, "compaction on unload failed; the log is kept");
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP surface, on the same port as the WebSocket: `/health`, `/ready`, `/metrics`, and a
+//! WebSocket upgrade on every other path (Hocuspocus ignores the path; y-websocket puts its room
+//! there).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::connection::{self, Context, Upgrade};
+
+/// Shared by every handler.
+pub struct AppState {
+    pub context: Arc<Context>,
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    /// Set on SIGTERM: `/ready` turns 503 so load balancers stop sending new clients.
+    pub draining: AtomicBool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(websocket)
+        .with_state(state)
+}
+
+/// The admin router (a separate port, if configured): health, readiness and metrics only.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({"status": "healthy"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    match state.context.registry.store().ping().await {
+        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "storage": error.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.context.metrics.render(),
+    )
+}
+
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_) if uri.path() == "/" => {
+            return (
+                StatusCode::OK,
+                "collab-server: connect with a Hocuspocus or y-websocket client\n",
+            )
+                .into_response();
+        }
+        Err(_) => return StatusCode::NOT_FOUND.into_response(),
+    };
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down").into_response();
+    }
+    let open = state.context.metrics.connections.get();
+    if open >= 0 && open as usize >= state.max_connections {
+        state
+            .context
+            .metrics
+            .closes
+            .with_label_values(&["connection_limit"])
+            .inc();
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    }
+    let info = Upgrade {
+        path: uri.path().trim_start_matches('/').to_owned(),
+        token: query.get("token").cloned(),
+    };
+    let context = state.context.clone();
+    upgrade
+        .max_message_size(state.max_message_bytes)
+        .max_frame_size(state.max_message_bytes)
+        .on_upgrade(move |socket| connection::serve(socket, context, info))
+}

@@ -1,0 +1,163 @@
+//! collab-server: a Yjs sync server that speaks the Hocuspocus protocol (providers 2.x–4.x) and
+//! the y-websocket protocol, with durable storage on SQLite or PostgreSQL.
+//!
+//! A frame's path through the server:
+//!
+//! ```text
+//! socket ─▶ http (upgrade, limits) ─▶ connection (one task per socket: decode with `protocol`,
+//!   auth per document with `auth`) ─▶ document room (one task per document: apply with yrs,
+//!   fan out to every outbox) ─▶ writer (group commit to `storage`) ─▶ SyncStatus ack
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod document;
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+pub mod storage;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::config::{AuthConfig, Config};
+use crate::connection::{Context, Limits};
+use crate::document::{Registry, RoomSettings};
+use crate::http::AppState;
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Storage(#[from] storage::StoreError),
+    #[error("failed to serve HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("failed to bind the metrics port: {0}")]
+    BindMetrics(#[source] std::io::Error),
+}
+
+/// How long an empty document stays loaded, absorbing quick reconnects.
+const ROOM_LINGER: Duration = Duration::from_millis(500);
+
+/// Runs the server on `listener` until `shutdown` is cancelled, then drains: `/ready` turns
+/// 503, sockets are closed with 1012 (providers reconnect), every document's updates are
+/// stored, and the function returns (or gives up after the configured deadline).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let storage_config = config.storage()?;
+    let auth_config = config.auth()?;
+    if auth_config == AuthConfig::Anonymous {
+        tracing::warn!(
+            "no authentication configured (JWT_SECRET, JWKS_URL or COGNITO_USER_POOL_ID): \
+             every client may read and write every document"
+        );
+    }
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set but this build has no Redis relay yet: run a single replica, \
+             or clients on different replicas will not see each other's edits live"
+        );
+    }
+    tracing::info!(storage = %storage_config, "opening storage");
+    let metrics = Arc::new(Metrics::new());
+    let store = storage::Instrumented::wrap(storage::open(&storage_config).await?, metrics.clone());
+    let rooms_shutdown = CancellationToken::new();
+    let registry = Registry::new(
+        store,
+        metrics.clone(),
+        RoomSettings {
+            compact_after: config.compact_after.max(1),
+            linger: ROOM_LINGER,
+        },
+        rooms_shutdown.clone(),
+    );
+    let connections_shutdown = CancellationToken::new();
+    let context = Arc::new(Context {
+        registry: registry.clone(),
+        auth: Authenticator::new(&auth_config),
+        metrics: metrics.clone(),
+        limits: Limits {
+            max_documents_per_connection: config.max_documents_per_connection.max(1),
+            outbound_queue: config.outbound_queue,
+            idle_timeout: config.idle_timeout(),
+            keepalive: config.keepalive(),
+        },
+        shutdown: connections_shutdown.clone(),
+    });
+    let state = Arc::new(AppState {
+        context,
+        max_message_bytes: config.max_message_bytes,
+        max_connections: config.max_connections,
+        draining: AtomicBool::new(false),
+    });
+
+    if let Some(port) = config.metrics_port {
+        let admin = TcpListener::bind((config.host, port))
+            .await
+            .map_err(Error::BindMetrics)?;
+        let router = http::admin_router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(admin, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+    }
+
+    let address = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(%address, "listening");
+    let deadline = config.shutdown_timeout();
+    let draining = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        let connections_shutdown = connections_shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tracing::info!(
+                deadline_secs = deadline.as_secs(),
+                "shutting down: closing sockets and storing documents"
+            );
+            state.draining.store(true, Ordering::Relaxed);
+            connections_shutdown.cancel();
+        }
+    };
+    let server =
+        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(draining);
+    let drained = async {
+        server.await.map_err(Error::Serve)?;
+        rooms_shutdown.cancel();
+        registry.drain().await;
+        Ok::<(), Error>(())
+    };
+    let shutdown_started = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(deadline).await;
+    };
+    tokio::select! {
+        result = drained => {
+            result?;
+            tracing::info!("all documents stored; bye");
+        }
+        _ = shutdown_started => {
+            tracing::error!(
+                still_loaded = registry.loaded(),
+                "shutdown deadline passed; exiting with documents still open (unacknowledged updates may be lost)"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Prometheus metrics: one registry, typed handles, bounded labels only (never a document name).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_total: IntCounterVec,
+    pub documents_loaded: IntGauge,
+    pub document_sessions: IntGauge,
+    pub messages: IntCounterVec,
+    pub bytes: IntCounterVec,
+    pub auth: IntCounterVec,
+    pub document_load_duration: Histogram,
+    pub update_apply_duration: Histogram,
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounterVec,
+    pub log_rows_appended: IntCounter,
+    pub compactions: IntCounter,
+    pub pending_updates: IntGauge,
+    pub ack_duration: Histogram,
+    pub fanout_drops: IntCounter,
+    pub closes: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let name = |n: &str| format!("collab_server_{n}");
+        let connections =
+            IntGauge::new(name("connections"), "Open WebSocket connections").expect("valid metric");
+        let connections_total = IntCounterVec::new(
+            Opts::new(
+                name("connections_total"),
+                "WebSocket connections accepted, by protocol",
+            ),
+            &["protocol"],
+        )
+        .expect("valid metric");
+        let documents_loaded = IntGauge::new(name("documents_loaded"), "Documents held in memory")
+            .expect("valid metric");
+        let document_sessions = IntGauge::new(
+            name("document_sessions"),
+            "Document subscriptions across all sockets",
+        )
+        .expect("valid metric");
+        let messages = IntCounterVec::new(
+            Opts::new(
+                name("messages_total"),
+                "Protocol messages, by direction and type",
+            ),
+            &["direction", "type"],
+        )
+        .expect("valid metric");
+        let bytes = IntCounterVec::new(
+            Opts::new(name("bytes_total"), "WebSocket payload bytes, by direction"),
+            &["direction"],
+        )
+        .expect("valid metric");
+        let auth = IntCounterVec::new(
+            Opts::new(name("auth_total"), "Document authentication outcomes"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let document_load_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                name("document_load_duration_seconds"),
+                "Time to load a document",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let update_apply_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                name("update_apply_duration_seconds"),
+                "Time to apply one client update to the document",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let store_duration = HistogramVec::new(
+            HistogramOpts::new(name("store_duration_seconds"), "Storage operation latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let store_errors = IntCounterVec::new(
+            Opts::new(name("store_errors_total"), "Storage errors, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let log_rows_appended = IntCounter::new(
+            name("log_rows_appended_total"),
+            "Updates appended to the durable update log",
+        )
+        .expect("valid metric");
+        let compactions = IntCounter::new(
+            name("compactions_total"),
+            "Update logs folded into document snapshots",
+        )
+        .expect("valid metric");
+        let pending_updates = IntGauge::new(
+            name("pending_updates"),
+            "Updates applied in memory but not yet durable (not acknowledged)",
+        )
+        .expect("valid metric");
+        let ack_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                name("ack_duration_seconds"),
+                "Time from receiving an update to acknowledging it as durable",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let fanout_drops = IntCounter::new(
+            name("fanout_queue_drops_total"),
+            "Sockets disconnected because their outbound queue was full",
+        )
+        .expect("valid metric");
+        let closes = IntCounterVec::new(
+            Opts::new(
+                name("socket_closes_total"),
+                "Sockets closed by the server, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+
+        for collector in [
+            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_total.clone()),
+            Box::new(documents_loaded.clone()),
+            Box::new(document_sessions.clone()),
+            Box::new(messages.clone()),
+            Box::new(bytes.clone()),
+            Box::new(auth.clone()),
+            Box::new(document_load_duration.clone()),
+            Box::new(update_apply_duration.clone()),
+            Box::new(store_duration.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(log_rows_appended.clone()),
+            Box::new(compactions.clone()),
+            Box::new(pending_updates.clone()),
+            Box::new(ack_duration.clone()),
+            Box::new(fanout_drops.clone()),
+            Box::new(closes.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
+        Self {
+            registry,
+            connections,
+            connections_total,
+            documents_loaded,
+            document_sessions,
+            messages,
+            bytes,
+            auth,
+            document_load_duration,
+            update_apply_duration,
+            store_duration,
+            store_errors,
+            log_rows_appended,
+            compactions,
+            pending_updates,
+            ack_duration,
+            fanout_drops,
+            closes,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(%error, "failed to encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    pub fn message(&self, direction: &'static str, kind: &'static str) {
+        self.messages.with_label_values(&[direction, kind]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_with_the_collab_server_prefix() {
+        let metrics = Metrics::new();
+        metrics.message("in", "sync_update");
+        metrics.auth.with_label_values(&["denied"]).inc();
+        let text = metrics.render();
+        assert!(
+            text.contains("collab_server_messages_total{direction=\"in\",type=\"sync_update\"} 1")
+        );
+        assert!(text.contains("collab_server_auth_total{outcome=\"denied\"} 1"));
+        assert!(text.contains("# TYPE collab_server_connections gauge"));
+    }
+}

@@ -1,0 +1,313 @@
+//! Persistence: one [`DocumentStore`] trait, three implementations.
+//!
+//! Every store keeps the same two-part model:
+//!
+//! * a **snapshot** per document (`documents.content`: the full Yjs state as one v1 update, the
+//!   format the Node Hocuspocus database extension writes), and
+//! * an append-only **log** of updates written since (`document_updates`).
+//!
+//! A room appends each acknowledged update to the log (a small group commit) and only then tells
+//! the client it is saved; [`DocumentStore::compact`] folds the log into the snapshot in the
+//! background. Loading = snapshot + log, so nothing appended is ever lost by a compaction.
+
+mod memory;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::config::StorageConfig;
+use crate::metrics::Metrics;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to connect to the {backend} database: {source}")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to run {backend} migrations: {source}")]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("failed to load document {document}: {source}")]
+    Load {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to append to document {document}: {source}")]
+    Append {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to compact document {document}: {source}")]
+    Compact {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored state of document {document} is not a valid Yjs update: {reason}")]
+    Corrupt { document: String, reason: String },
+    #[error("database is not reachable: {0}")]
+    Unreachable(#[source] sqlx::Error),
+    #[error("failed to create data directory {path}: {source}")]
+    DataDirectory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Connect { .. } => "connect",
+            StoreError::Migrate { .. } => "migrate",
+            StoreError::Load { .. } => "load",
+            StoreError::Append { .. } => "append",
+            StoreError::Compact { .. } => "compact",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Unreachable(_) => "unreachable",
+            StoreError::DataDirectory { .. } => "data_directory",
+        }
+    }
+}
+
+/// What a store holds for one document: the snapshot (if any) and the log rows after it, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub snapshot: Option<Vec<u8>>,
+    pub log: Vec<Vec<u8>>,
+}
+
+impl StoredDocument {
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none() && self.log.is_empty()
+    }
+
+    /// All stored updates, snapshot first.
+    pub fn updates(&self) -> impl Iterator<Item = &[u8]> {
+        self.snapshot
+            .iter()
+            .map(Vec::as_slice)
+            .chain(self.log.iter().map(Vec::as_slice))
+    }
+}
+
+#[async_trait]
+pub trait DocumentStore: Send + Sync + 'static {
+    /// `"sqlite"`, `"postgres"` or `"memory"`.
+    fn backend(&self) -> &'static str;
+
+    /// The snapshot and log of a document; empty for a document never written.
+    async fn load(&self, document: &str) -> Result<StoredDocument>;
+
+    /// Appends updates to the log in one transaction. Returns only once they are durable.
+    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()>;
+
+    /// Folds the log into the snapshot: merge, write the snapshot, delete the folded rows, in one
+    /// transaction. Safe to run while appends continue.
+    async fn compact(&self, document: &str) -> Result<()>;
+
+    /// Whether the database answers (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Merges a snapshot and log rows into one v1 update of the whole state (garbage collected).
+pub fn fold<'a>(document: &str, updates: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>> {
+    let ydoc = Doc::new();
+    {
+        let mut txn = ydoc.transact_mut();
+        for bytes in updates {
+            let update = Update::decode_v1(bytes).map_err(|e| StoreError::Corrupt {
+                document: document.to_owned(),
+                reason: e.to_string(),
+            })?;
+            txn.apply_update(update).map_err(|e| StoreError::Corrupt {
+                document: document.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let state = ydoc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    Ok(state)
+}
+
+/// Opens the store the configuration selects, running migrations.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn DocumentStore>> {
+    let started = Instant::now();
+    let store: Arc<dyn DocumentStore> = match config {
+        StorageConfig::Memory => Arc::new(MemoryStore::default()),
+        StorageConfig::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
+        StorageConfig::Postgres { url } => Arc::new(PostgresStore::open(url).await?),
+    };
+    tracing::info!(
+        backend = store.backend(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "storage ready"
+    );
+    Ok(store)
+}
+
+/// Wraps a store with metrics.
+pub struct Instrumented {
+    inner: Arc<dyn DocumentStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl Instrumented {
+    pub fn wrap(inner: Arc<dyn DocumentStore>, metrics: Arc<Metrics>) -> Arc<dyn DocumentStore> {
+        Arc::new(Self { inner, metrics })
+    }
+
+    fn observe<T>(&self, operation: &'static str, started: Instant, result: &Result<T>) {
+        self.metrics
+            .store_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(error) = result {
+            self.metrics
+                .store_errors
+                .with_label_values(&[error.kind()])
+                .inc();
+        }
+    }
+}
+
+#[async_trait]
+impl DocumentStore for Instrumented {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn load(&self, document: &str) -> Result<StoredDocument> {
+        let started = Instant::now();
+        let result = self.inner.load(document).await;
+        self.observe("load", started, &result);
+        result
+    }
+
+    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+        let started = Instant::now();
+        let result = self.inner.append(document, updates).await;
+        self.observe("append", started, &result);
+        if result.is_ok() {
+            self.metrics.log_rows_appended.inc_by(updates.len() as u64);
+        }
+        result
+    }
+
+    async fn compact(&self, document: &str) -> Result<()> {
+        let started = Instant::now();
+        let result = self.inner.compact(document).await;
+        self.observe("compact", started, &result);
+        if result.is_ok() {
+            self.metrics.compactions.inc();
+        }
+        result
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every store must have; each implementation's tests call these.
+    use yrs::{GetString, Text, Transact};
+
+    use super::*;
+
+    pub fn text_update(ydoc: &Doc, insert: &str) -> Vec<u8> {
+        let text = ydoc.get_or_insert_text("t");
+        let before = ydoc.transact().state_vector();
+        {
+            let mut txn = ydoc.transact_mut();
+            let len = text.len(&txn);
+            text.insert(&mut txn, len, insert);
+        }
+        ydoc.transact().encode_state_as_update_v1(&before)
+    }
+
+    pub fn text_of(stored: &StoredDocument) -> String {
+        let ydoc = Doc::new();
+        let text = ydoc.get_or_insert_text("t");
+        let mut txn = ydoc.transact_mut();
+        for update in stored.updates() {
+            txn.apply_update(Update::decode_v1(update).expect("valid"))
+                .expect("applies");
+        }
+        text.get_string(&txn)
+    }
+
+    pub async fn appended_updates_survive_compaction(store: &dyn DocumentStore) {
+        let name = "contract/doc";
+        assert!(store.load(name).await.expect("load").is_empty());
+        let ydoc = Doc::new();
+        store
+            .append(name, &[text_update(&ydoc, "hello ")])
+            .await
+            .expect("append");
+        store
+            .append(
+                name,
+                &[text_update(&ydoc, "brave "), text_update(&ydoc, "world")],
+            )
+            .await
+            .expect("append");
+        let loaded = store.load(name).await.expect("load");
+        assert_eq!(loaded.log.len(), 3);
+        assert_eq!(text_of(&loaded), "hello brave world");
+
+        store.compact(name).await.expect("compact");
+        let compacted = store.load(name).await.expect("load");
+        assert!(compacted.snapshot.is_some());
+        assert!(compacted.log.is_empty(), "folded rows are deleted");
+        assert_eq!(text_of(&compacted), "hello brave world");
+
+        store
+            .append(name, &[text_update(&ydoc, "!")])
+            .await
+            .expect("append");
+        store.compact(name).await.expect("compact");
+        assert_eq!(
+            text_of(&store.load(name).await.expect("load")),
+            "hello brave world!"
+        );
+        assert!(store.load("contract/other").await.expect("load").is_empty());
+        store.ping().await.expect("ping");
+    }
+
+    pub async fn corrupt_log_is_reported_not_dropped(store: &dyn DocumentStore) {
+        let name = "contract/corrupt";
+        store
+            .append(name, &[vec![0xff, 0xff, 0xff]])
+            .await
+            .expect("append");
+        let error = store
+            .compact(name)
+            .await
+            .expect_err("corrupt data must not compact");
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+        assert_eq!(store.load(name).await.expect("load").log.len(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! PostgreSQL: the production store, shared by every replica.
+//!
+//! `documents(name, content, updated_at)` is the Node server's table, adopted as is: its
+//! `content` is the snapshot of record, so the Node server can read it back at any time after
+//! a compaction. Appends go to `document_updates` (append-only; replicas never overwrite each
+//! other); compaction of one document runs under a transaction-scoped advisory lock, so two
+//! replicas never fold the same document at once. Migrations run under sqlx's own advisory lock.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{QueryBuilder, Row};
+
+use super::{DocumentStore, Result, StoreError, StoredDocument, fold};
+
+const BACKEND: &str = "postgres";
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        let connect_error = |source| StoreError::Connect {
+            backend: BACKEND,
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl DocumentStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn load(&self, document: &str) -> Result<StoredDocument> {
+        let load_error = |source| StoreError::Load {
+            document: document.to_owned(),
+            source,
+        };
+        // One snapshot of the database: the log rows read belong to the snapshot read.
+        let mut txn = self.pool.begin().await.map_err(load_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *txn)
+            .await
+            .map_err(load_error)?;
+        let snapshot: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT content FROM documents WHERE name = $1")
+                .bind(document)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(load_error)?;
+        let log: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT content FROM document_updates WHERE name = $1 ORDER BY id")
+                .bind(document)
+                .fetch_all(&mut *txn)
+                .await
+                .map_err(load_error)?;
+        txn.commit().await.map_err(load_error)?;
+        Ok(StoredDocument {
+            snapshot: snapshot.flatten().filter(|s| !s.is_empty()),
+            log,
+        })
+    }
+
+    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
+        query.push_values(updates, |mut row, update| {
+            row.push_bind(document).push_bind(update.as_slice());
+        });
+        query
+            .build()
+            .execute(&self.pool)
+            .await
+            .map_err(|source| StoreError::Append {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    async fn compact(&self, document: &str) -> Result<()> {
+        let compact_error = |source| StoreError::Compact {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self.pool.begin().await.map_err(compact_error)?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7043))")
+                .bind(document)
+                .fetch_one(&mut *txn)
+                .await
+                .map_err(compact_error)?;
+        if !locked {
+            tracing::debug!(document, "another replica is compacting; skipped");
+            return Ok(());
+        }
+        let snapshot: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT content FROM documents WHERE name = $1 FOR UPDATE")
+                .bind(document)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(compact_error)?;
+        let rows =
+            sqlx::query("SELECT id, content FROM document_updates WHERE name = $1 ORDER BY id")
+                .bind(document)
+                .fetch_all(&mut *txn)
+                .await
+                .map_err(compact_error)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        let last_id: i64 = last.get("id");
+        let log: Vec<Vec<u8>> = rows.iter().map(|row| row.get("content")).collect();
+        let snapshot = snapshot.flatten().filter(|s| !s.is_empty());
+        let merged = fold(
+            document,
+            snapshot
+                .iter()
+                .map(Vec::as_slice)
+                .chain(log.iter().map(Vec::as_slice)),
+        )?;
+        sqlx::query(
+            "INSERT INTO documents (name, content, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (name) DO UPDATE SET content = EXCLUDED.content, updated_at = now()",
+        )
+        .bind(document)
+        .bind(&merged)
+        .execute(&mut *txn)
+        .await
+        .map_err(compact_error)?;
+        sqlx::query("DELETE FROM document_updates WHERE name = $1 AND id <= $2")
+            .bind(document)
+            .bind(last_id)
+            .execute(&mut *txn)
+            .await
+            .map_err(compact_error)?;
+        txn.commit().await.map_err(compact_error)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Unreachable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract;
+    use super::*;
+
+    /// Set by the test command (a throwaway server, or the one the user points at).
+    fn test_database_url() -> Option<String> {
+        std::env::var("COLLAB_TEST_DATABASE_URL").ok()
+    }
+
+    #[tokio::test]
+    async fn postgres_store_keeps_the_contract() {
+        let Some(url) = test_database_url() else {
+            eprintln!("COLLAB_TEST_DATABASE_URL is not set; run the suite through scripts/test.sh");
+            return;
+        };
+        let store = PostgresStore::open(&url).await.expect("open");
+        sqlx::query("DELETE FROM document_updates WHERE name LIKE 'contract/%'")
+            .execute(&store.pool)
+            .await
+            .expect("clean");
+        sqlx::query("DELETE FROM documents WHERE name LIKE 'contract/%'")
+            .execute(&store.pool)
+            .await
+            .expect("clean");
+        contract::appended_updates_survive_compaction(&store).await;
+        contract::corrupt_log_is_reported_not_dropped(&store).await;
+    }
+
+    #[tokio::test]
+    async fn migrations_run_concurrently() {
+        let Some(url) = test_database_url() else {
+            return;
+        };
+        let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+        a.expect("first");
+        b.expect("second");
+    }
+}
