@@ -149,7 +149,9 @@ impl Connection {
         keepalive.reset();
         loop {
             let idle_deadline = self.last_inbound + limits.idle_timeout;
+            // Frames already received are handled before shutdown or timers are looked at.
             tokio::select! {
+                biased;
                 message = self.stream.next() => match message {
                     Some(Ok(WsMessage::Binary(bytes))) => {
                         self.last_inbound = Instant::now();

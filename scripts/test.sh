@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine:
+#   formatting and lints, Rust unit/property/integration tests against a real PostgreSQL,
+#   and the Node compatibility suite with real @hocuspocus/provider and y-websocket clients.
+#
+# PostgreSQL: COLLAB_TEST_DATABASE_URL if given, otherwise a throwaway server (initdb in a temp
+# dir, on a free port) that is removed afterwards. Node packages: `npm ci` from the lockfiles.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nscripts/test.sh: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "missing '$1': $2"; }
+
+need cargo "install Rust (https://rustup.rs), then rerun"
+need node "install Node.js 20 or newer (e.g. apt-get install nodejs npm)"
+need npm "install npm (e.g. apt-get install npm)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/collab-test.XXXXXX")
+PG_DIR=""
+PG_RUN=()
+cleanup() {
+  if [ -n "$PG_DIR" ] && [ -f "$PG_DIR/postmaster.pid" ]; then
+    "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+find_pg_bin() {
+  local name=$1 found
+  found=$(command -v "$name" 2>/dev/null || true)
+  if [ -z "$found" ]; then
+    found=$(ls -1d /usr/lib/postgresql/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1 || true)
+  fi
+  printf '%s' "$found"
+}
+
+start_postgres() {
+  if [ -n "${COLLAB_TEST_DATABASE_URL:-}" ]; then
+    say "PostgreSQL: using COLLAB_TEST_DATABASE_URL"
+    return
+  fi
+  local initdb
+  initdb=$(find_pg_bin initdb)
+  PG_CTL=$(find_pg_bin pg_ctl)
+  if [ -z "$initdb" ] || [ -z "$PG_CTL" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "PostgreSQL server binaries not found: installing Debian's postgresql"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      initdb=$(find_pg_bin initdb)
+      PG_CTL=$(find_pg_bin pg_ctl)
+    fi
+    [ -n "$initdb" ] && [ -n "$PG_CTL" ] ||
+      die "PostgreSQL server binaries (initdb, pg_ctl) are missing: install PostgreSQL, or set COLLAB_TEST_DATABASE_URL=postgres://… to a server the tests may write to"
+  fi
+  PG_DIR="$WORK/pg"
+  mkdir -p "$PG_DIR"
+  PG_RUN=()
+  if [ "$(id -u)" = 0 ]; then
+    # initdb refuses to run as root.
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$WORK" "$PG_DIR"
+    PG_RUN=(runuser -u postgres --)
+  fi
+  local port
+  port=$(free_port)
+  say "PostgreSQL: throwaway server on 127.0.0.1:$port"
+  "${PG_RUN[@]}" "$initdb" -D "$PG_DIR" -U postgres -A trust --no-sync >"$WORK/initdb.log" 2>&1 ||
+    { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+  "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
+  export COLLAB_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+start_postgres
+
+say "cargo build"
+cargo build --workspace --bins --locked
+
+say "cargo test"
+cargo test --workspace --locked
+
+say "Node compatibility suite (tests/compat)"
+(
+  cd tests/compat
+  npm ci --no-audit --no-fund --loglevel=error
+  COLLAB_SERVER_BIN="$ROOT/target/debug/collab-server" npm test
+)
+
+say "all tests passed"

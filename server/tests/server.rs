@@ -1,0 +1,469 @@
+//! Integration tests: a real server on port 0, driven over real WebSockets.
+
+mod support;
+
+use collab_server::protocol::{self, Auth, Frame, Message, Scope};
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::Doc;
+use yrs::sync::SyncMessage;
+
+fn memory() -> Vec<&'static str> {
+    vec!["--database-url", "memory://"]
+}
+
+#[tokio::test]
+async fn handshake_follows_the_captured_order() {
+    let server = TestServer::start(&memory()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.auth("doc1", "").await;
+    client
+        .send("doc1", Message::Sync(SyncMessage::SyncStep1(Default::default())))
+        .await;
+    assert_eq!(
+        client.recv_message("doc1").await,
+        Message::Auth(Auth::Authenticated {
+            scope: Scope::ReadWrite
+        })
+    );
+    // Server Step1 first, then Step2 (an empty document: `00 00`).
+    assert!(matches!(
+        client.recv_message("doc1").await,
+        Message::Sync(SyncMessage::SyncStep1(_))
+    ));
+    assert_eq!(
+        client.recv_message("doc1").await,
+        Message::Sync(SyncMessage::SyncStep2(vec![0, 0]))
+    );
+    // The provider's Step2 answer is acknowledged, so its unsynced-changes counter reaches 0.
+    client
+        .send("doc1", Message::Sync(SyncMessage::SyncStep2(vec![0, 0])))
+        .await;
+    assert_eq!(client.recv_message("doc1").await, Message::SyncStatus(true));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn updates_reach_everyone_including_the_sender_and_are_acknowledged() {
+    let server = TestServer::start(&memory()).await;
+    let (a_doc, b_doc) = (Doc::new(), Doc::new());
+    let mut a = Client::connect(&server.ws_url()).await;
+    let mut b = Client::connect(&server.ws_url()).await;
+    a.open("shared", "", &a_doc).await;
+    b.open("shared", "", &b_doc).await;
+    let update = insert(&a_doc, "hello");
+    a.send("shared", Message::Sync(SyncMessage::Update(update.clone())))
+        .await;
+
+    // The sender gets its echo and a SyncStatus (in either order).
+    let mut echoed = false;
+    let mut acknowledged = false;
+    while !(echoed && acknowledged) {
+        match a.recv_message("shared").await {
+            Message::Sync(SyncMessage::Update(u)) => {
+                assert_eq!(u, update);
+                echoed = true;
+            }
+            Message::SyncStatus(true) => acknowledged = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let received = b
+        .expect("shared", |m| match m {
+            Message::Sync(SyncMessage::Update(u)) => Some(u.clone()),
+            _ => None,
+        })
+        .await;
+    apply(&b_doc, &received);
+    assert_eq!(text(&b_doc), "hello");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_socket_carries_several_documents_and_session_keys() {
+    let server = TestServer::start(&memory()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let (one, two) = (Doc::new(), Doc::new());
+    client.open("alpha", "", &one).await;
+    // A 4.x routing key: name + "\0" + session id. Replies carry the raw key.
+    client.open("beta\0sess1", "", &two).await;
+    client
+        .send(
+            "beta\0sess1",
+            Message::Sync(SyncMessage::Update(insert(&two, "B"))),
+        )
+        .await;
+    client
+        .expect("beta\0sess1", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .await;
+
+    // A plain-name subscriber of the same document sees the edit.
+    let mut other = Client::connect(&server.ws_url()).await;
+    let plain = Doc::new();
+    other.open("beta", "", &plain).await;
+    assert_eq!(text(&plain), "B");
+    let mut untouched = Client::connect(&server.ws_url()).await;
+    let alpha = Doc::new();
+    untouched.open("alpha", "", &alpha).await;
+    assert_eq!(text(&alpha), "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_providers_without_auth_frames_are_served_when_auth_is_off() {
+    let server = TestServer::start(&memory()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    // 2.x without a token: Step1 first, no Auth frame.
+    client
+        .send("legacy", Message::Sync(SyncMessage::SyncStep1(Default::default())))
+        .await;
+    assert!(matches!(
+        client.recv_message("legacy").await,
+        Message::Sync(SyncMessage::SyncStep1(_))
+    ));
+    assert!(matches!(
+        client.recv_message("legacy").await,
+        Message::Sync(SyncMessage::SyncStep2(_))
+    ));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_that_socket() {
+    let server = TestServer::start(&memory()).await;
+    let mut good = Client::connect(&server.ws_url()).await;
+    let good_doc = Doc::new();
+    good.open("steady", "", &good_doc).await;
+
+    let mut bad = Client::connect(&server.ws_url()).await;
+    bad.send_raw(vec![0x05, b'a']).await; // address length 5, one byte
+    let close = bad.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1007);
+    assert!(close.reason.contains("malformed"), "{}", close.reason);
+
+    // A frame with a valid envelope but a garbage update.
+    let mut garbage = Client::connect(&server.ws_url()).await;
+    let garbage_doc = Doc::new();
+    garbage.open("steady", "", &garbage_doc).await;
+    garbage
+        .send(
+            "steady",
+            Message::Sync(SyncMessage::Update(vec![0xff, 0xff, 0xff, 0x01])),
+        )
+        .await;
+    let close = garbage.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1007);
+
+    // The good client still edits.
+    good.send(
+        "steady",
+        Message::Sync(SyncMessage::Update(insert(&good_doc, "ok"))),
+    )
+    .await;
+    good.expect("steady", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .await;
+    let health = reqwest::get(server.http("/health")).await.expect("health");
+    assert_eq!(health.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bare_ping_is_answered_with_bare_pong() {
+    let server = TestServer::start(&memory()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.send_raw(vec![protocol::message_type::PING]).await;
+    match client.recv_raw().await {
+        Some(WsMessage::Binary(bytes)) => assert_eq!(&bytes[..], &[protocol::message_type::PONG]),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_checked_per_document() {
+    let secret = "integration-secret";
+    let server = TestServer::start(&["--database-url", "memory://", "--jwt-secret", secret]).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+
+    let limited = token(secret, json!({"exp": now() + 60, "docs": ["team/*"]}));
+    client.auth("private", &limited).await;
+    match client.recv_message("private").await {
+        Message::Auth(Auth::PermissionDenied { reason }) => {
+            assert!(reason.contains("does not grant"), "{reason}")
+        }
+        other => panic!("expected denial, got {other:?}"),
+    }
+    let wrong = token("other-secret", json!({"exp": now() + 60}));
+    client.auth("team/x", &wrong).await;
+    assert!(matches!(
+        client.recv_message("team/x").await,
+        Message::Auth(Auth::PermissionDenied { .. })
+    ));
+    // Retry with a good token on the same socket (4.x semantics).
+    let doc = Doc::new();
+    client.open("team/x", &limited, &doc).await;
+    client
+        .send("team/x", Message::Sync(SyncMessage::Update(insert(&doc, "x"))))
+        .await;
+    client
+        .expect("team/x", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readonly_sessions_read_but_never_write() {
+    let secret = "ro-secret";
+    let server = TestServer::start(&["--database-url", "memory://", "--jwt-secret", secret]).await;
+    let writer_token = token(secret, json!({"exp": now() + 60}));
+    let reader_token = token(secret, json!({"exp": now() + 60, "readonly": true}));
+    let (w_doc, r_doc) = (Doc::new(), Doc::new());
+    let mut writer = Client::connect(&server.ws_url()).await;
+    writer.open("ro", &writer_token, &w_doc).await;
+    writer
+        .send("ro", Message::Sync(SyncMessage::Update(insert(&w_doc, "base"))))
+        .await;
+    writer
+        .expect("ro", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .await;
+
+    let mut reader = Client::connect(&server.ws_url()).await;
+    reader.auth("ro", &reader_token).await;
+    assert_eq!(
+        reader.recv_message("ro").await,
+        Message::Auth(Auth::Authenticated {
+            scope: Scope::ReadOnly
+        })
+    );
+    reader
+        .send("ro", Message::Sync(SyncMessage::SyncStep1(r_doc_sv(&r_doc))))
+        .await;
+    let step2 = reader
+        .expect("ro", |m| match m {
+            Message::Sync(SyncMessage::SyncStep2(u)) => Some(u.clone()),
+            _ => None,
+        })
+        .await;
+    apply(&r_doc, &step2);
+    assert_eq!(text(&r_doc), "base");
+    reader
+        .send("ro", Message::Sync(SyncMessage::Update(insert(&r_doc, "HACK"))))
+        .await;
+    assert_eq!(
+        reader
+            .expect("ro", |m| match m {
+                Message::SyncStatus(s) => Some(*s),
+                _ => None,
+            })
+            .await,
+        false
+    );
+    // The writer's next edit arrives, the reader's never did.
+    writer
+        .send("ro", Message::Sync(SyncMessage::Update(insert(&w_doc, "!"))))
+        .await;
+    let update = writer
+        .expect("ro", |m| match m {
+            Message::Sync(SyncMessage::Update(u)) => Some(u.clone()),
+            _ => None,
+        })
+        .await;
+    let late = Doc::new();
+    let mut late_client = Client::connect(&server.ws_url()).await;
+    late_client.open("ro", &writer_token, &late).await;
+    assert_eq!(text(&late), "base!");
+    assert!(!update.is_empty());
+    server.stop().await;
+}
+
+fn r_doc_sv(doc: &Doc) -> yrs::StateVector {
+    use yrs::{ReadTxn, Transact};
+    doc.transact().state_vector()
+}
+
+#[tokio::test]
+async fn documents_survive_a_restart_on_sqlite() {
+    let dir = temp_dir("restart");
+    let data = path_arg(&dir);
+    let server = TestServer::start(&["--data-dir", &data]).await;
+    let doc = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("persist/me", "", &doc).await;
+    for word in ["one ", "two ", "three"] {
+        client
+            .send(
+                "persist/me",
+                Message::Sync(SyncMessage::Update(insert(&doc, word))),
+            )
+            .await;
+        client
+            .expect("persist/me", |m| {
+                matches!(m, Message::SyncStatus(true)).then_some(())
+            })
+            .await;
+    }
+    drop(client);
+    server.stop().await;
+
+    let server = TestServer::start(&["--data-dir", &data]).await;
+    let fresh = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("persist/me", "", &fresh).await;
+    assert_eq!(text(&fresh), "one two three");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_backend_serves_and_persists() {
+    let Ok(url) = std::env::var("COLLAB_TEST_DATABASE_URL") else {
+        eprintln!("COLLAB_TEST_DATABASE_URL is not set; run the suite through scripts/test.sh");
+        return;
+    };
+    let name = format!("it/pg/{}", now());
+    let server = TestServer::start(&["--database-url", &url]).await;
+    let doc = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open(&name, "", &doc).await;
+    client
+        .send(&name, Message::Sync(SyncMessage::Update(insert(&doc, "pg"))))
+        .await;
+    client
+        .expect(&name, |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .await;
+    drop(client);
+    server.stop().await;
+    let server = TestServer::start(&["--database-url", &url]).await;
+    let fresh = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open(&name, "", &fresh).await;
+    assert_eq!(text(&fresh), "pg");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn y_websocket_clients_share_documents_with_providers() {
+    let server = TestServer::start(&memory()).await;
+    let provider_doc = Doc::new();
+    let mut provider = Client::connect(&server.ws_url()).await;
+    provider.open("rooms/one", "", &provider_doc).await;
+    provider
+        .send(
+            "rooms/one",
+            Message::Sync(SyncMessage::Update(insert(&provider_doc, "from provider"))),
+        )
+        .await;
+    provider
+        .expect("rooms/one", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+
+    let mut yws = Client::connect(&format!("{}/rooms/one", server.ws_url())).await;
+    let step1 = protocol::encode_yws(&Message::Sync(SyncMessage::SyncStep1(Default::default())))
+        .expect("yws frame");
+    yws.send_raw(step1).await;
+    // The server opens with its own Step1, then answers ours with Step2.
+    let yws_doc = Doc::new();
+    let mut saw_step1 = false;
+    loop {
+        let Some(WsMessage::Binary(bytes)) = yws.recv_raw().await else {
+            panic!("socket closed")
+        };
+        match protocol::decode_yws(&bytes).expect("yws frame") {
+            Message::Sync(SyncMessage::SyncStep1(_)) => saw_step1 = true,
+            Message::Sync(SyncMessage::SyncStep2(update)) => {
+                apply(&yws_doc, &update);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_step1);
+    assert_eq!(text(&yws_doc), "from provider");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_endpoints_answer() {
+    let server = TestServer::start(&memory()).await;
+    let health: serde_json::Value = reqwest::get(server.http("/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health, json!({"status": "healthy"}));
+    assert_eq!(
+        reqwest::get(server.http("/ready")).await.expect("ready").status(),
+        200
+    );
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("metered", "", &Doc::new()).await;
+    let metrics = reqwest::get(server.http("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("collab_server_connections 1"), "{metrics}");
+    assert!(metrics.contains("collab_server_documents_loaded 1"));
+    assert!(metrics.contains("collab_server_messages_total{direction=\"in\",type=\"sync_step1\"}"));
+    assert!(!metrics.contains("metered"), "document names never appear in metrics");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_a_reconnectable_code() {
+    let server = TestServer::start(&memory()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("bye", "", &Doc::new()).await;
+    let stopping = tokio::spawn(server.stop());
+    let close = client.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1012);
+    stopping.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn golden_frames_from_real_providers_decode() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        panic!("golden frames missing in {}", dir.display());
+    };
+    let mut decoded = 0;
+    for entry in entries {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let frames: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let yws = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ywebsocket"));
+        for frame in frames {
+            let hex = frame["hex"].as_str().expect("hex field");
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect();
+            if yws {
+                let message = protocol::decode_yws(&bytes)
+                    .unwrap_or_else(|e| panic!("{}: {frame}: {e}", path.display()));
+                assert_eq!(protocol::encode_yws(&message).as_deref(), Some(&bytes[..]));
+            } else {
+                let decoded_frame = protocol::decode_frame(&bytes)
+                    .unwrap_or_else(|e| panic!("{}: {frame}: {e}", path.display()));
+                if let Frame::Document { address, message } = &decoded_frame {
+                    // Awareness entries are a map: re-encoding may reorder several clients.
+                    if !matches!(message, Message::Awareness(u) if u.clients.len() > 1) {
+                        assert_eq!(protocol::encode_frame(address, message), bytes, "{frame}");
+                    }
+                }
+            }
+            decoded += 1;
+        }
+    }
+    assert!(decoded > 0, "no golden frames found");
+}
