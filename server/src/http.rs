@@ -16,6 +16,11 @@ use serde_json::json;
 
 use crate::connection::{self, Context, Upgrade};
 
+/// Per-socket buffers: small, since most sockets are idle most of the time (larger messages
+/// still arrive whole, in several reads).
+const READ_BUFFER_BYTES: usize = 1024;
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Shared by every handler.
 pub struct AppState {
     pub context: Arc<Context>,
@@ -108,6 +113,9 @@ async fn websocket(
     };
     let context = state.context.clone();
     upgrade
+        // tungstenite's 128 KiB default read buffer would cost that much per idle socket.
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
         .on_upgrade(move |socket| connection::serve(socket, context, info))

@@ -5,8 +5,27 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Message kinds counted in `collab_server_messages_total` (the `type` label).
+const MESSAGE_KINDS: [&str; 11] = [
+    "sync_step1",
+    "sync_step2",
+    "sync_update",
+    "awareness",
+    "auth",
+    "query_awareness",
+    "sync_reply",
+    "stateless",
+    "broadcast_stateless",
+    "close",
+    "sync_status",
+];
+
 pub struct Metrics {
     registry: Registry,
+    /// Pre-resolved `messages_total` handles: `[in, out][kind]` (label lookups hash strings).
+    message_counters: [[IntCounter; MESSAGE_KINDS.len()]; 2],
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
     pub connections: IntGauge,
     pub connections_total: IntCounterVec,
     pub documents_loaded: IntGauge,
@@ -157,8 +176,17 @@ impl Metrics {
                 .register(collector)
                 .expect("metric registered once");
         }
+        let counters_for = |direction: &str| {
+            MESSAGE_KINDS.map(|kind| messages.with_label_values(&[direction, kind]))
+        };
+        let message_counters = [counters_for("in"), counters_for("out")];
+        let bytes_in = bytes.with_label_values(&["in"]);
+        let bytes_out = bytes.with_label_values(&["out"]);
         Self {
             registry,
+            message_counters,
+            bytes_in,
+            bytes_out,
             connections,
             connections_total,
             documents_loaded,
@@ -189,8 +217,34 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    pub fn message(&self, direction: &'static str, kind: &'static str) {
-        self.messages.with_label_values(&[direction, kind]).inc();
+    /// Counts `n` messages of `kind` (one of [`Message::kind`](crate::protocol::Message::kind)).
+    pub fn messages(&self, direction: Direction, kind: &'static str, n: u64) {
+        match MESSAGE_KINDS.iter().position(|k| *k == kind) {
+            Some(index) => self.message_counters[direction as usize][index].inc_by(n),
+            None => self
+                .messages
+                .with_label_values(&[direction.label(), kind])
+                .inc_by(n),
+        }
+    }
+
+    pub fn message(&self, direction: Direction, kind: &'static str) {
+        self.messages(direction, kind, 1);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In = 0,
+    Out = 1,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
     }
 }
 
@@ -207,7 +261,8 @@ mod tests {
     #[test]
     fn metrics_render_with_the_collab_server_prefix() {
         let metrics = Metrics::new();
-        metrics.message("in", "sync_update");
+        metrics.message(Direction::In, "sync_update");
+        metrics.messages(Direction::Out, "sync_update", 3);
         metrics.auth.with_label_values(&["denied"]).inc();
         let text = metrics.render();
         assert!(

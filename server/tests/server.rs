@@ -19,7 +19,10 @@ async fn handshake_follows_the_captured_order() {
     let mut client = Client::connect(&server.ws_url()).await;
     client.auth("doc1", "").await;
     client
-        .send("doc1", Message::Sync(SyncMessage::SyncStep1(Default::default())))
+        .send(
+            "doc1",
+            Message::Sync(SyncMessage::SyncStep1(Default::default())),
+        )
         .await;
     assert_eq!(
         client.recv_message("doc1").await,
@@ -95,7 +98,9 @@ async fn one_socket_carries_several_documents_and_session_keys() {
         )
         .await;
     client
-        .expect("beta\0sess1", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .expect("beta\0sess1", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
         .await;
 
     // A plain-name subscriber of the same document sees the edit.
@@ -116,7 +121,10 @@ async fn legacy_providers_without_auth_frames_are_served_when_auth_is_off() {
     let mut client = Client::connect(&server.ws_url()).await;
     // 2.x without a token: Step1 first, no Auth frame.
     client
-        .send("legacy", Message::Sync(SyncMessage::SyncStep1(Default::default())))
+        .send(
+            "legacy",
+            Message::Sync(SyncMessage::SyncStep1(Default::default())),
+        )
         .await;
     assert!(matches!(
         client.recv_message("legacy").await,
@@ -161,8 +169,10 @@ async fn malformed_frames_close_only_that_socket() {
         Message::Sync(SyncMessage::Update(insert(&good_doc, "ok"))),
     )
     .await;
-    good.expect("steady", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
-        .await;
+    good.expect("steady", |m| {
+        matches!(m, Message::SyncStatus(true)).then_some(())
+    })
+    .await;
     let health = reqwest::get(server.http("/health")).await.expect("health");
     assert_eq!(health.status(), 200);
     server.stop().await;
@@ -204,10 +214,15 @@ async fn tokens_are_checked_per_document() {
     let doc = Doc::new();
     client.open("team/x", &limited, &doc).await;
     client
-        .send("team/x", Message::Sync(SyncMessage::Update(insert(&doc, "x"))))
+        .send(
+            "team/x",
+            Message::Sync(SyncMessage::Update(insert(&doc, "x"))),
+        )
         .await;
     client
-        .expect("team/x", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .expect("team/x", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
         .await;
     server.stop().await;
 }
@@ -222,10 +237,15 @@ async fn readonly_sessions_read_but_never_write() {
     let mut writer = Client::connect(&server.ws_url()).await;
     writer.open("ro", &writer_token, &w_doc).await;
     writer
-        .send("ro", Message::Sync(SyncMessage::Update(insert(&w_doc, "base"))))
+        .send(
+            "ro",
+            Message::Sync(SyncMessage::Update(insert(&w_doc, "base"))),
+        )
         .await;
     writer
-        .expect("ro", |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .expect("ro", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
         .await;
 
     let mut reader = Client::connect(&server.ws_url()).await;
@@ -237,7 +257,10 @@ async fn readonly_sessions_read_but_never_write() {
         })
     );
     reader
-        .send("ro", Message::Sync(SyncMessage::SyncStep1(r_doc_sv(&r_doc))))
+        .send(
+            "ro",
+            Message::Sync(SyncMessage::SyncStep1(r_doc_sv(&r_doc))),
+        )
         .await;
     let step2 = reader
         .expect("ro", |m| match m {
@@ -248,7 +271,10 @@ async fn readonly_sessions_read_but_never_write() {
     apply(&r_doc, &step2);
     assert_eq!(text(&r_doc), "base");
     reader
-        .send("ro", Message::Sync(SyncMessage::Update(insert(&r_doc, "HACK"))))
+        .send(
+            "ro",
+            Message::Sync(SyncMessage::Update(insert(&r_doc, "HACK"))),
+        )
         .await;
     assert_eq!(
         reader
@@ -261,7 +287,10 @@ async fn readonly_sessions_read_but_never_write() {
     );
     // The writer's next edit arrives, the reader's never did.
     writer
-        .send("ro", Message::Sync(SyncMessage::Update(insert(&w_doc, "!"))))
+        .send(
+            "ro",
+            Message::Sync(SyncMessage::Update(insert(&w_doc, "!"))),
+        )
         .await;
     let update = writer
         .expect("ro", |m| match m {
@@ -327,10 +356,15 @@ async fn postgres_backend_serves_and_persists() {
     let mut client = Client::connect(&server.ws_url()).await;
     client.open(&name, "", &doc).await;
     client
-        .send(&name, Message::Sync(SyncMessage::Update(insert(&doc, "pg"))))
+        .send(
+            &name,
+            Message::Sync(SyncMessage::Update(insert(&doc, "pg"))),
+        )
         .await;
     client
-        .expect(&name, |m| matches!(m, Message::SyncStatus(true)).then_some(()))
+        .expect(&name, |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
         .await;
     drop(client);
     server.stop().await;
@@ -396,7 +430,10 @@ async fn http_endpoints_answer() {
         .expect("json");
     assert_eq!(health, json!({"status": "healthy"}));
     assert_eq!(
-        reqwest::get(server.http("/ready")).await.expect("ready").status(),
+        reqwest::get(server.http("/ready"))
+            .await
+            .expect("ready")
+            .status(),
         200
     );
     let mut client = Client::connect(&server.ws_url()).await;
@@ -410,7 +447,10 @@ async fn http_endpoints_answer() {
     assert!(metrics.contains("collab_server_connections 1"), "{metrics}");
     assert!(metrics.contains("collab_server_documents_loaded 1"));
     assert!(metrics.contains("collab_server_messages_total{direction=\"in\",type=\"sync_step1\"}"));
-    assert!(!metrics.contains("metered"), "document names never appear in metrics");
+    assert!(
+        !metrics.contains("metered"),
+        "document names never appear in metrics"
+    );
     server.stop().await;
 }
 
@@ -466,4 +506,64 @@ async fn golden_frames_from_real_providers_decode() {
         }
     }
     assert!(decoded > 0, "no golden frames found");
+}
+
+#[tokio::test]
+async fn idle_sessions_get_empty_awareness_keepalives() {
+    let server = TestServer::start(&["--database-url", "memory://", "--keepalive-secs", "1"]).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("quiet", "", &Doc::new()).await;
+    let keepalive = client
+        .expect("quiet", |m| match m {
+            Message::Awareness(update) => Some(update.clients.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(keepalive, 0, "an awareness update with no entries");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn awareness_is_echoed_and_removed_when_the_socket_dies() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use yrs::block::ClientID;
+    use yrs::sync::AwarenessUpdate;
+    use yrs::sync::awareness::AwarenessUpdateEntry;
+
+    let server = TestServer::start(&memory()).await;
+    let mut watcher = Client::connect(&server.ws_url()).await;
+    watcher.open("cursors", "", &Doc::new()).await;
+    let mut leaver = Client::connect(&server.ws_url()).await;
+    leaver.open("cursors", "", &Doc::new()).await;
+    let client = ClientID::new(4242);
+    let state = AwarenessUpdate {
+        clients: HashMap::from([(
+            client,
+            AwarenessUpdateEntry {
+                clock: 1,
+                json: Arc::from(r#"{"user":{"name":"ada"}}"#),
+            },
+        )]),
+    };
+    leaver.send("cursors", Message::Awareness(state)).await;
+    let is_state = |m: &Message, wanted: &str| match m {
+        Message::Awareness(u) => u
+            .clients
+            .get(&ClientID::new(4242))
+            .is_some_and(|e| &*e.json == wanted)
+            .then_some(()),
+        _ => None,
+    };
+    // Echoed to the sender and seen by the other session.
+    leaver
+        .expect("cursors", |m| is_state(m, r#"{"user":{"name":"ada"}}"#))
+        .await;
+    watcher
+        .expect("cursors", |m| is_state(m, r#"{"user":{"name":"ada"}}"#))
+        .await;
+    // The socket dies without a goodbye: the state is removed for everyone else.
+    drop(leaver);
+    watcher.expect("cursors", |m| is_state(m, "null")).await;
+    server.stop().await;
 }

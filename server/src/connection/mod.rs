@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::auth::{Authenticator, Denied};
 use crate::document::{Command, Framing, Registry, RoomHandle, Subscriber, SubscriberId};
-use crate::metrics::Metrics;
+use crate::metrics::{Direction, Metrics};
 use crate::protocol::{self, Auth, DecodeError, Frame, Message, Scope};
 
 /// Longest document name accepted, in bytes.
@@ -64,6 +64,7 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, upgrade: Upgrade) {
     metrics.connections.inc();
     let (sink, stream) = socket.split();
     let (outbox, rx) = Outbox::new(context.limits.outbound_queue, metrics.clone());
+    let keepalive = context.limits.keepalive;
     let writer = tokio::spawn(write_loop(sink, rx, outbox.clone()).in_current_span());
     let mut connection = Connection {
         context,
@@ -75,6 +76,12 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, upgrade: Upgrade) {
         y_websocket: false,
         last_inbound: Instant::now(),
         opened: Instant::now(),
+        keepalive_timer: {
+            let mut timer = tokio::time::interval(keepalive);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer.reset();
+            timer
+        },
     };
     connection.run(upgrade).await;
     connection.leave_all().await;
@@ -106,6 +113,7 @@ struct Connection {
     y_websocket: bool,
     last_inbound: Instant,
     opened: Instant,
+    keepalive_timer: tokio::time::Interval,
 }
 
 /// What the read loop should do next.
@@ -145,8 +153,6 @@ impl Connection {
     /// Waits for the next binary frame, handling timers, shutdown and close conditions.
     async fn next_frame(&mut self) -> Next {
         let limits = self.context.limits.clone();
-        let mut keepalive = tokio::time::interval(limits.keepalive);
-        keepalive.reset();
         loop {
             let idle_deadline = self.last_inbound + limits.idle_timeout;
             // Frames already received are handled before shutdown or timers are looked at.
@@ -155,7 +161,7 @@ impl Connection {
                 message = self.stream.next() => match message {
                     Some(Ok(WsMessage::Binary(bytes))) => {
                         self.last_inbound = Instant::now();
-                        self.context.metrics.bytes.with_label_values(&["in"]).inc_by(bytes.len() as u64);
+                        self.context.metrics.bytes_in.inc_by(bytes.len() as u64);
                         return Next::Frame(bytes);
                     }
                     Some(Ok(WsMessage::Text(_))) => {
@@ -182,7 +188,7 @@ impl Connection {
                     self.outbox.close(close_code::TIMEOUT, "Connection Timeout".into());
                     return Next::Stop;
                 }
-                _ = keepalive.tick() => self.keepalive(),
+                _ = self.keepalive_timer.tick() => self.keepalive(),
             }
         }
     }
@@ -288,7 +294,7 @@ impl Connection {
                     return;
                 }
             };
-            self.context.metrics.message("in", message.kind());
+            self.context.metrics.message(Direction::In, message.kind());
             let command = match message {
                 Message::Sync(message) => Some(Command::Sync { id, message }),
                 Message::Awareness(update) => Some(Command::Awareness { id, update }),
@@ -318,7 +324,7 @@ impl Connection {
                 }
                 Ok(Frame::Pong) => {}
                 Ok(Frame::Document { address, message }) => {
-                    self.context.metrics.message("in", message.kind());
+                    self.context.metrics.message(Direction::In, message.kind());
                     if !self.handle(address, message, frame.len()).await {
                         return;
                     }
@@ -347,7 +353,8 @@ impl Connection {
         // The keepalive is an empty awareness update, which every provider version accepts,
         // so the 4.x provider version needs no special handling (no bare Ping is ever sent).
         if let Message::Auth(Auth::Token { token, .. }) = &message {
-            return self.authenticate(address, token).await;
+            // Boxed: rare and deep (auth, document load); keeps every idle socket's task small.
+            return Box::pin(self.authenticate(address, token)).await;
         }
         match self.sessions.get_mut(&address) {
             Some(Session::Active { room, id }) => {
@@ -373,7 +380,7 @@ impl Connection {
             None if !self.context.auth.is_required() => {
                 // 2.x providers without a token never send Auth: with no authentication
                 // configured the document opens on its first frame.
-                if self.open(address.clone(), Scope::ReadWrite, false).await
+                if Box::pin(self.open(address.clone(), Scope::ReadWrite, false)).await
                     && let Some(Session::Active { room, id }) = self.sessions.get(&address)
                 {
                     let (room, id) = (room.clone(), *id);
@@ -467,7 +474,7 @@ impl Connection {
     fn deny(&mut self, address: Arc<str>, reason: String) {
         let frame =
             protocol::encode_frame(&address, &Message::Auth(Auth::PermissionDenied { reason }));
-        self.context.metrics.message("out", "auth");
+        self.context.metrics.message(Direction::Out, "auth");
         self.outbox.send(Bytes::from(frame));
         self.sessions.insert(address, Session::Denied);
     }
@@ -497,7 +504,7 @@ impl Connection {
         if announce {
             let frame =
                 protocol::encode_frame(&address, &Message::Auth(Auth::Authenticated { scope }));
-            self.context.metrics.message("out", "auth");
+            self.context.metrics.message(Direction::Out, "auth");
             self.outbox.send(Bytes::from(frame));
         }
         let id = SubscriberId::next();

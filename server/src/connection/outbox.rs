@@ -167,7 +167,7 @@ pub async fn write_loop(
                 if sink.flush().await.is_err() {
                     break true;
                 }
-                metrics.bytes.with_label_values(&["out"]).inc_by(bytes as u64);
+                metrics.bytes_out.inc_by(bytes as u64);
                 outbox.mark_sent();
             }
             _ = ping.tick() => {

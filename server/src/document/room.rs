@@ -19,6 +19,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Transact, Update};
 
 use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
+use crate::metrics::Direction;
 use crate::protocol::{self, Message, Scope};
 use crate::storage::DocumentStore;
 
@@ -438,7 +439,9 @@ impl Room {
                 None => return,
             },
         };
-        self.registry.metrics.message("out", message.kind());
+        self.registry
+            .metrics
+            .message(Direction::Out, message.kind());
         subscriber.outbox.send(Bytes::from(frame));
     }
 
@@ -467,9 +470,7 @@ impl Room {
         }
         self.registry
             .metrics
-            .messages
-            .with_label_values(&["out", kind])
-            .inc_by(self.sessions.len() as u64);
+            .messages(Direction::Out, kind, self.sessions.len() as u64);
     }
 }
 

@@ -32,15 +32,24 @@ impl TestServer {
         let mut all = vec!["collab-server", "--host", "127.0.0.1"];
         all.extend_from_slice(args);
         let config = Config::from_args(all).expect("valid test config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(collab_server::run(config, listener, shutdown.clone()));
-        let server = Self { addr, shutdown, task };
+        let server = Self {
+            addr,
+            shutdown,
+            task,
+        };
         // Readiness: /health answers.
         let url = format!("http://{addr}/health");
         for _ in 0..200 {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return server;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -106,7 +115,8 @@ impl Client {
     }
 
     pub async fn send(&mut self, address: &str, message: Message) {
-        self.send_raw(protocol::encode_frame(address, &message)).await;
+        self.send_raw(protocol::encode_frame(address, &message))
+            .await;
     }
 
     pub async fn auth(&mut self, address: &str, token: &str) {
@@ -148,7 +158,10 @@ impl Client {
     pub async fn recv_message(&mut self, address: &str) -> Message {
         loop {
             match self.recv().await {
-                Received::Frame(Frame::Document { address: a, message }) if a == address => {
+                Received::Frame(Frame::Document {
+                    address: a,
+                    message,
+                }) if a == address => {
                     if matches!(message, Message::Awareness(_)) {
                         continue;
                     }
@@ -161,10 +174,17 @@ impl Client {
     }
 
     /// Reads until `pred` matches a message for `address`.
-    pub async fn expect<T>(&mut self, address: &str, mut pred: impl FnMut(&Message) -> Option<T>) -> T {
+    pub async fn expect<T>(
+        &mut self,
+        address: &str,
+        mut pred: impl FnMut(&Message) -> Option<T>,
+    ) -> T {
         loop {
             let message = match self.recv().await {
-                Received::Frame(Frame::Document { address: a, message }) if a == address => message,
+                Received::Frame(Frame::Document {
+                    address: a,
+                    message,
+                }) if a == address => message,
                 Received::Frame(_) => continue,
                 Received::Closed(frame) => panic!("socket closed: {frame:?}"),
             };
@@ -187,7 +207,8 @@ impl Client {
     pub async fn open(&mut self, address: &str, token: &str, ydoc: &Doc) {
         self.auth(address, token).await;
         let sv = ydoc.transact().state_vector();
-        self.send(address, Message::Sync(SyncMessage::SyncStep1(sv))).await;
+        self.send(address, Message::Sync(SyncMessage::SyncStep1(sv)))
+            .await;
         let mut got_step2 = false;
         let mut acknowledged = false;
         while !(got_step2 && acknowledged) {
@@ -196,7 +217,8 @@ impl Client {
                 Message::Auth(Auth::PermissionDenied { reason }) => panic!("denied: {reason}"),
                 Message::Sync(SyncMessage::SyncStep1(remote)) => {
                     let diff = ydoc.transact().encode_diff_v1(&remote);
-                    self.send(address, Message::Sync(SyncMessage::SyncStep2(diff))).await;
+                    self.send(address, Message::Sync(SyncMessage::SyncStep2(diff)))
+                        .await;
                 }
                 // The answer to our Step2: from here on every SyncStatus is for our edits.
                 Message::SyncStatus(true) => acknowledged = true,
@@ -233,7 +255,8 @@ pub fn text(ydoc: &Doc) -> String {
 }
 
 pub fn full_state(ydoc: &Doc) -> Vec<u8> {
-    ydoc.transact().encode_state_as_update_v1(&StateVector::default())
+    ydoc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
 }
 
 pub fn empty_sv() -> Vec<u8> {
