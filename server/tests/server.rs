@@ -504,6 +504,34 @@ async fn golden_frames_from_real_providers_decode() {
         }
     }
     assert!(decoded > 0, "no golden frames found");
+
+    // What distinguishes the lines: 4.x announces its version in Auth, 2.x/3.x do not.
+    let first_auth = |file: &str| {
+        let frames: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(dir.join(file)).expect("read")).expect("json");
+        let hex = frames[0]["hex"].as_str().expect("hex").to_owned();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        match protocol::decode_frame(&bytes).expect("decodes") {
+            Frame::Document {
+                message:
+                    Message::Auth(Auth::Token {
+                        provider_version,
+                        token,
+                    }),
+                ..
+            } => (token, provider_version),
+            other => panic!("first frame of {file} is not Auth: {other:?}"),
+        }
+    };
+    assert_eq!(
+        first_auth("provider-4.json"),
+        ("good".into(), Some("4.8.0".into()))
+    );
+    assert_eq!(first_auth("provider-3.json"), ("good".into(), None));
+    assert_eq!(first_auth("provider-2.json"), ("good".into(), None));
 }
 
 #[tokio::test]
