@@ -73,10 +73,14 @@ start_postgres() {
   say "PostgreSQL: throwaway server on 127.0.0.1:$port"
   "${PG_RUN[@]}" "$initdb" -D "$PG_DIR" -U postgres -A trust --no-sync >"$WORK/initdb.log" 2>&1 ||
     { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-  "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-    start >/dev/null || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
+  local start_cmd stop_cmd
+  start_cmd=$(printf '%q ' "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start)
+  stop_cmd=$(printf '%q ' "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -m fast -w stop)
+  eval "$start_cmd" >/dev/null || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
   export COLLAB_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  # The compatibility suite stops and restarts this server to test a database outage.
+  export COLLAB_TEST_PG_START="$start_cmd" COLLAB_TEST_PG_STOP="$stop_cmd"
 }
 
 say "cargo fmt --check"

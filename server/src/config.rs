@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -206,6 +206,15 @@ pub enum ConfigError {
     JwksAndCognito,
 }
 
+/// Why [`Config::from_env`] rejected an environment.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvError {
+    #[error("{0} is not a collab-server environment variable")]
+    Unknown(String),
+    #[error("invalid collab-server environment: {0}")]
+    Invalid(String),
+}
+
 /// Where documents are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -245,13 +254,36 @@ pub enum KeySource {
 }
 
 impl Config {
-    /// Parses the configuration from arguments and environment (tests and the ECS renderer use this).
+    /// Parses the configuration from arguments and the process environment.
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
         Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+
+    /// Parses the configuration from environment variables only, as a container would get them:
+    /// the contract the operator and the ECS renderer are tested against. A variable the server
+    /// does not know is an error (a typo there would silently be ignored in production).
+    pub fn from_env<I, K, V>(vars: I) -> Result<Self, EnvError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let command = Cli::command();
+        let mut args = vec!["collab-server".to_owned()];
+        for (name, value) in vars {
+            let name = name.into();
+            let long = command
+                .get_arguments()
+                .find(|arg| arg.get_env().is_some_and(|env| env == name.as_str()))
+                .and_then(|arg| arg.get_long())
+                .ok_or_else(|| EnvError::Unknown(name.clone()))?;
+            args.push(format!("--{long}={}", value.into()));
+        }
+        Self::from_args(args).map_err(|error| EnvError::Invalid(error.to_string()))
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -465,6 +497,32 @@ mod tests {
     #[test]
     fn no_auth_settings_mean_anonymous() {
         assert_eq!(parse(&[]).auth().unwrap(), AuthConfig::Anonymous);
+    }
+
+    #[test]
+    fn environment_alone_configures_the_server() {
+        let config = Config::from_env([
+            ("PORT", "4000"),
+            ("DATABASE_URL", "postgres://u:p@db/app"),
+            ("COLLAB_SERVER_SHUTDOWN_TIMEOUT_SECS", "90"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .expect("valid environment");
+        assert_eq!(config.port, 4000);
+        assert_eq!(config.shutdown_timeout_secs, 90);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(matches!(
+            config.storage().unwrap(),
+            StorageConfig::Postgres { .. }
+        ));
+        assert_eq!(
+            Config::from_env([("PROT", "1")]).unwrap_err(),
+            EnvError::Unknown("PROT".into())
+        );
+        assert!(matches!(
+            Config::from_env([("PORT", "not-a-port")]),
+            Err(EnvError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -20,6 +21,8 @@ use crate::connection::{self, Context, Upgrade};
 /// still arrive whole, in several reads).
 const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// `/ready` answers within this, even while the database hangs (probes time out at 1 s+).
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shared by every handler.
 pub struct AppState {
@@ -60,14 +63,20 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
-    match state.context.registry.store().ping().await {
-        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "storage": error.to_string()})),
-        )
-            .into_response(),
-    }
+    let ping = state.context.registry.store().ping();
+    let problem = match tokio::time::timeout(READY_TIMEOUT, ping).await {
+        Ok(Ok(())) => return axum::Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!(
+            "the database did not answer within {} s",
+            READY_TIMEOUT.as_secs()
+        ),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"status": "unavailable", "storage": problem})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

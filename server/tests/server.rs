@@ -593,3 +593,83 @@ async fn awareness_is_echoed_and_removed_when_the_socket_dies() {
     watcher.expect("cursors", |m| is_state(m, "null")).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_messages_close_only_that_socket_with_1009() {
+    let server =
+        TestServer::start(&["--database-url", "memory://", "--max-message-bytes", "4096"]).await;
+    let mut big = Client::connect(&server.ws_url()).await;
+    big.open("limits", "", &Doc::new()).await;
+    big.send("limits", Message::Sync(SyncMessage::Update(vec![0; 8192])))
+        .await;
+    let close = big.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    let mut small = Client::connect(&server.ws_url()).await;
+    small.open("limits", "", &Doc::new()).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn documents_per_socket_are_limited_without_closing_it() {
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--max-documents-per-connection",
+        "2",
+    ])
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("one", "", &Doc::new()).await;
+    client.open("two", "", &Doc::new()).await;
+    client.auth("three", "").await;
+    match client.recv_message("three").await {
+        Message::Auth(Auth::PermissionDenied { reason }) => {
+            assert!(reason.contains("at most 2 documents"), "{reason}")
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    // The first documents still work on the same socket.
+    let doc = Doc::new();
+    client
+        .send("one", Message::Sync(SyncMessage::Update(insert(&doc, "x"))))
+        .await;
+    client
+        .expect("one", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused() {
+    let server =
+        TestServer::start(&["--database-url", "memory://", "--max-connections", "1"]).await;
+    let mut first = Client::connect(&server.ws_url()).await;
+    first.open("only", "", &Doc::new()).await;
+    let refused = tokio_tungstenite::connect_async(server.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_reports_the_server_state() {
+    let server = TestServer::start(&memory()).await;
+    let port = server.addr.port().to_string();
+    // Not std::process: blocking this test's runtime would stall the server it checks.
+    let run = |port: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+            .args(["healthcheck", "--host", "127.0.0.1", "--port", &port])
+            .status()
+            .await
+            .expect("run healthcheck")
+    };
+    assert!(run(port.clone()).await.success());
+    server.stop().await;
+    assert!(!run(port).await.success(), "nothing listens any more");
+}

@@ -128,10 +128,12 @@ impl DocumentStore for PostgresStore {
                 .fetch_all(&mut *txn)
                 .await
                 .map_err(compact_error)?;
-        let Some(last) = rows.last() else {
+        if rows.is_empty() {
             return Ok(());
-        };
-        let last_id: i64 = last.get("id");
+        }
+        // NB: delete exactly the rows folded, never `id <= last`: ids come from a sequence, so
+        // another replica's append that took a smaller id may commit after this read.
+        let folded: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
         let log: Vec<Vec<u8>> = rows.iter().map(|row| row.get("content")).collect();
         let snapshot = snapshot.flatten().filter(|s| !s.is_empty());
         let merged = fold(
@@ -150,9 +152,8 @@ impl DocumentStore for PostgresStore {
         .execute(&mut *txn)
         .await
         .map_err(compact_error)?;
-        sqlx::query("DELETE FROM document_updates WHERE name = $1 AND id <= $2")
-            .bind(document)
-            .bind(last_id)
+        sqlx::query("DELETE FROM document_updates WHERE id = ANY($1)")
+            .bind(&folded)
             .execute(&mut *txn)
             .await
             .map_err(compact_error)?;

@@ -195,3 +195,36 @@ export async function acknowledged (client, what = 'acknowledgement') {
 export function append (client, text) {
   client.text.insert(client.text.length, text)
 }
+
+/**
+ * Streams edits `<0>`, `<1>`, … from `client` (a 2.x or 3.x provider: one Update and one
+ * SyncStatus per edit, no batching) and SIGKILLs `server` in the middle of the stream, once
+ * `minAcks` edits are acknowledged. Returns how many edits the server had acknowledged: each of
+ * those must survive. The client is destroyed, so it cannot re-send anything on reconnect.
+ */
+export async function killMidStream (server, client, minAcks = 20) {
+  const provider = client.provider
+  let acks = 0
+  const decrement = provider.decrementUnsyncedChanges.bind(provider)
+  provider.decrementUnsyncedChanges = () => { acks++; decrement() }
+  let sent = 0
+  const timer = setInterval(() => append(client, `<${sent++}>`), 1)
+  try {
+    await waitFor(() => acks >= minAcks, `${minAcks} acknowledged edits`)
+    await server.kill9()
+  } finally {
+    clearInterval(timer)
+  }
+  // Acknowledgements the server sent before it died may still sit in the client's socket buffer.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const acked = acks
+  client.destroy()
+  return { acked, sent }
+}
+
+/** The first `count` edits of `killMidStream` that are missing from `text`. */
+export function missingEdits (text, count) {
+  const missing = []
+  for (let i = 0; i < count; i++) if (!text.includes(`<${i}>`)) missing.push(i)
+  return missing
+}
