@@ -22,8 +22,11 @@ use tokio::sync::{Mutex, RwLock};
 use crate::config::{AuthConfig, KeySource};
 use crate::protocol::Scope;
 
-/// Don't ask the JWKS endpoint again within this interval for an unknown `kid`.
+/// Don't ask the JWKS endpoint again within this interval for an unknown `kid` (a flood of
+/// tokens with made-up key ids must not become a flood of fetches).
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed fetch, the next token that needs the keys tries again after this.
+const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 5;
@@ -116,8 +119,18 @@ enum Keys {
 struct Jwks {
     url: String,
     http: reqwest::Client,
-    keys: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// By `kid`: the algorithm the JWK declares (if any) and the key.
+    keys: RwLock<HashMap<String, (Option<Algorithm>, DecodingKey)>>,
+    fetches: Mutex<FetchState>,
+    refetch_interval: Duration,
+}
+
+#[derive(Default)]
+struct FetchState {
+    /// No fetch before this instant.
+    not_before: Option<Instant>,
+    /// Whether the last fetch failed.
+    failed: bool,
 }
 
 impl Authenticator {
@@ -141,7 +154,8 @@ impl Authenticator {
                             .build()
                             .unwrap_or_default(),
                         keys: RwLock::default(),
-                        last_fetch: Mutex::default(),
+                        fetches: Mutex::default(),
+                        refetch_interval: JWKS_REFETCH_INTERVAL,
                     }),
                 },
                 issuer: issuer.clone(),
@@ -150,6 +164,17 @@ impl Authenticator {
             })),
         };
         Self { inner }
+    }
+
+    /// Tests: refetch the JWKS for every unknown `kid`.
+    #[cfg(test)]
+    fn refetching_always(mut self) -> Self {
+        if let Some(verifier) = self.inner.as_mut().and_then(Arc::get_mut)
+            && let Keys::Jwks(jwks) = &mut verifier.keys
+        {
+            jwks.refetch_interval = Duration::ZERO;
+        }
+        self
     }
 
     /// Whether clients must present a token.
@@ -255,27 +280,42 @@ impl Jwks {
         self.lookup(kid, alg).await.ok_or(Denied::UnknownKey)
     }
 
+    /// The key for a token's `kid` and `alg`; a key whose JWK declares another algorithm is
+    /// not used.
     async fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Option<(Algorithm, DecodingKey)> {
         let keys = self.keys.read().await;
-        match kid {
-            Some(kid) => keys.get(kid).cloned().map(|(_, key)| (alg, key)),
-            None => keys.values().find(|(a, _)| *a == alg).cloned(),
-        }
+        let fits = |declared: &Option<Algorithm>| declared.is_none_or(|declared| declared == alg);
+        let found = match kid {
+            Some(kid) => keys.get(kid).filter(|(declared, _)| fits(declared)),
+            None => keys.values().find(|(declared, _)| fits(declared)),
+        };
+        found.map(|(_, key)| (alg, key.clone()))
     }
 
-    /// Fetches the key set, at most once per [`JWKS_REFETCH_INTERVAL`].
+    /// Fetches the key set, at most once per refetch interval (sooner after a failure).
     async fn refresh(&self) -> Result<(), Denied> {
-        let mut last_fetch = self.last_fetch.lock().await;
-        if last_fetch.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-            return Ok(());
+        let mut fetches = self.fetches.lock().await;
+        if fetches.not_before.is_some_and(|at| Instant::now() < at) {
+            return if fetches.failed {
+                Err(Denied::KeysUnavailable)
+            } else {
+                Ok(())
+            };
         }
-        *last_fetch = Some(Instant::now());
         let set: JwkSet = match self.fetch().await {
             Ok(set) => set,
             Err(error) => {
                 tracing::warn!(url = %self.url, %error, "failed to fetch JWKS");
+                *fetches = FetchState {
+                    not_before: Some(Instant::now() + JWKS_RETRY_AFTER_FAILURE),
+                    failed: true,
+                };
                 return Err(Denied::KeysUnavailable);
             }
+        };
+        *fetches = FetchState {
+            not_before: Some(Instant::now() + self.refetch_interval),
+            failed: false,
         };
         let mut keys = HashMap::new();
         for jwk in &set.keys {
@@ -288,8 +328,7 @@ impl Jwks {
             let alg = jwk
                 .common
                 .key_algorithm
-                .and_then(|a| a.to_string().parse::<Algorithm>().ok())
-                .unwrap_or(Algorithm::RS256);
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
             keys.insert(kid, (alg, key));
         }
         tracing::info!(url = %self.url, keys = keys.len(), "fetched JWKS");
@@ -475,5 +514,185 @@ mod tests {
             json!({"exp": now() + 60, "iss": "https://issuer", "aud": "other"}),
         );
         assert!(auth.authorize(&wrong_aud, "d").await.is_err());
+    }
+
+    mod jwks {
+        //! RS256/ES256 through a JWKS endpoint (a local HTTP server), as with Cognito.
+        use std::sync::Mutex as StdMutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use axum::routing::get;
+
+        use super::*;
+
+        const ISSUER: &str = "https://cognito-idp.ap-northeast-1.amazonaws.com/pool";
+
+        fn fixture(name: &str) -> String {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/jwks")
+                .join(name);
+            std::fs::read_to_string(&path).expect("fixture")
+        }
+
+        fn public_jwk(alg: &str) -> serde_json::Value {
+            let all: serde_json::Value =
+                serde_json::from_str(&fixture("public-jwks.json")).expect("json");
+            all[alg].clone()
+        }
+
+        fn sign(alg: Algorithm, kid: &str, claims: serde_json::Value) -> String {
+            let key = match alg {
+                Algorithm::ES256 => {
+                    EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes())
+                }
+                _ => EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()),
+            }
+            .expect("key");
+            let mut header = Header::new(alg);
+            header.kid = Some(kid.to_owned());
+            encode(&header, &claims, &key).expect("encode")
+        }
+
+        fn claims(token_use: &str) -> serde_json::Value {
+            json!({"sub": "u", "iss": ISSUER, "token_use": token_use, "exp": now() + 600})
+        }
+
+        /// A JWKS endpoint serving `keys`, counting its requests.
+        struct Endpoint {
+            url: String,
+            keys: Arc<StdMutex<Vec<serde_json::Value>>>,
+            hits: Arc<AtomicUsize>,
+        }
+
+        impl Endpoint {
+            async fn start(keys: Vec<serde_json::Value>) -> Self {
+                let keys = Arc::new(StdMutex::new(keys));
+                let hits = Arc::new(AtomicUsize::new(0));
+                let app = axum::Router::new().route(
+                    "/.well-known/jwks.json",
+                    get({
+                        let (keys, hits) = (keys.clone(), hits.clone());
+                        move || async move {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let keys = keys.lock().expect("lock").clone();
+                            axum::Json(json!({ "keys": keys }))
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let url = format!(
+                    "http://{}/.well-known/jwks.json",
+                    listener.local_addr().expect("addr")
+                );
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                Self { url, keys, hits }
+            }
+
+            fn hits(&self) -> usize {
+                self.hits.load(Ordering::SeqCst)
+            }
+
+            fn authenticator(&self) -> Authenticator {
+                Authenticator::new(&AuthConfig::Jwt {
+                    keys: KeySource::Jwks {
+                        url: self.url.clone(),
+                    },
+                    issuer: Some(ISSUER.into()),
+                    audience: None,
+                    cognito: true,
+                })
+            }
+        }
+
+        #[tokio::test]
+        async fn keys_are_cached_and_refetched_when_a_new_kid_appears() {
+            let endpoint = Endpoint::start(vec![public_jwk("es256")]).await;
+            let auth = endpoint.authenticator().refetching_always();
+            let es = sign(Algorithm::ES256, "es-1", claims("access"));
+            assert_eq!(
+                auth.authorize(&es, "d").await.expect("es256").scope,
+                Scope::ReadWrite
+            );
+            assert_eq!(endpoint.hits(), 1);
+            auth.authorize(&es, "d").await.expect("cached");
+            assert_eq!(endpoint.hits(), 1, "a known kid needs no fetch");
+
+            // Key rotation: a token signed by a key published after the first fetch.
+            endpoint
+                .keys
+                .lock()
+                .expect("lock")
+                .push(public_jwk("rs256"));
+            let rs = sign(Algorithm::RS256, "rs-1", claims("id"));
+            auth.authorize(&rs, "d").await.expect("rs256 after refetch");
+            assert_eq!(endpoint.hits(), 2);
+
+            let unknown = sign(Algorithm::RS256, "rs-unknown", claims("id"));
+            assert_eq!(auth.authorize(&unknown, "d").await, Err(Denied::UnknownKey));
+            assert_eq!(endpoint.hits(), 3);
+        }
+
+        #[tokio::test]
+        async fn unknown_kids_do_not_refetch_within_the_interval() {
+            let endpoint = Endpoint::start(vec![public_jwk("es256")]).await;
+            let auth = endpoint.authenticator();
+            for _ in 0..3 {
+                let unknown = sign(Algorithm::ES256, "made-up", claims("access"));
+                assert_eq!(auth.authorize(&unknown, "d").await, Err(Denied::UnknownKey));
+            }
+            assert_eq!(endpoint.hits(), 1);
+        }
+
+        #[tokio::test]
+        async fn cognito_claims_issuer_and_key_algorithm_are_checked() {
+            let endpoint = Endpoint::start(vec![public_jwk("es256"), public_jwk("rs256")]).await;
+            let auth = endpoint.authenticator();
+            let refresh = sign(Algorithm::ES256, "es-1", claims("refresh"));
+            assert!(matches!(
+                auth.authorize(&refresh, "d").await,
+                Err(Denied::InvalidToken(reason)) if reason.contains("token_use")
+            ));
+            let mut foreign = claims("id");
+            foreign["iss"] = json!("https://elsewhere.example");
+            let foreign = sign(Algorithm::ES256, "es-1", foreign);
+            assert!(matches!(
+                auth.authorize(&foreign, "d").await,
+                Err(Denied::InvalidToken(_))
+            ));
+            // The RSA key's JWK says RS256: a PS256 token naming it is not verified with it.
+            let ps = sign(Algorithm::PS256, "rs-1", claims("id"));
+            assert_eq!(auth.authorize(&ps, "d").await, Err(Denied::UnknownKey));
+            let expired = sign(
+                Algorithm::RS256,
+                "rs-1",
+                json!({"iss": ISSUER, "token_use": "id", "exp": now() - 600}),
+            );
+            assert_eq!(auth.authorize(&expired, "d").await, Err(Denied::Expired));
+        }
+
+        #[tokio::test]
+        async fn an_unreachable_jwks_denies_with_keys_unavailable() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
+            drop(listener);
+            let auth = Authenticator::new(&AuthConfig::Jwt {
+                keys: KeySource::Jwks { url },
+                issuer: None,
+                audience: None,
+                cognito: false,
+            });
+            let token = sign(Algorithm::ES256, "es-1", claims("id"));
+            assert_eq!(
+                auth.authorize(&token, "d").await,
+                Err(Denied::KeysUnavailable)
+            );
+            assert_eq!(
+                auth.authorize(&token, "d").await,
+                Err(Denied::KeysUnavailable),
+                "still unavailable while the retry back-off runs"
+            );
+        }
     }
 }
