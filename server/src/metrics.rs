@@ -1,8 +1,8 @@
 //! Prometheus metrics: one registry, typed handles, bounded labels only (never a document name).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Message kinds counted in `collab_server_messages_total` (the `type` label).
@@ -22,6 +22,9 @@ const MESSAGE_KINDS: [&str; 11] = [
 
 pub struct Metrics {
     registry: Registry,
+    /// Every metric family name this process exports (Vec metrics appear in `/metrics` only
+    /// once a label value is used; dashboards are checked against this list).
+    families: Vec<String>,
     /// Pre-resolved `messages_total` handles: `[in, out][kind]` (label lookups hash strings).
     message_counters: [[IntCounter; MESSAGE_KINDS.len()]; 2],
     pub bytes_in: IntCounter,
@@ -153,6 +156,7 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let mut families = Vec::new();
         for collector in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(connections_total.clone()),
@@ -172,6 +176,27 @@ impl Metrics {
             Box::new(fanout_drops.clone()),
             Box::new(closes.clone()),
         ] {
+            families.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
+        let build_info = IntGaugeVec::new(
+            Opts::new(name("build_info"), "Always 1; the version of this build"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let mut extra: Vec<Box<dyn prometheus::core::Collector>> = vec![Box::new(build_info)];
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        #[cfg(target_os = "linux")]
+        extra.push(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        for collector in extra {
+            families.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
             registry
                 .register(collector)
                 .expect("metric registered once");
@@ -184,6 +209,7 @@ impl Metrics {
         let bytes_out = bytes.with_label_values(&["out"]);
         Self {
             registry,
+            families,
             message_counters,
             bytes_in,
             bytes_out,
@@ -205,6 +231,11 @@ impl Metrics {
             fanout_drops,
             closes,
         }
+    }
+
+    /// The names of every metric family (histograms without their `_bucket`/`_sum`/`_count`).
+    pub fn family_names(&self) -> &[String] {
+        &self.families
     }
 
     /// The Prometheus text exposition of every metric.
@@ -270,5 +301,68 @@ mod tests {
         );
         assert!(text.contains("collab_server_auth_total{outcome=\"denied\"} 1"));
         assert!(text.contains("# TYPE collab_server_connections gauge"));
+        assert!(text.contains(&format!(
+            "collab_server_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    /// Every series the shipped Grafana dashboards query exists (a renamed metric would leave
+    /// a panel silently empty).
+    #[test]
+    fn dashboards_query_only_metrics_that_exist() {
+        let metrics = Metrics::new();
+        let known = metrics.family_names();
+        let dashboards =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dashboards).expect("dashboards folder") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("dashboard");
+            let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+            let mut exprs = Vec::new();
+            collect_exprs(&dashboard, &mut exprs);
+            for expr in exprs {
+                for name in metric_names(&expr) {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|suffix| name.strip_suffix(suffix))
+                        .filter(|base| known.iter().any(|k| k == base))
+                        .unwrap_or(&name);
+                    assert!(
+                        known.iter().any(|k| k == base),
+                        "{}: {name} is not exported (known: {known:?})",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} metric references found");
+    }
+
+    fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                        _ => collect_exprs(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+            _ => {}
+        }
+    }
+
+    /// Identifiers in a PromQL expression that name our metrics or process metrics.
+    fn metric_names(expr: &str) -> Vec<String> {
+        expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("collab_server_") || word.starts_with("process_"))
+            .map(str::to_owned)
+            .collect()
     }
 }
