@@ -4,7 +4,8 @@
 #   and the Node compatibility suite with real @hocuspocus/provider and y-websocket clients.
 #
 # PostgreSQL: COLLAB_TEST_DATABASE_URL if given, otherwise a throwaway server (initdb in a temp
-# dir, on a free port) that is removed afterwards. Node packages: `npm ci` from the lockfiles.
+# dir, on a free port) that is removed afterwards. Redis: COLLAB_TEST_REDIS_URL if given,
+# otherwise a throwaway redis-server on a free port. Node packages: `npm ci` from the lockfiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,13 +21,27 @@ need npm "install npm (e.g. apt-get install npm)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/collab-test.XXXXXX")
 PG_DIR=""
 PG_RUN=()
+REDIS_PIDFILE=""
 cleanup() {
   if [ -n "$PG_DIR" ] && [ -f "$PG_DIR/postmaster.pid" ]; then
     "${PG_RUN[@]}" "$PG_CTL" -D "$PG_DIR" -m immediate stop >/dev/null 2>&1 || true
   fi
+  if [ -n "$REDIS_PIDFILE" ] && [ -f "$REDIS_PIDFILE" ]; then
+    kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# Waits up to 10 s for something to listen on 127.0.0.1:$1.
+wait_port() {
+  local i
+  for i in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
 
 free_port() {
   node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
@@ -83,6 +98,39 @@ start_postgres() {
   export COLLAB_TEST_PG_START="$start_cmd" COLLAB_TEST_PG_STOP="$stop_cmd"
 }
 
+start_redis() {
+  if [ -n "${COLLAB_TEST_REDIS_URL:-}" ]; then
+    say "Redis: using COLLAB_TEST_REDIS_URL"
+    return
+  fi
+  local server
+  server=$(command -v redis-server 2>/dev/null || true)
+  if [ -z "$server" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "redis-server not found: installing Debian's redis-server"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+      server=$(command -v redis-server 2>/dev/null || true)
+    fi
+    [ -n "$server" ] ||
+      die "redis-server is missing: install Redis, or set COLLAB_TEST_REDIS_URL=redis://… to a server the tests may use"
+  fi
+  local port dir
+  port=$(free_port)
+  dir="$WORK/redis"
+  mkdir -p "$dir"
+  REDIS_PIDFILE="$dir/redis.pid"
+  say "Redis: throwaway server on 127.0.0.1:$port"
+  local start_cmd stop_cmd
+  start_cmd=$(printf '%q ' "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$REDIS_PIDFILE" --dir "$dir" --logfile "$dir/redis.log")
+  stop_cmd="kill \$(cat $(printf '%q' "$REDIS_PIDFILE")); for i in \$(seq 200); do [ -f $(printf '%q' "$REDIS_PIDFILE") ] || break; sleep 0.05; done"
+  eval "$start_cmd" || die "redis-server did not start"
+  wait_port "$port" || { cat "$dir/redis.log" >&2; die "redis-server did not listen on $port"; }
+  export COLLAB_TEST_REDIS_URL="redis://127.0.0.1:$port"
+  # The compatibility suite stops and restarts this server to test a Redis outage.
+  export COLLAB_TEST_REDIS_START="$start_cmd" COLLAB_TEST_REDIS_STOP="$stop_cmd"
+}
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -90,6 +138,7 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 start_postgres
+start_redis
 
 say "cargo build"
 cargo build --workspace --bins --locked

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::envelope::MAX_IDENTIFIER_BYTES;
+use crate::cluster::{ClusterConfig, default_identifier};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "collab-server",
@@ -106,9 +109,20 @@ pub struct Config {
     #[arg(long, env = "DATABASE_SSLMODE", default_value = "prefer")]
     pub database_sslmode: String,
 
-    /// Redis for the multi-replica relay (`redis://` or `rediss://`).
+    /// Redis for the relay between replicas (`redis://` or `rediss://` for TLS). Without it,
+    /// run one replica: clients of different replicas would not see each other's edits live.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+
+    /// Redis channel prefix: channels are `<prefix>:<document>` (`@hocuspocus/extension-redis`'s
+    /// default is `hocuspocus`).
+    #[arg(long, env = "COLLAB_SERVER_REDIS_PREFIX", default_value = "hocuspocus")]
+    pub redis_prefix: String,
+
+    /// This replica's name on the relay (at most 255 bytes; default: derived from HOSTNAME and a
+    /// random part, unique per process).
+    #[arg(long, env = "COLLAB_SERVER_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 
     /// HS256 shared secret for client tokens.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -204,6 +218,10 @@ pub enum ConfigError {
     CognitoWithoutRegion,
     #[error("set only one of JWKS_URL and COGNITO_USER_POOL_ID")]
     JwksAndCognito,
+    #[error("REDIS_URL must start with redis:// or rediss://")]
+    InvalidRedisUrl,
+    #[error("COLLAB_SERVER_INSTANCE_ID must be 1 to 255 bytes")]
+    InvalidInstanceId,
 }
 
 /// Why [`Config::from_env`] rejected an environment.
@@ -358,6 +376,29 @@ impl Config {
         })
     }
 
+    /// The Redis relay, when `REDIS_URL` is set.
+    pub fn cluster(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some(url) = &self.redis_url else {
+            return Ok(None);
+        };
+        let url = url.expose();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(ConfigError::InvalidRedisUrl);
+        }
+        let identifier = match &self.instance_id {
+            Some(id) if id.is_empty() || id.len() > MAX_IDENTIFIER_BYTES => {
+                return Err(ConfigError::InvalidInstanceId);
+            }
+            Some(id) => id.clone(),
+            None => default_identifier(),
+        };
+        Ok(Some(ClusterConfig {
+            url: url.to_owned(),
+            prefix: self.redis_prefix.clone(),
+            identifier,
+        }))
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
@@ -492,6 +533,34 @@ mod tests {
         );
         let no_region = parse(&["--cognito-user-pool-id", "x"]);
         assert_eq!(no_region.auth(), Err(ConfigError::CognitoWithoutRegion));
+    }
+
+    #[test]
+    fn redis_url_turns_the_relay_on() {
+        assert!(parse(&[]).cluster().unwrap().is_none());
+        let cluster = parse(&[
+            "--redis-url",
+            "rediss://:pw@cache:6379",
+            "--instance-id",
+            "a",
+        ])
+        .cluster()
+        .unwrap()
+        .expect("relay");
+        assert_eq!(cluster.prefix, "hocuspocus");
+        assert_eq!(cluster.identifier, "a");
+        assert!(!format!("{cluster:?}").contains("pw"));
+        assert_eq!(
+            parse(&["--redis-url", "http://x"]).cluster().unwrap_err(),
+            ConfigError::InvalidRedisUrl
+        );
+        let long = "x".repeat(256);
+        assert_eq!(
+            parse(&["--redis-url", "redis://x", "--instance-id", &long])
+                .cluster()
+                .unwrap_err(),
+            ConfigError::InvalidInstanceId
+        );
     }
 
     #[test]

@@ -63,18 +63,30 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
-    let ping = state.context.registry.store().ping();
-    let problem = match tokio::time::timeout(READY_TIMEOUT, ping).await {
-        Ok(Ok(())) => return axum::Json(json!({"status": "ready"})).into_response(),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => format!(
-            "the database did not answer within {} s",
-            READY_TIMEOUT.as_secs()
-        ),
+    let registry = &state.context.registry;
+    let storage = async {
+        match tokio::time::timeout(READY_TIMEOUT, registry.store().ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!(
+                "the database did not answer within {} s",
+                READY_TIMEOUT.as_secs()
+            )),
+        }
     };
+    let redis = async {
+        match registry.cluster() {
+            Some(cluster) => cluster.ping().await.err().map(|error| error.to_string()),
+            None => None,
+        }
+    };
+    let (storage, redis) = tokio::join!(storage, redis);
+    if storage.is_none() && redis.is_none() {
+        return axum::Json(json!({"status": "ready"})).into_response();
+    }
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({"status": "unavailable", "storage": problem})),
+        axum::Json(json!({"status": "unavailable", "storage": storage, "redis": redis})),
     )
         .into_response()
 }

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod document;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
+use crate::cluster::Cluster;
 use crate::config::{AuthConfig, Config};
 use crate::connection::{Context, Limits};
 use crate::document::{Registry, RoomSettings};
@@ -38,6 +40,8 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Storage(#[from] storage::StoreError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     #[error("failed to serve HTTP: {0}")]
     Serve(#[source] std::io::Error),
     #[error("failed to bind the metrics port: {0}")]
@@ -63,15 +67,26 @@ pub async fn run(
              every client may read and write every document"
         );
     }
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "REDIS_URL is set but this build has no Redis relay yet: run a single replica, \
-             or clients on different replicas will not see each other's edits live"
-        );
-    }
+    let cluster_config = config.cluster()?;
     tracing::info!(storage = %storage_config, "opening storage");
     let metrics = Arc::new(Metrics::new());
     let store = storage::Instrumented::wrap(storage::open(&storage_config).await?, metrics.clone());
+    let cluster_shutdown = CancellationToken::new();
+    let cluster = match &cluster_config {
+        Some(cluster_config) => {
+            tracing::info!(
+                identifier = %cluster_config.identifier,
+                prefix = %cluster_config.prefix,
+                "relaying documents to peer replicas through Redis"
+            );
+            Some(Cluster::connect(
+                cluster_config,
+                metrics.clone(),
+                cluster_shutdown.clone(),
+            )?)
+        }
+        None => None,
+    };
     let rooms_shutdown = CancellationToken::new();
     let registry = Registry::new(
         store,
@@ -81,7 +96,11 @@ pub async fn run(
             linger: ROOM_LINGER,
         },
         rooms_shutdown.clone(),
+        cluster.clone(),
     );
+    if let Some(cluster) = &cluster {
+        cluster.attach(registry.clone());
+    }
     let connections_shutdown = CancellationToken::new();
     let context = Arc::new(Context {
         registry: registry.clone(),
@@ -141,6 +160,7 @@ pub async fn run(
         server.await.map_err(Error::Serve)?;
         rooms_shutdown.cancel();
         registry.drain().await;
+        cluster_shutdown.cancel();
         Ok::<(), Error>(())
     };
     let shutdown_started = async {

@@ -46,6 +46,10 @@ pub struct Metrics {
     pub ack_duration: Histogram,
     pub fanout_drops: IntCounter,
     pub closes: IntCounterVec,
+    pub relay_messages_in: IntCounter,
+    pub relay_messages_out: IntCounter,
+    pub relay_dropped: IntCounter,
+    pub relay_errors: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -147,6 +151,23 @@ impl Metrics {
             "Sockets disconnected because their outbound queue was full",
         )
         .expect("valid metric");
+        let counter = |n: &str, help: &str| IntCounter::new(name(n), help).expect("valid metric");
+        let relay_messages_in = counter(
+            "relay_messages_received_total",
+            "Messages from peer replicas through Redis (our own echoes excluded)",
+        );
+        let relay_messages_out = counter(
+            "relay_messages_published_total",
+            "Messages published to peer replicas through Redis",
+        );
+        let relay_dropped = counter(
+            "relay_messages_dropped_total",
+            "Relay messages dropped (queue full or reader behind); healed by the next resync",
+        );
+        let relay_errors = counter(
+            "relay_errors_total",
+            "Failed Redis publishes and subscriptions, and malformed relay messages",
+        );
         let closes = IntCounterVec::new(
             Opts::new(
                 name("socket_closes_total"),
@@ -174,6 +195,10 @@ impl Metrics {
             Box::new(pending_updates.clone()),
             Box::new(ack_duration.clone()),
             Box::new(fanout_drops.clone()),
+            Box::new(relay_messages_in.clone()),
+            Box::new(relay_messages_out.clone()),
+            Box::new(relay_dropped.clone()),
+            Box::new(relay_errors.clone()),
             Box::new(closes.clone()),
         ] {
             families.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
@@ -230,6 +255,10 @@ impl Metrics {
             ack_duration,
             fanout_drops,
             closes,
+            relay_messages_in,
+            relay_messages_out,
+            relay_dropped,
+            relay_errors,
         }
     }
 

@@ -20,9 +20,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use yrs::sync::{AwarenessUpdate, SyncMessage};
 
+use crate::cluster::Cluster;
 use crate::connection::Outbox;
 use crate::metrics::Metrics;
-use crate::protocol::Scope;
+use crate::protocol::{Message, Scope};
 use crate::storage::DocumentStore;
 
 /// Commands queued per room before senders wait.
@@ -92,6 +93,10 @@ pub enum Command {
         id: SubscriberId,
         update: AwarenessUpdate,
     },
+    /// From a peer replica, through the Redis relay.
+    Remote(Message),
+    /// Ask the peers for anything this room lacks (the relay subscription is (re)established).
+    Resync,
 }
 
 /// A cheap handle to a room's command channel.
@@ -126,6 +131,8 @@ pub struct Registry {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     next_room_id: AtomicU64,
+    /// The Redis relay to peer replicas, when configured.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Registry {
@@ -134,6 +141,7 @@ impl Registry {
         metrics: Arc<Metrics>,
         settings: RoomSettings,
         shutdown: CancellationToken,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::default(),
@@ -143,7 +151,45 @@ impl Registry {
             shutdown,
             tracker: TaskTracker::new(),
             next_room_id: AtomicU64::new(1),
+            cluster,
         })
+    }
+
+    /// Hands a relay command to the room of `name` if it is loaded (a document nobody here has
+    /// open needs nothing from its peers). Never waits: a full room queue drops the command,
+    /// which the room's next resync heals.
+    pub fn deliver(&self, name: &str, command: Command) {
+        let handle = self
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned();
+        if let Some(handle) = handle
+            && let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(command)
+        {
+            self.metrics.relay_dropped.inc();
+        }
+    }
+
+    /// Hands a command to every loaded room.
+    pub fn deliver_all(&self, command: impl Fn() -> Command) {
+        let handles: Vec<RoomHandle> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for handle in handles {
+            if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(command()) {
+                self.metrics.relay_dropped.inc();
+            }
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Joins `subscriber` to the document `name`, loading it if needed.

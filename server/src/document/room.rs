@@ -1,9 +1,15 @@
 //! The room task: the single owner of one loaded document.
 //!
-//! Loop: commands from sessions, acknowledgements from the writer, a periodic awareness sweep,
-//! shutdown. Nothing here waits on a socket or on the database: frames go to outboxes with
-//! `try_send`, updates go to the writer sub-task, and a client's `SyncStatus` is sent only when
+//! Loop: commands from sessions and from the Redis relay, acknowledgements from the writer, a
+//! periodic awareness sweep and relay resync, shutdown. Nothing here waits on a socket, on the
+//! database or on Redis: frames go to outboxes with `try_send`, updates go to the writer
+//! sub-task, relay messages to the relay's queue, and a client's `SyncStatus` is sent only when
 //! the writer reports its update durable.
+//!
+//! Updates from peer replicas are stored too (every replica holding the document appends what
+//! it applied; the log may hold an update twice, which folding ignores). That costs a second
+//! small write per peer and buys this: a `SyncStatus` this replica sends covers everything its
+//! document holds, even an edit whose origin replica died before storing it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -19,6 +25,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Transact, Update};
 
 use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
+use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
 use crate::protocol::{self, Message, Scope};
 use crate::storage::DocumentStore;
@@ -30,6 +37,8 @@ const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
 const MAX_BATCH: usize = 512;
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// A room asks its peers for missing updates at most this often (besides the periodic resync).
+const MISSING_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Session {
     subscriber: Subscriber,
@@ -49,6 +58,9 @@ struct Room {
     /// Acknowledgements waiting for durability: (sequence, session, received at).
     pending_acks: VecDeque<(u64, SubscriberId, Instant)>,
     writer: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    cluster: Option<Arc<Cluster>>,
+    /// When this room last asked its peers for updates it lacks.
+    last_resync: Option<Instant>,
 }
 
 fn now_millis() -> u64 {
@@ -116,16 +128,26 @@ pub(super) async fn run(
         durable: 0,
         pending_acks: VecDeque::new(),
         writer: writer_tx,
+        cluster: registry.cluster().cloned(),
+        last_resync: None,
     };
+    // Subscribes in the background; the relay sends `Resync` once it may sync with peers.
+    if let Some(cluster) = &room.cluster {
+        cluster.watch(name.clone());
+    }
 
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut resync = tokio::time::interval(cluster::RESYNC_INTERVAL);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.reset();
     let shutdown = registry.shutdown.clone();
     let mut empty_since: Option<Instant> = None;
     loop {
         let linger = registry.settings.linger;
         let can_retire = room.sessions.is_empty() && room.durable == room.enqueued;
         let retire_at = empty_since.map(|t| t + linger);
+        let relayed = room.cluster.is_some() && !room.sessions.is_empty();
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => room.handle(command),
@@ -133,6 +155,7 @@ pub(super) async fn run(
             },
             Some(through) = durable_rx.recv() => room.acknowledge(through),
             _ = sweep.tick() => room.sweep_awareness(),
+            _ = resync.tick(), if relayed => room.resync(),
             _ = shutdown.cancelled(), if can_retire => {
                 if registry.retire(&name, room_id, || commands.is_empty()) { break; }
             }
@@ -154,6 +177,9 @@ pub(super) async fn run(
         if let Command::Join { reply, .. } = command {
             drop(reply);
         }
+    }
+    if let Some(cluster) = &room.cluster {
+        cluster.unwatch(name.clone());
     }
     drop(room);
     if let Err(error) = writer.await {
@@ -202,7 +228,127 @@ impl Room {
             Command::Leave { id } => self.leave(id),
             Command::Sync { id, message } => self.sync(id, message),
             Command::Awareness { id, update } => self.apply_awareness(id, update),
+            Command::Remote(message) => self.remote(message),
+            Command::Resync => self.resync(),
         }
+    }
+
+    /// Asks every peer replica for what this room lacks, and for their awareness states.
+    fn resync(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        self.last_resync = Some(Instant::now());
+        let sv = self.awareness.doc().transact().state_vector();
+        cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep1(sv)));
+        cluster.publish(&self.name, &Message::QueryAwareness);
+    }
+
+    /// An update arrived whose dependencies this room lacks: a relay message was lost.
+    fn resync_missing(&mut self) {
+        if self.cluster.is_some()
+            && self
+                .last_resync
+                .is_none_or(|at| at.elapsed() >= MISSING_RESYNC_MIN_INTERVAL)
+        {
+            tracing::debug!("missing updates; asking the peers");
+            self.resync();
+        }
+    }
+
+    /// A message from a peer replica (the `@hocuspocus/extension-redis` receiver rules).
+    fn remote(&mut self, message: Message) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        match message {
+            // A peer asks what it lacks: tell it what we lack, and send what it lacks.
+            Message::Sync(SyncMessage::SyncStep1(remote)) => {
+                let txn = self.awareness.doc().transact();
+                let own = txn.state_vector();
+                let diff = txn.encode_diff_v1(&remote);
+                drop(txn);
+                cluster.publish(&self.name, &Message::SyncReply(SyncMessage::SyncStep1(own)));
+                if !is_empty_update(&diff) {
+                    cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep2(diff)));
+                }
+            }
+            // The answer to our Step1: send what it lacks, nothing more.
+            Message::SyncReply(SyncMessage::SyncStep1(remote)) => {
+                let diff = self.awareness.doc().transact().encode_diff_v1(&remote);
+                if !is_empty_update(&diff) {
+                    cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep2(diff)));
+                }
+            }
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update))
+            | Message::SyncReply(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                self.apply_remote_update(update);
+            }
+            Message::Awareness(update) => {
+                // Applied and shown to local clients, never published again (no echo storms).
+                if let Ok(Some(summary)) = self.awareness.apply_update_summary(update)
+                    && let Ok(changes) = self.awareness.update_with_clients(summary.all_changes())
+                {
+                    self.broadcast_awareness(&changes);
+                }
+            }
+            Message::QueryAwareness => {
+                // Node peers expect an answer even when it has no entries.
+                if let Ok(update) = self.awareness.update() {
+                    cluster.publish(&self.name, &Message::Awareness(update));
+                }
+            }
+            Message::Auth(_)
+            | Message::Stateless(_)
+            | Message::BroadcastStateless(_)
+            | Message::Close(_)
+            | Message::SyncStatus(_) => {}
+        }
+    }
+
+    /// Applies a peer's update: shown to local clients and stored, never published again and
+    /// never acknowledged to anyone (its origin acknowledges it).
+    fn apply_remote_update(&mut self, bytes: Vec<u8>) {
+        let update = match Update::decode_v1(&bytes) {
+            Ok(update) => update,
+            Err(error) => {
+                tracing::warn!(%error, "ignored a malformed update from a peer");
+                return;
+            }
+        };
+        let (changed, missing) = match self.integrate(update) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(%error, "ignored an update from a peer that does not apply");
+                return;
+            }
+        };
+        if changed {
+            self.store_and_broadcast(bytes);
+        }
+        if missing {
+            self.resync_missing();
+        }
+    }
+
+    /// Applies an update to the document: (whether anything changed, whether it lacks
+    /// dependencies this document has not seen).
+    fn integrate(&mut self, update: Update) -> Result<(bool, bool), String> {
+        let mut txn = self.awareness.doc().transact_mut();
+        txn.apply_update(update).map_err(|e| e.to_string())?;
+        let missing = txn.store().pending_update().is_some() || txn.store().pending_ds().is_some();
+        let changed =
+            txn.before_state() != txn.after_state() || !txn.delete_set().is_empty() || missing;
+        Ok((changed, missing))
+    }
+
+    /// Fans an applied update out to every local session and hands it to the writer.
+    fn store_and_broadcast(&mut self, bytes: Vec<u8>) {
+        let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
+        self.broadcast(frame_for, "sync_update");
+        self.enqueued += 1;
+        self.registry.metrics.pending_updates.inc();
+        let _ = self.writer.send((self.enqueued, bytes));
     }
 
     fn join(
@@ -242,11 +388,16 @@ impl Room {
         self.registry.metrics.document_sessions.dec();
         self.pending_acks.retain(|(_, who, _)| *who != id);
         let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
-        self.remove_awareness(clients);
+        if let Some(removal) = self.remove_awareness(clients)
+            && let Some(cluster) = &self.cluster
+        {
+            cluster.publish(&self.name, &Message::Awareness(removal));
+        }
     }
 
-    /// Removes awareness states (same clock, state `null`, as Hocuspocus does) and broadcasts it.
-    fn remove_awareness(&mut self, clients: Vec<ClientID>) {
+    /// Removes awareness states (same clock, state `null`, as Hocuspocus does), broadcasts the
+    /// removal to local sessions and returns it.
+    fn remove_awareness(&mut self, clients: Vec<ClientID>) -> Option<AwarenessUpdate> {
         let mut removal = HashMap::new();
         for client in clients {
             if let Some((clock, _)) = self.awareness.meta(client)
@@ -262,14 +413,15 @@ impl Room {
             }
         }
         if removal.is_empty() {
-            return;
+            return None;
         }
         let update = AwarenessUpdate { clients: removal };
         if let Err(error) = self.awareness.apply_update(update.clone()) {
             tracing::warn!(%error, "failed to remove awareness states");
-            return;
+            return None;
         }
         self.broadcast_awareness(&update);
+        Some(update)
     }
 
     fn sweep_awareness(&mut self) {
@@ -289,6 +441,7 @@ impl Room {
                     session.awareness_clients.remove(client);
                 }
             }
+            // Every replica times states out on its own; nothing to publish.
             self.remove_awareness(stale);
         }
     }
@@ -314,7 +467,12 @@ impl Room {
             }
         }
         match self.awareness.update_with_clients(summary.all_changes()) {
-            Ok(changes) => self.broadcast_awareness(&changes),
+            Ok(changes) => {
+                self.broadcast_awareness(&changes);
+                if let Some(cluster) = &self.cluster {
+                    cluster.publish(&self.name, &Message::Awareness(changes));
+                }
+            }
             Err(error) => tracing::warn!(%error, "failed to encode awareness changes"),
         }
     }
@@ -365,29 +523,31 @@ impl Room {
                 return;
             }
         };
-        let changed = {
-            let mut txn = self.awareness.doc().transact_mut();
-            if let Err(error) = txn.apply_update(update) {
-                drop(txn);
+        let (changed, missing) = match self.integrate(update) {
+            Ok(outcome) => outcome,
+            Err(error) => {
                 self.close_session(id, format!("update could not be applied: {error}"));
                 return;
             }
-            txn.before_state() != txn.after_state()
-                || !txn.delete_set().is_empty()
-                || txn.store().pending_update().is_some()
-                || txn.store().pending_ds().is_some()
         };
-        let metrics = &self.registry.metrics;
-        metrics
+        self.registry
+            .metrics
             .update_apply_duration
             .observe(started.elapsed().as_secs_f64());
         if changed {
-            let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
-            self.broadcast(frame_for, "sync_update");
-            self.enqueued += 1;
-            metrics.pending_updates.inc();
-            let _ = self.writer.send((self.enqueued, bytes));
+            if let Some(cluster) = &self.cluster {
+                cluster.publish_frame(
+                    &self.name,
+                    &protocol::encode_update_frame(Some(&self.name), &bytes),
+                );
+            }
+            self.store_and_broadcast(bytes);
         }
+        if missing {
+            // With peers, what this client's update depends on may still be on its way.
+            self.resync_missing();
+        }
+        let metrics = &self.registry.metrics;
         if hocuspocus {
             // Acknowledge once everything up to this point is durable.
             if self.durable >= self.enqueued {
@@ -536,4 +696,9 @@ async fn write_loop(
     {
         tracing::warn!(%error, "compaction on unload failed; the log is kept");
     }
+}
+
+/// Whether a v1 update carries nothing: no structs, no deletions (`[0, 0]`).
+fn is_empty_update(update: &[u8]) -> bool {
+    update == [0, 0]
 }

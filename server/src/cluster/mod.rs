@@ -1,0 +1,416 @@
+//! The Redis relay between replicas (`REDIS_URL`): what the clients of one replica change
+//! reaches the clients of every other replica that has the document loaded.
+//!
+//! Channels and payloads are those of `@hocuspocus/extension-redis` (document-channel replies,
+//! as Node ≤ 4.6 uses them): channel `<prefix>:<document>`, payload
+//! `[u8 length][identifier][Hocuspocus frame]` ([`envelope`]). The flows, all driven by the
+//! document's room:
+//!
+//! * **loaded** (once subscribed): publish `Sync Step1(state vector)` and `QueryAwareness`.
+//!   Every peer answers with `SyncReply Step1(its state vector)` and `Sync Step2(what we
+//!   lack)`; we answer the SyncReply with `Sync Step2(what it lacks)`.
+//! * **local update**: publish `Sync Update(update)`, pushed rather than pulled, so a change
+//!   costs one message instead of a state-vector round trip per peer (Node peers apply it like
+//!   any update).
+//! * **local awareness change**: publish `Awareness(changed clients)`.
+//! * **healing**: Redis pub/sub is at-most-once. A room publishes Step1 again when an update
+//!   arrives whose dependencies it lacks (a lost message), when the subscription is
+//!   re-established after a Redis outage or a lagging reader, and every [`RESYNC_INTERVAL`]
+//!   while clients are connected.
+//!
+//! Our own messages come back from Redis and are dropped by identifier. Nothing here blocks a
+//! room: publishes go through a bounded queue (full = dropped and counted; the next resync
+//! heals), subscriptions are made by a background task that tells the room when it may sync.
+
+pub mod envelope;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::prelude::{Builder, Config as RedisConfig, ReconnectPolicy};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::document::{Command, Registry};
+use crate::metrics::Metrics;
+use crate::protocol::{self, Frame, Message};
+
+/// How often a room with clients asks its peers for anything it missed.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+/// Relay messages queued for publishing before new ones are dropped.
+const PUBLISH_QUEUE: usize = 16 * 1024;
+/// Relay messages published in one pipeline.
+const PUBLISH_BATCH: usize = 256;
+/// Messages buffered between the Redis reader and our dispatcher.
+const RECEIVE_BUFFER: usize = 16 * 1024;
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the relay needs from the configuration.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    pub url: String,
+    pub prefix: String,
+    pub identifier: String,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("prefix", &self.prefix)
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("invalid REDIS_URL: {0}")]
+    Url(#[source] fred::error::Error),
+    #[error("failed to set up the Redis client: {0}")]
+    Client(#[source] fred::error::Error),
+    #[error("Redis is not reachable: {0}")]
+    Unreachable(String),
+}
+
+enum Control {
+    Watch(Arc<str>),
+    Unwatch(Arc<str>),
+}
+
+/// The relay: one publishing and one subscribing connection per process.
+pub struct Cluster {
+    identifier: Arc<str>,
+    prefix: String,
+    publisher: Client,
+    subscriber: SubscriberClient,
+    outgoing: mpsc::Sender<(String, Bytes)>,
+    control: mpsc::UnboundedSender<Control>,
+    /// Taken by [`Cluster::attach`].
+    pending: std::sync::Mutex<Option<Pending>>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+struct Pending {
+    outgoing: mpsc::Receiver<(String, Bytes)>,
+    control: mpsc::UnboundedReceiver<Control>,
+}
+
+impl Cluster {
+    /// Creates the clients and starts connecting in the background: the server starts (and
+    /// `/ready` says 503) while Redis is unreachable, and reconnects for as long as it runs.
+    pub fn connect(
+        config: &ClusterConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let mut redis = RedisConfig::from_url(&config.url).map_err(ClusterError::Url)?;
+        redis.fail_fast = false;
+        let mut builder = Builder::from_config(redis);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .with_performance_config(|performance| {
+                performance.broadcast_channel_capacity = RECEIVE_BUFFER;
+            });
+        let publisher = builder.build().map_err(ClusterError::Client)?;
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(ClusterError::Client)?;
+        publisher.connect();
+        subscriber.connect();
+        let (outgoing, outgoing_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        Ok(Arc::new(Self {
+            identifier: Arc::from(config.identifier.as_str()),
+            prefix: config.prefix.clone(),
+            publisher,
+            subscriber,
+            outgoing,
+            control,
+            pending: std::sync::Mutex::new(Some(Pending {
+                outgoing: outgoing_rx,
+                control: control_rx,
+            })),
+            metrics,
+            shutdown,
+        }))
+    }
+
+    /// Starts the relay's tasks; rooms are reached through `registry`. Call once.
+    pub fn attach(self: &Arc<Self>, registry: Arc<Registry>) {
+        let Some(pending) = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        let span = tracing::info_span!("cluster", identifier = %self.identifier);
+        tokio::spawn(
+            self.clone()
+                .publish_loop(pending.outgoing)
+                .instrument(span.clone()),
+        );
+        tokio::spawn(
+            self.clone()
+                .subscription_loop(pending.control, registry.clone())
+                .instrument(span.clone()),
+        );
+        tokio::spawn(self.clone().receive_loop(registry).instrument(span));
+    }
+
+    pub fn identifier(&self) -> &str {
+        &self.identifier
+    }
+
+    fn channel(&self, document: &str) -> String {
+        format!("{}:{document}", self.prefix)
+    }
+
+    /// Queues `message` for every peer of `document`. Never waits.
+    pub fn publish(&self, document: &str, message: &Message) {
+        self.publish_frame(document, &protocol::encode_frame(document, message));
+    }
+
+    /// Queues an already encoded Hocuspocus frame (addressed to the plain document name).
+    pub fn publish_frame(&self, document: &str, frame: &[u8]) {
+        let payload = Bytes::from(envelope::encode(&self.identifier, frame));
+        match self.outgoing.try_send((self.channel(document), payload)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.metrics.relay_dropped.inc(),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Subscribes to `document`'s channel in the background; its room gets
+    /// [`Command::Resync`] once the subscription stands.
+    pub fn watch(&self, document: Arc<str>) {
+        let _ = self.control.send(Control::Watch(document));
+    }
+
+    /// Drops one interest in `document`'s channel (unsubscribed when none is left).
+    pub fn unwatch(&self, document: Arc<str>) {
+        let _ = self.control.send(Control::Unwatch(document));
+    }
+
+    /// Whether Redis answers (for `/ready`).
+    pub async fn ping(&self) -> Result<(), ClusterError> {
+        let ping = async {
+            let _: () = self
+                .publisher
+                .ping(None)
+                .await
+                .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
+            Ok(())
+        };
+        tokio::time::timeout(PING_TIMEOUT, ping)
+            .await
+            .map_err(|_| {
+                ClusterError::Unreachable(format!("no answer within {} s", PING_TIMEOUT.as_secs()))
+            })?
+    }
+
+    async fn publish_loop(self: Arc<Self>, mut outgoing: mpsc::Receiver<(String, Bytes)>) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        loop {
+            let received = tokio::select! {
+                received = outgoing.recv_many(&mut batch, PUBLISH_BATCH) => received,
+                _ = self.shutdown.cancelled() => break,
+            };
+            if received == 0 {
+                break;
+            }
+            let pipeline = self.publisher.pipeline();
+            for (channel, payload) in batch.drain(..) {
+                let _: Result<(), _> = pipeline.publish(channel, payload).await;
+            }
+            let results = pipeline.try_all::<i64>().await;
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            self.metrics
+                .relay_messages_out
+                .inc_by((results.len() - failed) as u64);
+            if failed > 0 {
+                self.metrics.relay_errors.inc_by(failed as u64);
+                if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+                    tracing::warn!(%error, failed, "failed to publish to Redis; peers resync later");
+                }
+            }
+        }
+        let _ = self.publisher.quit().await;
+    }
+
+    /// Keeps our subscriptions: one per document with a room, counted so that a room reopened
+    /// before the old one unsubscribed keeps its channel. Re-subscribes after a reconnect.
+    async fn subscription_loop(
+        self: Arc<Self>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        registry: Arc<Registry>,
+    ) {
+        let mut watched: HashMap<Arc<str>, usize> = HashMap::new();
+        let mut reconnects = self.subscriber.reconnect_rx();
+        let mut connected_once = false;
+        loop {
+            tokio::select! {
+                command = control.recv() => match command {
+                    Some(Control::Watch(document)) => {
+                        let count = watched.entry(document.clone()).or_default();
+                        *count += 1;
+                        if *count == 1 {
+                            match self.subscriber.subscribe(self.channel(&document)).await {
+                                Ok(()) => {}
+                                Err(error) => {
+                                    self.metrics.relay_errors.inc();
+                                    tracing::warn!(%document, %error, "failed to subscribe; retried on reconnect");
+                                    continue;
+                                }
+                            }
+                        }
+                        registry.deliver(&document, Command::Resync);
+                    }
+                    Some(Control::Unwatch(document)) => {
+                        if let Some(count) = watched.get_mut(&document) {
+                            *count -= 1;
+                            if *count == 0 {
+                                watched.remove(&document);
+                                if let Err(error) = self.subscriber.unsubscribe(self.channel(&document)).await {
+                                    tracing::debug!(%document, %error, "failed to unsubscribe");
+                                }
+                            }
+                        }
+                    }
+                    None => break,
+                },
+                reconnected = reconnects.recv() => {
+                    match reconnected {
+                        Ok(server) => {
+                            // The first connection is not a reconnect worth a log line.
+                            if connected_once {
+                                tracing::info!(%server, documents = watched.len(), "reconnected to Redis; resubscribing");
+                            }
+                            connected_once = true;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                    for document in watched.keys() {
+                        if let Err(error) = self.subscriber.subscribe(self.channel(document)).await {
+                            self.metrics.relay_errors.inc();
+                            tracing::warn!(%document, %error, "failed to resubscribe");
+                            continue;
+                        }
+                        registry.deliver(document, Command::Resync);
+                    }
+                }
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        let _ = self.subscriber.quit().await;
+    }
+
+    /// Routes every relay message to the room of its document.
+    async fn receive_loop(self: Arc<Self>, registry: Arc<Registry>) {
+        let mut messages = self.subscriber.message_rx();
+        let prefix = format!("{}:", self.prefix);
+        loop {
+            let message = tokio::select! {
+                message = messages.recv() => message,
+                _ = self.shutdown.cancelled() => break,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.metrics.relay_dropped.inc_by(missed);
+                    tracing::warn!(
+                        missed,
+                        "fell behind the Redis relay; resyncing every document"
+                    );
+                    registry.deliver_all(|| Command::Resync);
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            let Some(document) = message.channel.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            let Some(payload) = message.value.as_bytes() else {
+                continue;
+            };
+            match decode(&self.identifier, payload) {
+                Ok(Some(relayed)) => {
+                    self.metrics.relay_messages_in.inc();
+                    registry.deliver(document, Command::Remote(relayed));
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    self.metrics.relay_errors.inc();
+                    tracing::debug!(document, %reason, "ignored a malformed relay message");
+                }
+            }
+        }
+    }
+}
+
+/// A relay message for a room: `None` for our own, an error for anything malformed.
+fn decode(own_identifier: &str, payload: &[u8]) -> Result<Option<Message>, String> {
+    let (identifier, frame) = envelope::decode(payload).map_err(|e| e.to_string())?;
+    if identifier == own_identifier {
+        return Ok(None);
+    }
+    match protocol::decode_frame(frame).map_err(|e| e.to_string())? {
+        Frame::Document { message, .. } => Ok(Some(message)),
+        Frame::Ping | Frame::Pong => Ok(None),
+    }
+}
+
+/// A default identifier: unique per process, recognisable in `PUBSUB` listings.
+pub fn default_identifier() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    let host: String = host.chars().take(64).collect();
+    format!("collab-{host}-{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use yrs::StateVector;
+    use yrs::sync::SyncMessage;
+
+    use super::*;
+
+    #[test]
+    fn own_messages_are_dropped_and_others_decoded() {
+        let frame = protocol::encode_frame(
+            "doc",
+            &Message::Sync(SyncMessage::SyncStep1(StateVector::default())),
+        );
+        let mine = envelope::encode("me", &frame);
+        assert_eq!(decode("me", &mine), Ok(None));
+        let theirs = envelope::encode("node-31001", &frame);
+        assert_eq!(
+            decode("me", &theirs),
+            Ok(Some(Message::Sync(SyncMessage::SyncStep1(
+                StateVector::default()
+            ))))
+        );
+        assert!(decode("me", &envelope::encode("x", b"\x03doc\x63")).is_err());
+    }
+
+    #[test]
+    fn default_identifiers_differ_and_fit_the_envelope() {
+        let (a, b) = (default_identifier(), default_identifier());
+        assert_ne!(a, b);
+        assert!(a.len() <= envelope::MAX_IDENTIFIER_BYTES);
+    }
+}

@@ -1,0 +1,190 @@
+//! The Redis relay: two replicas in this process, one real Redis (COLLAB_TEST_REDIS_URL, set by
+//! scripts/test.sh), each on its own in-memory store, so whatever one replica's client sees of
+//! the other's edits came through Redis.
+
+mod support;
+
+use std::collections::HashMap;
+
+use collab_server::protocol::Message;
+use support::*;
+use yrs::Doc;
+use yrs::block::ClientID;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::sync::{AwarenessUpdate, SyncMessage};
+
+fn redis_url() -> Option<String> {
+    let url = std::env::var("COLLAB_TEST_REDIS_URL").ok();
+    if url.is_none() {
+        eprintln!("COLLAB_TEST_REDIS_URL is not set; run the suite through scripts/test.sh");
+    }
+    url
+}
+
+/// Two replicas sharing `redis` under a channel prefix of their own (tests run in parallel).
+async fn replicas(redis: &str) -> (TestServer, TestServer) {
+    let prefix = format!("collab-it-{}", now_nanos());
+    let start = |id: &'static str| {
+        let prefix = prefix.clone();
+        async move {
+            TestServer::start(&[
+                "--database-url",
+                "memory://",
+                "--redis-url",
+                redis,
+                "--redis-prefix",
+                &prefix,
+                "--instance-id",
+                id,
+            ])
+            .await
+        }
+    };
+    (start("replica-a").await, start("replica-b").await)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Applies every update the client receives until the document reads `expected`.
+async fn until_text(client: &mut Client, address: &str, ydoc: &Doc, expected: &str) {
+    while text(ydoc) != expected {
+        match client.recv_message(address).await {
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                apply(ydoc, &update)
+            }
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn edits_reach_the_clients_of_another_replica_both_ways() {
+    let Some(redis) = redis_url() else { return };
+    let (a, b) = replicas(&redis).await;
+    let name = "relay/edits";
+
+    // A client of replica A writes before replica B has the document loaded at all.
+    let on_a = Doc::new();
+    let mut client_a = Client::connect(&a.ws_url()).await;
+    client_a.open(name, "", &on_a).await;
+    client_a
+        .send(
+            name,
+            Message::Sync(SyncMessage::Update(insert(&on_a, "one;"))),
+        )
+        .await;
+    client_a
+        .expect(name, |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+
+    // B loads it from its own (empty) store and gets A's state from A through Redis.
+    let on_b = Doc::new();
+    let mut client_b = Client::connect(&b.ws_url()).await;
+    client_b.open(name, "", &on_b).await;
+    until_text(&mut client_b, name, &on_b, "one;").await;
+
+    // Live edits, both directions.
+    client_b
+        .send(
+            name,
+            Message::Sync(SyncMessage::Update(insert(&on_b, "two;"))),
+        )
+        .await;
+    until_text(&mut client_a, name, &on_a, "one;two;").await;
+    client_a
+        .send(
+            name,
+            Message::Sync(SyncMessage::Update(insert(&on_a, "three;"))),
+        )
+        .await;
+    until_text(&mut client_b, name, &on_b, "one;two;three;").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn awareness_crosses_replicas_and_is_removed_when_its_client_leaves() {
+    let Some(redis) = redis_url() else { return };
+    let (a, b) = replicas(&redis).await;
+    let name = "relay/awareness";
+    let mut watcher = Client::connect(&a.ws_url()).await;
+    watcher.open(name, "", &Doc::new()).await;
+    let mut walker = Client::connect(&b.ws_url()).await;
+    walker.open(name, "", &Doc::new()).await;
+    let client_id = ClientID::new(4242);
+    let state = |json: &str| {
+        Message::Awareness(AwarenessUpdate {
+            clients: HashMap::from([(
+                client_id,
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: json.into(),
+                },
+            )]),
+        })
+    };
+    let has = |message: &Message, wanted: &str| match message {
+        Message::Awareness(update) => update
+            .clients
+            .get(&client_id)
+            .is_some_and(|entry| &*entry.json == wanted),
+        _ => false,
+    };
+    // Replica B may not be subscribed yet: repeat (as providers do every 15 s) until A shows it.
+    let shown = r#"{"user":{"name":"walker"}}"#;
+    let mut seen = false;
+    for _ in 0..50 {
+        walker.send(name, state(shown)).await;
+        let wait = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+            watcher.expect(name, |m| has(m, shown).then_some(())).await
+        });
+        if wait.await.is_ok() {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the awareness state of B's client never reached A's");
+    // The client leaves replica B: its state is removed on A too.
+    drop(walker);
+    watcher.expect(name, |m| has(m, "null").then_some(())).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_an_unreachable_redis() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = TestServer::start(&["--database-url", "memory://", "--redis-url", &url]).await;
+    // The server runs (and keeps trying to connect) while Redis is away; /ready says so.
+    let response = reqwest::get(server.http("/ready")).await.expect("ready");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["redis"].is_string(), "{body}");
+    let health = reqwest::get(server.http("/health")).await.expect("health");
+    assert_eq!(health.status(), 200);
+    // Documents are still served, from this replica alone.
+    let doc = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("relay/alone", "", &doc).await;
+    client
+        .send(
+            "relay/alone",
+            Message::Sync(SyncMessage::Update(insert(&doc, "x"))),
+        )
+        .await;
+    client
+        .expect("relay/alone", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    server.stop().await;
+}
