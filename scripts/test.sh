@@ -146,6 +146,9 @@ cargo build --workspace --bins --locked
 say "cargo test"
 cargo test --workspace --locked
 
+say "Helm chart, CRD, manifests and ECS output (tests/deploy)"
+scripts/test-deploy.sh
+
 say "Node compatibility suite (tests/compat)"
 (
   cd tests/compat

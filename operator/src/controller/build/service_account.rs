@@ -1,0 +1,16 @@
+//! The pods' ServiceAccount: no API access, no mounted token.
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+
+use super::metadata;
+use crate::controller::validate::ValidatedCollabServer;
+use crate::labels::Component;
+use crate::names;
+
+pub fn service_account(server: &ValidatedCollabServer) -> ServiceAccount {
+    ServiceAccount {
+        metadata: metadata(server, names::server(&server.name), Component::Server),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}

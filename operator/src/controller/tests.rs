@@ -1,0 +1,520 @@
+//! Reconcile scenarios against the fake API server in [`crate::fixtures`].
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::DeploymentStatus;
+use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::fixtures::{self, Call, Existing, NAME, NAMESPACE, World};
+
+const JWT_VALUE: &str = "jwt-shared-secret-value";
+const DATABASE_VALUE: &str = "postgres://app:database-password@db.team.svc/app";
+const REDIS_VALUE: &str = "rediss://:redis-password@redis.example:6380";
+
+fn guard(server: &CollabServer) -> Arc<DeserializeGuard<CollabServer>> {
+    Arc::new(DeserializeGuard(Ok(server.clone())))
+}
+
+fn production_spec() -> Value {
+    json!({
+        "replicas": 2,
+        "auth": { "jwtSecretRef": { "name": "jwt", "key": "secret" } },
+        "database": { "secretRef": { "name": "db" } },
+        "redis": { "external": { "secretRef": { "name": "redis", "key": "url" } } },
+    })
+}
+
+fn production_secrets() -> Vec<Value> {
+    vec![
+        fixtures::secret("jwt", &[("secret", JWT_VALUE)]),
+        fixtures::secret("db", &[("DATABASE_URL", DATABASE_VALUE)]),
+        fixtures::secret("redis", &[("url", REDIS_VALUE)]),
+    ]
+}
+
+fn ready(replicas: i32) -> DeploymentStatus {
+    DeploymentStatus {
+        observed_generation: Some(1),
+        replicas: Some(replicas),
+        updated_replicas: Some(replicas),
+        ready_replicas: Some(replicas),
+        available_replicas: Some(replicas),
+        ..DeploymentStatus::default()
+    }
+}
+
+fn lines(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::line).collect()
+}
+
+fn status_body(calls: &[Call]) -> &Value {
+    &calls
+        .iter()
+        .find(|call| call.method == "PATCH" && call.path.ends_with("/status"))
+        .expect("a status patch")
+        .body["status"]
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|condition| condition["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+fn assert_no_secret_values(calls: &[Call], values: &[&str]) {
+    for call in calls {
+        let text = call.body.to_string();
+        for value in values {
+            assert!(
+                !text.contains(value),
+                "{} sent a Secret value: {text}",
+                call.line()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn new_collab_server_is_applied_in_order_and_reported_available() {
+    let server = fixtures::collab_server(production_spec());
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        deployment_status: Some(ready(2)),
+        ..World::default()
+    });
+
+    let action = reconcile(guard(&server), context.clone())
+        .await
+        .expect("reconcile succeeds");
+    assert_eq!(action, Action::requeue(RESYNC));
+    let calls = fixtures::finish(context, api).await;
+
+    let ns = format!("namespaces/{NAMESPACE}");
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET /api/v1/{ns}/secrets/db"),
+            format!("GET /api/v1/{ns}/secrets/jwt"),
+            format!("GET /api/v1/{ns}/secrets/redis"),
+            format!("PATCH /api/v1/{ns}/serviceaccounts/{NAME}"),
+            format!("PATCH /api/v1/{ns}/configmaps/{NAME}-config"),
+            format!("PATCH /api/v1/{ns}/services/{NAME}"),
+            format!("PATCH /api/v1/{ns}/services/{NAME}-metrics"),
+            format!("PATCH /apis/apps/v1/{ns}/deployments/{NAME}"),
+            format!("PATCH /apis/apps/v1/{ns}/deployments/{NAME}"),
+            format!("PATCH /apis/policy/v1/{ns}/poddisruptionbudgets/{NAME}"),
+            format!("GET /api/v1/{ns}/secrets"),
+            format!("GET /api/v1/{ns}/services"),
+            format!("GET /apis/apps/v1/{ns}/deployments"),
+            format!("GET /apis/policy/v1/{ns}/poddisruptionbudgets"),
+            format!("GET /apis/autoscaling/v2/{ns}/horizontalpodautoscalers"),
+            format!("GET /apis/monitoring.coreos.com/v1/{ns}/servicemonitors"),
+            format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
+            format!("POST /apis/events.k8s.io/v1/{ns}/events"),
+        ]
+    );
+
+    let patches: Vec<&Call> = calls.iter().filter(|call| call.method == "PATCH").collect();
+    for call in &patches {
+        assert!(
+            call.query.contains("force=true"),
+            "{} not forced",
+            call.line()
+        );
+        assert!(
+            call.body["metadata"]["ownerReferences"].is_array()
+                || call.path.ends_with("/status")
+                || call.field_manager() == Some(apply::REPLICAS_FIELD_MANAGER),
+            "{} has no owner reference",
+            call.line()
+        );
+    }
+    let deployment_applies: Vec<&&Call> = patches
+        .iter()
+        .filter(|call| call.path.ends_with(&format!("deployments/{NAME}")))
+        .collect();
+    assert_eq!(
+        deployment_applies[0].field_manager(),
+        Some(apply::FIELD_MANAGER)
+    );
+    assert!(deployment_applies[0].body["spec"].get("replicas").is_none());
+    assert_eq!(
+        deployment_applies[1].field_manager(),
+        Some(apply::REPLICAS_FIELD_MANAGER)
+    );
+    assert_eq!(deployment_applies[1].body["spec"], json!({"replicas": 2}));
+
+    let status = status_body(&calls);
+    assert_eq!(status["observedGeneration"], 3);
+    assert_eq!(status["replicas"], 2);
+    assert_eq!(status["readyReplicas"], 2);
+    assert_eq!(
+        status["endpoint"],
+        format!("ws://{NAME}.{NAMESPACE}.svc:1234")
+    );
+    assert_eq!(
+        status["selector"],
+        "app.kubernetes.io/component=server,app.kubernetes.io/instance=docs,app.kubernetes.io/name=collab-server"
+    );
+    assert_eq!(condition(status, "Available")["status"], "True");
+    assert_eq!(
+        condition(status, "Available")["reason"],
+        "ReplicasAvailable"
+    );
+    assert_eq!(
+        condition(status, "Progressing")["reason"],
+        "RolloutComplete"
+    );
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(
+        condition(status, "Available")["lastTransitionTime"],
+        "2026-01-02T03:04:05Z"
+    );
+
+    let event = calls.last().unwrap();
+    assert_eq!(event.body["reason"], "Applied");
+    assert_eq!(event.body["type"], "Normal");
+    assert_no_secret_values(
+        &calls[3..],
+        &[JWT_VALUE, "database-password", "redis-password"],
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_sets_the_failure_condition_and_applies_nothing() {
+    let server = fixtures::collab_server(json!({
+        "replicas": 1,
+        "auth": { "jwtSecretRef": { "name": "jwt", "key": "secret" } },
+    }));
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        ..World::default()
+    });
+
+    let error = reconcile(guard(&server), context.clone())
+        .await
+        .expect_err("a missing Secret fails the reconcile");
+    assert_eq!(error.kind(), "SecretNotFound");
+    let action = error_policy(guard(&server), &error, context.clone());
+    assert_eq!(action, Action::requeue(BACKOFF_START));
+    assert!(
+        context
+            .metrics
+            .render()
+            .contains("collab_operator_reconcile_failures_total{error=\"SecretNotFound\"} 1")
+    );
+    let calls = fixtures::finish(context, api).await;
+
+    let ns = format!("namespaces/{NAMESPACE}");
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET /api/v1/{ns}/secrets/jwt"),
+            format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
+            format!("POST /apis/events.k8s.io/v1/{ns}/events"),
+        ]
+    );
+    let status = status_body(&calls);
+    let degraded = condition(status, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "SecretNotFound");
+    assert_eq!(
+        degraded["message"],
+        "spec.auth.jwtSecretRef: Secret team/jwt not found: create it or correct the name"
+    );
+    assert_eq!(condition(status, "Available")["status"], "False");
+    assert_eq!(condition(status, "Progressing")["status"], "False");
+    assert_eq!(status["observedGeneration"], 3);
+    let event = &calls[2].body;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "SecretNotFound");
+}
+
+#[tokio::test]
+async fn spec_change_deletes_what_is_no_longer_wanted() {
+    let mut spec = production_spec();
+    spec["podDisruptionBudget"] = json!({ "enabled": false });
+    let server = fixtures::collab_server(spec);
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        existing: vec![
+            Existing {
+                plural: "horizontalpodautoscalers",
+                name: NAME,
+                owned: true,
+            },
+            Existing {
+                plural: "poddisruptionbudgets",
+                name: NAME,
+                owned: true,
+            },
+            Existing {
+                plural: "deployments",
+                name: "docs-redis",
+                owned: true,
+            },
+            Existing {
+                plural: "deployments",
+                name: NAME,
+                owned: true,
+            },
+            Existing {
+                plural: "horizontalpodautoscalers",
+                name: "hand-made",
+                owned: false,
+            },
+        ],
+        ..World::default()
+    });
+
+    reconcile(guard(&server), context.clone())
+        .await
+        .expect("reconcile succeeds");
+    let calls = fixtures::finish(context, api).await;
+
+    let ns = format!("namespaces/{NAMESPACE}");
+    let deletes: Vec<String> = calls
+        .iter()
+        .filter(|call| call.method == "DELETE")
+        .map(Call::line)
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![
+            format!("DELETE /apis/apps/v1/{ns}/deployments/docs-redis"),
+            format!("DELETE /apis/policy/v1/{ns}/poddisruptionbudgets/{NAME}"),
+            format!("DELETE /apis/autoscaling/v2/{ns}/horizontalpodautoscalers/{NAME}"),
+        ]
+    );
+    assert!(
+        !lines(&calls).contains(&format!(
+            "PATCH /apis/policy/v1/{ns}/poddisruptionbudgets/{NAME}"
+        )),
+        "a disabled PodDisruptionBudget is not applied"
+    );
+    let deleted_events: Vec<&str> = calls
+        .iter()
+        .filter(|call| call.body["reason"] == "Deleted")
+        .map(|call| call.body["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deleted_events,
+        vec![
+            "deleted Deployment docs-redis: the spec no longer asks for it",
+            "deleted PodDisruptionBudget docs: the spec no longer asks for it",
+            "deleted HorizontalPodAutoscaler docs: the spec no longer asks for it",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn managed_redis_keeps_the_password_it_already_stored() {
+    const STORED: &str = "StoredPassword0123456789abcdef";
+    let mut spec = production_spec();
+    spec["redis"] = json!({ "managed": {} });
+    let server = fixtures::collab_server(spec);
+    let mut secrets = production_secrets();
+    secrets.push(fixtures::secret(
+        "docs-redis",
+        &[("password", STORED), ("url", "x")],
+    ));
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets,
+        ..World::default()
+    });
+
+    reconcile(guard(&server), context.clone())
+        .await
+        .expect("reconcile succeeds");
+    let calls = fixtures::finish(context, api).await;
+
+    let applied_secret = calls
+        .iter()
+        .find(|call| call.method == "PATCH" && call.path.ends_with("/secrets/docs-redis"))
+        .expect("the Redis Secret is applied");
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(applied_secret.body.clone()).unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(data["password"].0, STORED.as_bytes());
+    assert_eq!(
+        String::from_utf8(data["url"].0.clone()).unwrap(),
+        format!("redis://:{STORED}@docs-redis.team.svc:6379")
+    );
+    // The password reaches Redis and the server only through secretKeyRef.
+    assert_no_secret_values(
+        &calls
+            .iter()
+            .filter(|call| !call.path.ends_with("/secrets/docs-redis"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        &[STORED],
+    );
+    let status = status_body(&calls);
+    assert_eq!(
+        condition(status, "Available")["reason"],
+        "NoReplicasAvailable"
+    );
+    assert_eq!(condition(status, "Progressing")["status"], "True");
+}
+
+#[tokio::test]
+async fn malformed_object_gets_a_condition_instead_of_a_crash() {
+    let server = fixtures::collab_server(json!({ "allowAnonymous": true }));
+    let invalid = Arc::new(DeserializeGuard::<CollabServer>(Err(InvalidObject {
+        error: "spec.replicas: invalid type: string \"two\", expected i32".to_owned(),
+        metadata: ObjectMeta {
+            name: Some(NAME.to_owned()),
+            namespace: Some(NAMESPACE.to_owned()),
+            generation: Some(7),
+            ..ObjectMeta::default()
+        },
+    })));
+    let (context, api) = fixtures::context(World {
+        server: Some(server),
+        ..World::default()
+    });
+
+    let error = reconcile(invalid, context.clone())
+        .await
+        .expect_err("invalid objects fail");
+    assert_eq!(error.kind(), "InvalidObject");
+    let calls = fixtures::finish(context, api).await;
+
+    assert_eq!(calls.len(), 2, "{:?}", lines(&calls));
+    let status = status_body(&calls);
+    assert_eq!(status["observedGeneration"], 7);
+    assert_eq!(condition(status, "Degraded")["reason"], "InvalidObject");
+    assert!(
+        condition(status, "Degraded")["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected i32")
+    );
+}
+
+#[tokio::test]
+async fn paused_collab_server_only_reports_that_it_is_paused() {
+    let mut spec = production_spec();
+    spec["paused"] = json!(true);
+    let server = fixtures::collab_server(spec);
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        ..World::default()
+    });
+
+    let action = reconcile(guard(&server), context.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let calls = fixtures::finish(context, api).await;
+
+    assert_eq!(calls.len(), 1, "{:?}", lines(&calls));
+    let status = status_body(&calls);
+    assert_eq!(condition(status, "Progressing")["reason"], "Paused");
+    assert_eq!(condition(status, "Available")["status"], "Unknown");
+}
+
+#[tokio::test]
+async fn service_monitor_is_applied_when_its_crd_is_served() {
+    let mut spec = production_spec();
+    spec["monitoring"] =
+        json!({ "serviceMonitor": { "enabled": true, "labels": { "release": "prom" } } });
+    let server = fixtures::collab_server(spec);
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        service_monitor_crd: true,
+        ..World::default()
+    });
+
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let calls = fixtures::finish(context, api).await;
+
+    let monitor = calls
+        .iter()
+        .find(|call| call.method == "PATCH" && call.path.contains("/servicemonitors/"))
+        .expect("the ServiceMonitor is applied");
+    assert_eq!(
+        monitor.path,
+        format!("/apis/monitoring.coreos.com/v1/namespaces/{NAMESPACE}/servicemonitors/{NAME}")
+    );
+    assert_eq!(monitor.body["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor.body["spec"]["endpoints"][0]["port"], "metrics");
+}
+
+#[test]
+fn backoff_doubles_per_failure_up_to_five_minutes() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let (context, _api) = fixtures::context(World::default());
+    let delays: Vec<u64> = (0..8)
+        .map(|_| context.backoff("team/docs").as_secs())
+        .collect();
+    assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+    context.succeeded("team/docs");
+    assert_eq!(context.backoff("team/docs").as_secs(), 5);
+    assert_eq!(context.backoff("team/other").as_secs(), 5);
+}
+
+#[tokio::test]
+async fn an_unchanged_spec_is_reapplied_without_an_applied_event() {
+    let mut server = fixtures::collab_server(production_spec());
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        deployment_status: Some(ready(2)),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let first = fixtures::finish(context, api).await;
+    let status: crate::crd::CollabServerStatus =
+        serde_json::from_value(status_body(&first).clone()).unwrap();
+    assert!(status.applied_hash.is_some());
+
+    server.status = Some(status);
+    let (context, api) = fixtures::context_at(
+        World {
+            server: Some(server.clone()),
+            secrets: production_secrets(),
+            deployment_status: Some(ready(2)),
+            ..World::default()
+        },
+        fixtures::later_time,
+    );
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let second = fixtures::finish(context, api).await;
+
+    assert!(
+        second.iter().all(|call| !call.path.contains("/events")),
+        "no Event when nothing changed: {:?}",
+        lines(&second)
+    );
+    // Unchanged conditions keep their transition time.
+    assert_eq!(
+        condition(status_body(&second), "Available")["lastTransitionTime"],
+        "2026-01-02T03:04:05Z"
+    );
+    // A rotated Secret changes the hash: the pods roll and an Event says so.
+    let mut rotated = production_secrets();
+    rotated[0] = fixtures::secret("jwt", &[("secret", "rotated-jwt-value")]);
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: rotated,
+        deployment_status: Some(ready(2)),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let third = fixtures::finish(context, api).await;
+    assert_eq!(third.last().unwrap().body["reason"], "Applied");
+}

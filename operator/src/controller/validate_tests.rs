@@ -1,0 +1,541 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::fixtures;
+
+const JWT: &str = "jwt-secret-value";
+
+fn secrets() -> Dereferenced {
+    Dereferenced::default()
+        .with_secret("jwt", [("secret", JWT)])
+        .with_secret("db", [("DATABASE_URL", "postgres://u:p@db/app")])
+        .with_secret(
+            "cnpg-app",
+            [
+                ("host", "pg-rw"),
+                ("port", "5432"),
+                ("dbname", "app"),
+                ("username", "app"),
+                ("password", "pw"),
+                ("uri", "postgresql://app:pw@pg-rw:5432/app"),
+            ],
+        )
+        .with_secret("cnpg-parts", [("host", "pg-rw"), ("password", "pw")])
+        .with_secret("mysql", [("DATABASE_URL", "mysql://u:secretpw@db/app")])
+        .with_secret("garbage", [("DATABASE_URL", "hunter2-not-a-url")])
+        .with_secret("redis", [("url", "rediss://:pw@redis:6380")])
+        .with_secret("http-redis", [("url", "http://redis")])
+}
+
+fn base() -> Value {
+    json!({
+        "replicas": 1,
+        "auth": { "jwtSecretRef": { "name": "jwt", "key": "secret" } },
+    })
+}
+
+fn with(mut spec: Value, patch: Value) -> Value {
+    for (key, value) in patch.as_object().unwrap() {
+        spec[key] = value.clone();
+    }
+    spec
+}
+
+fn run(spec: Value) -> Result<ValidatedCollabServer, Error> {
+    run_with(spec, &secrets())
+}
+
+fn run_with(spec: Value, dereferenced: &Dereferenced) -> Result<ValidatedCollabServer, Error> {
+    validate(
+        &fixtures::collab_server(spec),
+        dereferenced,
+        &OperatorDefaults::default(),
+    )
+}
+
+fn rejected(spec: Value) -> Error {
+    run(spec).expect_err("the spec is rejected")
+}
+
+fn postgres() -> Value {
+    json!({ "secretRef": { "name": "db" } })
+}
+
+fn external_redis() -> Value {
+    json!({ "external": { "secretRef": { "name": "redis", "key": "url" } } })
+}
+
+#[test]
+fn defaults_are_resolved_for_a_minimal_spec() {
+    let server = run(base()).unwrap();
+    assert_eq!(server.image, DEFAULT_SERVER_IMAGE);
+    assert_eq!(server.port, 1234);
+    assert_eq!(server.log_format, LogFormat::Json);
+    assert_eq!(server.scaling, Scaling::Fixed { replicas: 1 });
+    assert_eq!(
+        server.shutdown,
+        Shutdown {
+            termination_grace_period_seconds: 35,
+            server_timeout_seconds: 25
+        }
+    );
+    assert_eq!(server.pod_disruption_budget, Some(IntOrString::Int(1)));
+    assert_eq!(server.service_type, ServiceType::ClusterIP);
+    assert_eq!(
+        server.storage,
+        Storage::Sqlite {
+            size: Quantity("1Gi".into()),
+            storage_class_name: None
+        }
+    );
+    assert_eq!(
+        server.auth,
+        Auth::Tokens {
+            keys: TokenKeys::SharedSecret(SecretRef {
+                name: "jwt".into(),
+                key: "secret".into()
+            }),
+            issuer: None,
+            audience: None
+        }
+    );
+    assert!(server.notes.is_empty());
+    assert_eq!(server.endpoint(), "ws://docs.team.svc:1234");
+    assert_eq!(
+        server.owner.as_ref().map(|owner| owner.uid.as_str()),
+        Some(fixtures::UID)
+    );
+}
+
+#[test]
+fn without_a_database_replicas_are_limited_to_one_with_a_note() {
+    let server = run(with(base(), json!({ "replicas": 3 }))).unwrap();
+    assert_eq!(server.scaling, Scaling::Fixed { replicas: 1 });
+    assert_eq!(
+        server.notes,
+        vec![Note::ReplicasLimitedToOne { requested: 3 }]
+    );
+    // The default of 2 is limited too, and says so.
+    let mut spec = base();
+    spec.as_object_mut().unwrap().remove("replicas");
+    assert_eq!(
+        run(spec).unwrap().notes,
+        vec![Note::ReplicasLimitedToOne { requested: 2 }]
+    );
+}
+
+#[test]
+fn database_url_key_is_found_without_naming_it() {
+    let server = run(with(base(), json!({ "database": postgres() }))).unwrap();
+    assert_eq!(
+        server.storage,
+        Storage::Postgres {
+            connection: PostgresConnection::Url(SecretRef {
+                name: "db".into(),
+                key: "DATABASE_URL".into()
+            }),
+            ssl_mode: None
+        }
+    );
+    // A CloudNativePG application Secret: `uri` wins over the parts.
+    let server = run(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "cnpg-app" } } }),
+    ))
+    .unwrap();
+    let Storage::Postgres {
+        connection: PostgresConnection::Url(reference),
+        ..
+    } = server.storage
+    else {
+        panic!("expected a URL")
+    };
+    assert_eq!(reference.key, "uri");
+}
+
+#[test]
+fn database_parts_use_the_keys_the_secret_has() {
+    let server = run(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "cnpg-parts" }, "sslMode": "require" } }),
+    ))
+    .unwrap();
+    let reference = |key: &str| SecretRef {
+        name: "cnpg-parts".into(),
+        key: key.into(),
+    };
+    assert_eq!(
+        server.storage,
+        Storage::Postgres {
+            connection: PostgresConnection::Parts {
+                host: reference("host"),
+                port: None,
+                database: None,
+                user: None,
+                password: Some(reference("password")),
+            },
+            ssl_mode: Some("require".into())
+        }
+    );
+}
+
+#[test]
+fn each_invalid_spec_is_rejected_with_its_reason() {
+    let database = json!({ "database": postgres(), "redis": external_redis() });
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(
+                base(),
+                json!({ "auth": { "jwtSecretRef": { "name": "nope", "key": "secret" } } }),
+            ),
+            "SecretNotFound",
+        ),
+        (
+            with(
+                base(),
+                json!({ "auth": { "jwtSecretRef": { "name": "jwt", "key": "nope" } } }),
+            ),
+            "SecretKeyNotFound",
+        ),
+        (
+            with(
+                base(),
+                json!({ "database": { "secretRef": { "name": "jwt" } } }),
+            ),
+            "DatabaseSecretWithoutConnection",
+        ),
+        (
+            with(
+                base(),
+                json!({ "database": { "secretRef": { "name": "db", "key": "missing" } } }),
+            ),
+            "SecretKeyNotFound",
+        ),
+        (
+            with(
+                base(),
+                json!({ "database": { "secretRef": { "name": "mysql" } } }),
+            ),
+            "UnsupportedDatabaseUrl",
+        ),
+        (
+            with(
+                base(),
+                json!({ "database": { "secretRef": { "name": "db" }, "sslMode": "always" } }),
+            ),
+            "InvalidSslMode",
+        ),
+        (
+            with(
+                base(),
+                json!({ "redis": { "external": { "secretRef": { "name": "http-redis", "key": "url" } } } }),
+            ),
+            "UnsupportedRedisUrl",
+        ),
+        (json!({ "replicas": 1 }), "NoAuthentication"),
+        (with(base(), json!({ "auth": {} })), "NoAuthentication"),
+        (
+            with(
+                base(),
+                json!({ "auth": { "jwksUrl": "https://idp/jwks.json", "cognito": { "userPoolId": "p", "region": "r" } } }),
+            ),
+            "ConflictingAuthentication",
+        ),
+        (
+            with(
+                base(),
+                json!({ "auth": { "jwksUrl": "https://idp/jwks.json", "allowAnonymous": true } }),
+            ),
+            "AnonymousWithAuthentication",
+        ),
+        (
+            with(
+                base(),
+                json!({ "auth": { "allowAnonymous": true, "issuer": "https://idp" } }),
+            ),
+            "ClaimsWithoutAuthentication",
+        ),
+        (
+            with(base(), json!({ "auth": { "jwksUrl": "idp/jwks.json" } })),
+            "InvalidJwksUrl",
+        ),
+        (
+            with(
+                base(),
+                json!({ "auth": { "cognito": { "userPoolId": " ", "region": "eu-west-1" } } }),
+            ),
+            "InvalidCognito",
+        ),
+        (
+            with(
+                base(),
+                json!({ "redis": { "external": { "secretRef": { "name": "redis", "key": "url" } }, "managed": {} } }),
+            ),
+            "ConflictingRedis",
+        ),
+        (
+            with(base(), json!({ "replicas": 2, "database": postgres() })),
+            "MultipleReplicasWithoutRedis",
+        ),
+        (
+            with(
+                base(),
+                json!({ "database": postgres(), "autoscaling": { "enabled": true, "maxReplicas": 4 } }),
+            ),
+            "MultipleReplicasWithoutRedis",
+        ),
+        (
+            with(base(), json!({ "redis": { "managed": {} } })),
+            "ManagedRedisUnavailable",
+        ),
+        (with(base(), json!({ "replicas": -1 })), "InvalidReplicas"),
+        (
+            with(
+                with(base(), database.clone()),
+                json!({ "autoscaling": { "enabled": true, "minReplicas": 0 } }),
+            ),
+            "InvalidAutoscaling",
+        ),
+        (
+            with(
+                with(base(), database.clone()),
+                json!({ "autoscaling": { "enabled": true, "minReplicas": 5, "maxReplicas": 3 } }),
+            ),
+            "InvalidAutoscaling",
+        ),
+        (
+            with(
+                with(base(), database.clone()),
+                json!({ "autoscaling": { "enabled": true, "targetCPUUtilizationPercentage": 150 } }),
+            ),
+            "InvalidAutoscaling",
+        ),
+        (
+            with(
+                base(),
+                json!({ "redis": external_redis(), "autoscaling": { "enabled": true } }),
+            ),
+            "AutoscalingWithoutDatabase",
+        ),
+        (
+            with(
+                with(base(), database.clone()),
+                json!({
+                    "autoscaling": { "enabled": true },
+                    "resources": { "requests": { "memory": "256Mi" } },
+                }),
+            ),
+            "AutoscalingWithoutCpuRequest",
+        ),
+        (with(base(), json!({ "port": 0 })), "InvalidPort"),
+        (with(base(), json!({ "port": 9090 })), "InvalidPort"),
+        (with(base(), json!({ "port": 70000 })), "InvalidPort"),
+        (
+            with(base(), json!({ "terminationGracePeriodSeconds": 14 })),
+            "TerminationGracePeriodTooShort",
+        ),
+        (
+            with(
+                base(),
+                json!({ "env": [{ "name": "DATABASE_URL", "value": "sqlite:///tmp/x" }] }),
+            ),
+            "ReservedEnvironmentVariable",
+        ),
+        (
+            with(
+                base(),
+                json!({ "env": [{ "name": "EXTRA", "valueFrom": { "secretKeyRef": { "name": "absent", "key": "k" } } }] }),
+            ),
+            "SecretNotFound",
+        ),
+        (
+            with(
+                base(),
+                json!({ "podTemplate": { "labels": { "app.kubernetes.io/instance": "x" } } }),
+            ),
+            "ReservedPodMetadata",
+        ),
+        (
+            with(
+                base(),
+                json!({ "podTemplate": { "annotations": { "collab.zedi.dev/config-hash": "x" } } }),
+            ),
+            "ReservedPodMetadata",
+        ),
+        (
+            with(
+                base(),
+                json!({ "podDisruptionBudget": { "maxUnavailable": "half" } }),
+            ),
+            "InvalidPodDisruptionBudget",
+        ),
+        (
+            with(
+                base(),
+                json!({ "podDisruptionBudget": { "maxUnavailable": -1 } }),
+            ),
+            "InvalidPodDisruptionBudget",
+        ),
+        (
+            with(
+                base(),
+                json!({ "podDisruptionBudget": { "maxUnavailable": "150%" } }),
+            ),
+            "InvalidPodDisruptionBudget",
+        ),
+    ];
+    for (spec, reason) in cases {
+        let error = rejected(spec.clone());
+        assert_eq!(error.kind(), reason, "{spec}: {error}");
+    }
+}
+
+#[test]
+fn rejections_say_what_to_do_and_never_reveal_secret_values() {
+    let error = rejected(with(
+        base(),
+        json!({ "auth": { "jwtSecretRef": { "name": "jwt", "key": "nope" } } }),
+    ));
+    assert_eq!(
+        error.to_string(),
+        "spec.auth.jwtSecretRef: Secret jwt has no key nope (its keys: secret)"
+    );
+    let error = rejected(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "mysql" } } }),
+    ));
+    assert_eq!(
+        error.to_string(),
+        "spec.database: Secret mysql key DATABASE_URL does not hold a postgres:// or postgresql:// URL (scheme mysql://)"
+    );
+    let error = rejected(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "garbage" } } }),
+    ));
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(error.to_string().ends_with("(not a URL)"), "{error}");
+    let error = rejected(with(
+        base(),
+        json!({ "replicas": 3, "database": postgres() }),
+    ));
+    assert_eq!(
+        error.to_string(),
+        "3 replicas need spec.redis (external or managed): without it replicas cannot see each other's edits; set replicas: 1 or configure redis"
+    );
+    assert_eq!(
+        rejected(json!({})).to_string(),
+        "spec.auth: no token check is configured: set jwtSecretRef, jwksUrl or cognito, or set allowAnonymous: true to let anyone read and write every document"
+    );
+}
+
+#[test]
+fn anonymous_access_must_be_asked_for() {
+    let server = run(json!({ "replicas": 1, "auth": { "allowAnonymous": true } })).unwrap();
+    assert_eq!(server.auth, Auth::Anonymous);
+}
+
+#[test]
+fn grace_period_sets_the_server_shutdown_timeout() {
+    let server = run(with(
+        base(),
+        json!({ "terminationGracePeriodSeconds": 100 }),
+    ))
+    .unwrap();
+    assert_eq!(server.shutdown.server_timeout_seconds, 90);
+    let server = run(with(base(), json!({ "terminationGracePeriodSeconds": 15 }))).unwrap();
+    assert_eq!(server.shutdown.server_timeout_seconds, 5);
+}
+
+#[test]
+fn secret_hash_follows_the_values_the_server_gets() {
+    let spec = with(base(), json!({ "database": postgres() }));
+    let before = run(spec.clone()).unwrap().secret_hash;
+    assert_eq!(run(spec.clone()).unwrap().secret_hash, before, "stable");
+    let rotated = secrets().with_secret("jwt", [("secret", "rotated")]);
+    assert_ne!(
+        run_with(spec.clone(), &rotated).unwrap().secret_hash,
+        before
+    );
+    // An unrelated key in a referenced Secret does not roll the pods.
+    let unrelated = secrets().with_secret("jwt", [("secret", JWT), ("other", "x")]);
+    assert_eq!(run_with(spec, &unrelated).unwrap().secret_hash, before);
+}
+
+#[test]
+fn optional_env_secrets_may_be_absent() {
+    let server = run(with(
+        base(),
+        json!({ "env": [
+            { "name": "COLLAB_SERVER_MAX_CONNECTIONS", "value": "500" },
+            { "name": "EXTRA", "valueFrom": { "secretKeyRef": { "name": "absent", "key": "k", "optional": true } } },
+        ] }),
+    ))
+    .unwrap();
+    assert_eq!(server.extra_env.len(), 2);
+}
+
+#[test]
+fn service_monitor_without_its_crd_is_a_note_not_an_error() {
+    let spec = with(
+        base(),
+        json!({ "monitoring": { "serviceMonitor": { "enabled": true } } }),
+    );
+    let server = run(spec.clone()).unwrap();
+    assert_eq!(server.service_monitor, ServiceMonitorPlan::CrdMissing);
+    assert_eq!(server.notes, vec![Note::ServiceMonitorCrdMissing]);
+    let mut with_crd = secrets();
+    with_crd.service_monitor_crd = true;
+    assert_eq!(
+        run_with(spec, &with_crd).unwrap().service_monitor,
+        ServiceMonitorPlan::Create {
+            interval: "30s".into(),
+            labels: BTreeMap::new()
+        }
+    );
+}
+
+#[test]
+fn declared_secrets_validate_without_values() {
+    // Outside a cluster (ECS) only key names are known: shape checks are skipped.
+    let declared = Dereferenced::default()
+        .with_declared_secret("jwt", ["secret"])
+        .with_declared_secret("db", ["DATABASE_URL"])
+        .with_declared_secret("redis", ["url"]);
+    let server = run_with(
+        with(
+            base(),
+            json!({ "replicas": 2, "database": postgres(), "redis": external_redis() }),
+        ),
+        &declared,
+    )
+    .unwrap();
+    assert_eq!(server.scaling, Scaling::Fixed { replicas: 2 });
+    assert_eq!(secret_refs(&server).len(), 3);
+}
+
+#[test]
+fn autoscaling_defaults() {
+    let server = run(with(
+        base(),
+        json!({ "database": postgres(), "redis": external_redis(), "autoscaling": { "enabled": true } }),
+    ))
+    .unwrap();
+    assert_eq!(
+        server.scaling,
+        Scaling::Autoscaled {
+            min_replicas: 2,
+            max_replicas: 10,
+            target_cpu_utilization_percentage: 70
+        }
+    );
+}
+
+#[test]
+fn a_collab_server_without_a_name_is_rejected() {
+    let mut server = fixtures::collab_server(base());
+    server.metadata.name = None;
+    let error = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap_err();
+    assert_eq!(error, Error::MissingName);
+}

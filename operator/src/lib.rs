@@ -1,0 +1,27 @@
+//! collab-operator: reconciles `CollabServer` resources (group `collab.zedi.dev`) into the
+//! Kubernetes objects that run collab-server.
+//!
+//! ```text
+//! watch CollabServer (+ owned Deployments, Services, ConfigMaps, PDBs, HPAs; referenced Secrets)
+//!   └─ controller::reconcile
+//!        dereference ─▶ validate ─▶ build ─▶ apply ─▶ status
+//!        (read IO)      (pure)      (pure)   (SSA)    (conditions)
+//! ```
+//!
+//! [`server_contract`] is the one place that knows collab-server's environment, ports and
+//! probe paths; [`labels`] and [`names`] the one place for labels and object names. The
+//! validated value ([`controller::validate::ValidatedCollabServer`]) is also meant for
+//! renderers outside a cluster (ECS).
+
+pub mod admin;
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod labels;
+pub mod metrics;
+pub mod names;
+pub mod server_contract;
+pub mod telemetry;
+
+#[cfg(test)]
+mod fixtures;

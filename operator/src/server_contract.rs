@@ -1,0 +1,226 @@
+//! What the `collab-server` binary expects from the platform that runs it: environment
+//! variable names, ports, probe paths, the health-check command, the data directory and the
+//! shutdown timing. The Kubernetes builder and the ECS renderer both take the server's
+//! environment from [`environment`], so the two cannot drift; `tests/server_contract.rs` feeds
+//! the result to the server's own parser (`collab_server::config::Config::from_env`).
+
+use crate::controller::validate::{
+    Auth, PostgresConnection, Redis, SecretRef, Storage, TokenKeys, ValidatedCollabServer,
+};
+use crate::crd::v1alpha1::LogFormat;
+
+/// The server's default `PORT`: WebSocket, `/health`, `/ready` and `/metrics`.
+pub const DEFAULT_PORT: u16 = 1234;
+/// The second listener the operator turns on (`COLLAB_SERVER_METRICS_PORT`) for Prometheus,
+/// kept off the client-facing Service.
+pub const METRICS_PORT: u16 = 9090;
+/// Liveness: 200 while the process runs.
+pub const HEALTH_PATH: &str = "/health";
+/// Readiness: 200 when storage answers, 503 while draining or when the database is unreachable.
+pub const READY_PATH: &str = "/ready";
+/// Prometheus text exposition.
+pub const METRICS_PATH: &str = "/metrics";
+/// Exits 0 when `GET /health` answers 200 (the image has no curl): container health checks.
+pub const HEALTHCHECK_COMMAND: [&str; 2] = ["collab-server", "healthcheck"];
+/// Where the embedded SQLite database (`collab.db`) lives in the container.
+pub const DATA_DIR: &str = "/var/lib/collab";
+/// The image's non-root user and group (distroless `nonroot`), owner of [`DATA_DIR`].
+pub const SERVER_USER_ID: i64 = 65532;
+
+/// The server's own `COLLAB_SERVER_SHUTDOWN_TIMEOUT_SECS` default: on SIGTERM it stores every
+/// document and closes every socket within this many seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: i64 = 25;
+/// Pause before SIGTERM (Kubernetes preStop) so endpoints stop routing new sockets to the pod.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// Time left after the server's shutdown deadline for the process to exit before SIGKILL.
+pub const SHUTDOWN_MARGIN_SECONDS: i64 = 5;
+/// Smallest shutdown timeout the operator gives the server.
+pub const MIN_SHUTDOWN_TIMEOUT_SECONDS: i64 = 5;
+/// Default `terminationGracePeriodSeconds`: preStop pause + the server's default timeout + margin.
+pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 =
+    PRE_STOP_SLEEP_SECONDS + DEFAULT_SHUTDOWN_TIMEOUT_SECONDS + SHUTDOWN_MARGIN_SECONDS;
+/// Smallest accepted `terminationGracePeriodSeconds`.
+pub const MIN_TERMINATION_GRACE_PERIOD_SECONDS: i64 =
+    PRE_STOP_SLEEP_SECONDS + MIN_SHUTDOWN_TIMEOUT_SECONDS + SHUTDOWN_MARGIN_SECONDS;
+
+/// The server's shutdown timeout that fits a pod's grace period (preStop pause and exit
+/// margin subtracted). The timeout is a deadline: the server exits as soon as it is done.
+pub fn shutdown_timeout_for_grace_period(grace_period_seconds: i64) -> i64 {
+    grace_period_seconds - PRE_STOP_SLEEP_SECONDS - SHUTDOWN_MARGIN_SECONDS
+}
+
+/// Environment variable names of collab-server.
+pub mod env {
+    pub const HOST: &str = "HOST";
+    pub const PORT: &str = "PORT";
+    pub const METRICS_PORT: &str = "COLLAB_SERVER_METRICS_PORT";
+    pub const DATA_DIR: &str = "COLLAB_SERVER_DATA_DIR";
+    pub const SHUTDOWN_TIMEOUT_SECS: &str = "COLLAB_SERVER_SHUTDOWN_TIMEOUT_SECS";
+    pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const DATABASE_HOST: &str = "DATABASE_HOST";
+    pub const DATABASE_PORT: &str = "DATABASE_PORT";
+    pub const DATABASE_NAME: &str = "DATABASE_NAME";
+    pub const DATABASE_USER: &str = "DATABASE_USER";
+    pub const DATABASE_PASSWORD: &str = "DATABASE_PASSWORD";
+    pub const DATABASE_SSLMODE: &str = "DATABASE_SSLMODE";
+    pub const REDIS_URL: &str = "REDIS_URL";
+    pub const JWT_SECRET: &str = "JWT_SECRET";
+    pub const JWKS_URL: &str = "JWKS_URL";
+    pub const COGNITO_USER_POOL_ID: &str = "COGNITO_USER_POOL_ID";
+    pub const COGNITO_REGION: &str = "COGNITO_REGION";
+    pub const AWS_REGION: &str = "AWS_REGION";
+    pub const JWT_ISSUER: &str = "JWT_ISSUER";
+    pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+
+    /// Variables the operator derives from the spec: a CollabServer's `env` may not set them
+    /// (it could otherwise undo a decision, e.g. point a single-replica SQLite server at a
+    /// database behind the operator's back).
+    pub const MANAGED: &[&str] = &[
+        HOST,
+        PORT,
+        METRICS_PORT,
+        DATA_DIR,
+        SHUTDOWN_TIMEOUT_SECS,
+        LOG_LEVEL,
+        LOG_FORMAT,
+        DATABASE_URL,
+        DATABASE_HOST,
+        DATABASE_PORT,
+        DATABASE_NAME,
+        DATABASE_USER,
+        DATABASE_PASSWORD,
+        DATABASE_SSLMODE,
+        REDIS_URL,
+        JWT_SECRET,
+        JWKS_URL,
+        COGNITO_USER_POOL_ID,
+        COGNITO_REGION,
+        AWS_REGION,
+        JWT_ISSUER,
+        JWT_AUDIENCE,
+    ];
+}
+
+/// Where a variable's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A plain value (Kubernetes: the server ConfigMap; ECS: `environment`).
+    Literal(String),
+    /// A Secret key (Kubernetes: `secretKeyRef`; ECS: `secrets[].valueFrom`).
+    Secret(SecretRef),
+}
+
+/// One variable of the server's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEnvVar {
+    pub name: &'static str,
+    pub value: EnvValue,
+}
+
+/// The environment the operator gives the server container, in a stable order (without the
+/// CollabServer's own `env`, which is passed on as written).
+pub fn environment(server: &ValidatedCollabServer) -> Vec<ServerEnvVar> {
+    let mut vars = Vec::new();
+    let mut literal = |name, value: String| {
+        vars.push(ServerEnvVar {
+            name,
+            value: EnvValue::Literal(value),
+        })
+    };
+    literal(env::PORT, server.port.to_string());
+    literal(env::METRICS_PORT, METRICS_PORT.to_string());
+    literal(
+        env::SHUTDOWN_TIMEOUT_SECS,
+        server.shutdown.server_timeout_seconds.to_string(),
+    );
+    if let Some(level) = &server.log_level {
+        literal(env::LOG_LEVEL, level.clone());
+    }
+    literal(
+        env::LOG_FORMAT,
+        match server.log_format {
+            LogFormat::Json => "json",
+            LogFormat::Plain => "plain",
+        }
+        .to_owned(),
+    );
+    match &server.storage {
+        Storage::Sqlite { .. } => literal(env::DATA_DIR, DATA_DIR.to_owned()),
+        Storage::Postgres { ssl_mode, .. } => {
+            if let Some(mode) = ssl_mode {
+                literal(env::DATABASE_SSLMODE, mode.clone());
+            }
+        }
+    }
+    if let Auth::Tokens {
+        keys,
+        issuer,
+        audience,
+    } = &server.auth
+    {
+        match keys {
+            TokenKeys::SharedSecret(_) => {}
+            TokenKeys::Jwks { url } => literal(env::JWKS_URL, url.clone()),
+            TokenKeys::Cognito {
+                user_pool_id,
+                region,
+            } => {
+                literal(env::COGNITO_USER_POOL_ID, user_pool_id.clone());
+                literal(env::COGNITO_REGION, region.clone());
+            }
+        }
+        if let Some(issuer) = issuer {
+            literal(env::JWT_ISSUER, issuer.clone());
+        }
+        if let Some(audience) = audience {
+            literal(env::JWT_AUDIENCE, audience.clone());
+        }
+    }
+
+    let mut secret = |name, reference: &SecretRef| {
+        vars.push(ServerEnvVar {
+            name,
+            value: EnvValue::Secret(reference.clone()),
+        })
+    };
+    if let Auth::Tokens {
+        keys: TokenKeys::SharedSecret(reference),
+        ..
+    } = &server.auth
+    {
+        secret(env::JWT_SECRET, reference);
+    }
+    if let Storage::Postgres { connection, .. } = &server.storage {
+        match connection {
+            PostgresConnection::Url(reference) => secret(env::DATABASE_URL, reference),
+            PostgresConnection::Parts {
+                host,
+                port,
+                database,
+                user,
+                password,
+            } => {
+                secret(env::DATABASE_HOST, host);
+                let optional = [
+                    (env::DATABASE_PORT, port),
+                    (env::DATABASE_NAME, database),
+                    (env::DATABASE_USER, user),
+                    (env::DATABASE_PASSWORD, password),
+                ];
+                for (name, reference) in optional {
+                    if let Some(reference) = reference {
+                        secret(name, reference);
+                    }
+                }
+            }
+        }
+    }
+    match &server.redis {
+        Some(Redis::External { url }) => secret(env::REDIS_URL, url),
+        Some(Redis::Managed(managed)) => secret(env::REDIS_URL, &managed.url),
+        None => {}
+    }
+    vars
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the operator's pure pipeline and generated artifacts:
+//! - `golden`: every built object of each case against `tests/golden/*.yaml`;
+//! - `generated`: `crds/collabserver.yaml`, the chart's CRD copy and the reference in
+//!   `docs/operator.md` against what the code generates;
+//! - `server_contract`: the environment the server container gets parses as collab-server's
+//!   configuration (`collab_server::config::Config::from_env`).
+//!
+//! Regenerate committed files with `COLLAB_OPERATOR_BLESS=1 cargo test -p collab-operator`.
+
+mod common;
+mod generated;
+mod golden;
+mod server_contract;
