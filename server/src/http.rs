@@ -19,7 +19,7 @@ use crate::connection::{self, Context, Upgrade};
 
 /// Per-socket buffers: small, since most sockets are idle most of the time (larger messages
 /// still arrive whole, in several reads).
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 512;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// `/ready` answers within this, even while the database hangs (probes time out at 1 s+).
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -673,3 +673,22 @@ async fn healthcheck_subcommand_reports_the_server_state() {
     server.stop().await;
     assert!(!run(port).await.success(), "nothing listens any more");
 }
+
+#[tokio::test]
+async fn silent_sockets_are_closed_after_the_idle_timeout() {
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--idle-timeout-secs",
+        "1",
+        "--keepalive-secs",
+        "1",
+    ])
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("idle", "", &Doc::new()).await;
+    // Say nothing: keepalives arrive, then the close for the silence.
+    let close = client.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 4408);
+    server.stop().await;
+}

@@ -8,7 +8,6 @@
 
 mod outbox;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-pub use outbox::{CloseReason, Outbox, close_code, truncate_reason, write_loop};
+pub use outbox::{CloseReason, Outbox, WS_PING_INTERVAL, close_code, truncate_reason, write_loop};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -59,35 +58,48 @@ pub struct Upgrade {
 }
 
 /// Serves one WebSocket until it closes.
-pub async fn serve(socket: WebSocket, context: Arc<Context>, upgrade: Upgrade) {
-    let metrics = context.metrics.clone();
-    metrics.connections.inc();
+/// Serves one WebSocket until it closes.
+///
+/// NB: not an `async fn`. An async fn's arguments stay in its future for as long as it runs,
+/// and a `WebSocket` is about 2 KB: split it first, and the future keeps only the halves (two
+/// pointers to one shared allocation).
+pub fn serve(
+    socket: WebSocket,
+    context: Arc<Context>,
+    upgrade: Upgrade,
+) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
-    let (outbox, rx) = Outbox::new(context.limits.outbound_queue, metrics.clone());
-    let keepalive = context.limits.keepalive;
-    let writer = tokio::spawn(write_loop(sink, rx, outbox.clone()).in_current_span());
-    let mut connection = Connection {
-        context,
-        outbox: outbox.clone(),
-        stream,
-        sessions: HashMap::new(),
-        pending_frames: 0,
-        pending_bytes: 0,
-        y_websocket: false,
-        last_inbound: Instant::now(),
-        opened: Instant::now(),
-        keepalive_timer: {
-            let mut timer = tokio::time::interval(keepalive);
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            timer.reset();
-            timer
-        },
-    };
-    connection.run(upgrade).await;
-    connection.leave_all().await;
-    outbox.close(close_code::NORMAL, String::new());
-    let _ = writer.await;
-    metrics.connections.dec();
+    async move {
+        let metrics = context.metrics.clone();
+        metrics.connections.inc();
+        let outbox = Outbox::new(context.limits.outbound_queue, metrics.clone());
+        // Also the idle check's granularity: never coarser than the idle timeout itself.
+        let tick = context.limits.keepalive.min(context.limits.idle_timeout);
+        let writer = tokio::spawn(write_loop(sink, outbox.clone()).in_current_span());
+        let mut connection = Connection {
+            context,
+            outbox: outbox.clone(),
+            stream,
+            sessions: Sessions::default(),
+            pending_frames: 0,
+            pending_bytes: 0,
+            y_websocket: false,
+            last_inbound: Instant::now(),
+            opened: Instant::now(),
+            last_ping: Instant::now(),
+            keepalive_timer: {
+                let mut timer = tokio::time::interval(tick);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                timer.reset();
+                timer
+            },
+        };
+        connection.run(upgrade).await;
+        connection.leave_all().await;
+        outbox.close(close_code::NORMAL, String::new());
+        let _ = writer.await;
+        metrics.connections.dec();
+    }
 }
 
 enum Session {
@@ -101,18 +113,66 @@ enum Session {
     },
 }
 
+/// A socket's document sessions by address. A vector, not a map: almost every socket carries
+/// one or a few documents, and a map's smallest table costs several times a vector's entry.
+#[derive(Default)]
+struct Sessions(Vec<(Arc<str>, Session)>);
+
+impl Sessions {
+    fn position(&self, address: &str) -> Option<usize> {
+        self.0.iter().position(|(a, _)| &**a == address)
+    }
+
+    fn get(&self, address: &str) -> Option<&Session> {
+        self.position(address).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, address: &str) -> Option<&mut Session> {
+        self.position(address).map(|i| &mut self.0[i].1)
+    }
+
+    fn insert(&mut self, address: Arc<str>, session: Session) {
+        match self.position(&address) {
+            Some(i) => self.0[i].1 = session,
+            None => {
+                // Most sockets carry one document: no room for more until they ask.
+                self.0.reserve_exact(1);
+                self.0.push((address, session));
+            }
+        }
+    }
+
+    fn remove(&mut self, address: &str) -> Option<Session> {
+        self.position(address).map(|i| self.0.swap_remove(i).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Session)> {
+        self.0.iter().map(|(a, s)| (a, s))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Session> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (Arc<str>, Session)> + '_ {
+        self.0.drain(..)
+    }
+}
+
 struct Connection {
     context: Arc<Context>,
     outbox: Outbox,
     stream: SplitStream<WebSocket>,
     /// Hocuspocus: by raw address. y-websocket: one entry under the room name.
-    sessions: HashMap<Arc<str>, Session>,
+    sessions: Sessions,
     pending_frames: usize,
     pending_bytes: usize,
     /// y-websocket framing (no addresses).
     y_websocket: bool,
     last_inbound: Instant,
     opened: Instant,
+    /// When the writer was last asked for a WebSocket Ping.
+    last_ping: Instant,
     keepalive_timer: tokio::time::Interval,
 }
 
@@ -137,9 +197,10 @@ impl Connection {
             self.y_websocket = true;
             let room: Arc<str> = Arc::from(room.split('?').next().unwrap_or(room));
             let span = tracing::debug_span!("y-websocket", document = %room);
-            self.run_yws(room, upgrade.token, first)
-                .instrument(span)
-                .await;
+            // Boxed: its auth and join futures would otherwise size every socket's task.
+            // (bound first: a temporary in an awaited expression stays in the future's state)
+            let yws = Box::pin(self.run_yws(room, upgrade.token, first).instrument(span));
+            yws.await;
         } else {
             self.context
                 .metrics
@@ -152,9 +213,7 @@ impl Connection {
 
     /// Waits for the next binary frame, handling timers, shutdown and close conditions.
     async fn next_frame(&mut self) -> Next {
-        let limits = self.context.limits.clone();
         loop {
-            let idle_deadline = self.last_inbound + limits.idle_timeout;
             // Frames already received are handled before shutdown or timers are looked at.
             tokio::select! {
                 biased;
@@ -184,19 +243,21 @@ impl Connection {
                     self.outbox.close(close_code::RESTART, "server shutting down".into());
                     return Next::Stop;
                 }
-                _ = tokio::time::sleep_until(idle_deadline.into()) => {
-                    self.outbox.close(close_code::TIMEOUT, "Connection Timeout".into());
-                    return Next::Stop;
-                }
                 _ = self.keepalive_timer.tick() => self.keepalive(),
             }
         }
     }
 
-    /// Keeps idle providers from reconnecting (they expect an app message every 30 s), and
-    /// closes sockets that never authenticated anything.
+    /// Runs every keepalive interval: closes sockets silent for the idle timeout and sockets
+    /// that never authenticated anything, and keeps idle providers from reconnecting (they
+    /// expect an app message every 30 s). One timer per socket, never reset per frame.
     fn keepalive(&mut self) {
         let limits = &self.context.limits;
+        if self.last_inbound.elapsed() >= limits.idle_timeout {
+            self.outbox
+                .close(close_code::TIMEOUT, "Connection Timeout".into());
+            return;
+        }
         let any_active = self
             .sessions
             .values()
@@ -209,10 +270,14 @@ impl Connection {
                 .close(close_code::UNAUTHORIZED, "Unauthorized".into());
             return;
         }
+        if self.last_ping.elapsed() >= WS_PING_INTERVAL {
+            self.last_ping = Instant::now();
+            self.outbox.ping();
+        }
         if self.outbox.idle_for() < limits.keepalive {
             return;
         }
-        for (address, session) in &self.sessions {
+        for (address, session) in self.sessions.iter() {
             if matches!(session, Session::Active { .. }) {
                 let address = (!self.y_websocket).then_some(&**address);
                 self.outbox
@@ -325,7 +390,9 @@ impl Connection {
                 Ok(Frame::Pong) => {}
                 Ok(Frame::Document { address, message }) => {
                     self.context.metrics.message(Direction::In, message.kind());
-                    if !self.handle(address, message, frame.len()).await {
+                    // Boxed: the idle socket's task then holds only the small read future.
+                    let handled = Box::pin(self.handle(address, message, frame.len()));
+                    if !handled.await {
                         return;
                     }
                 }
@@ -354,7 +421,8 @@ impl Connection {
         // so the 4.x provider version needs no special handling (no bare Ping is ever sent).
         if let Message::Auth(Auth::Token { token, .. }) = &message {
             // Boxed: rare and deep (auth, document load); keeps every idle socket's task small.
-            return Box::pin(self.authenticate(address, token)).await;
+            let authenticated = Box::pin(self.authenticate(address, token));
+            return authenticated.await;
         }
         match self.sessions.get_mut(&address) {
             Some(Session::Active { room, id }) => {
@@ -380,7 +448,8 @@ impl Connection {
             None if !self.context.auth.is_required() => {
                 // 2.x providers without a token never send Auth: with no authentication
                 // configured the document opens on its first frame.
-                if Box::pin(self.open(address.clone(), Scope::ReadWrite, false)).await
+                let opened = Box::pin(self.open(address.clone(), Scope::ReadWrite, false));
+                if opened.await
                     && let Some(Session::Active { room, id }) = self.sessions.get(&address)
                 {
                     let (room, id) = (room.clone(), *id);

@@ -3,8 +3,13 @@
 //! Rooms push frames with [`Outbox::send`], which never waits: when the queue is full the
 //! socket is a slow consumer and is closed (4205, the client reconnects and resyncs) instead of
 //! stalling the room and every other subscriber.
+//!
+//! The queue is a `VecDeque` behind a mutex with a `Notify`, not a channel: an idle socket's
+//! queue holds no allocation at all (a bounded tokio channel allocates a block of slots up
+//! front, about 1.5 KB per socket), and that is most sockets most of the time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,15 +17,16 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
-/// WebSocket-level pings detect dead TCP connections; providers ignore them.
-const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// WebSocket-level pings: clients answer them with a Pong, which counts as inbound traffic (an
+/// idle client with no awareness sends nothing else) and detects dead TCP connections.
+pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Close codes, chosen so that every provider version reconnects where it should.
@@ -50,6 +56,13 @@ pub struct CloseReason {
 struct Shared {
     kill: CancellationToken,
     close: Mutex<Option<CloseReason>>,
+    /// Frames for the writer, at most `capacity`.
+    queue: Mutex<VecDeque<Bytes>>,
+    capacity: usize,
+    /// Wakes the writer when a frame is queued into an empty queue, or a ping is wanted.
+    ready: Notify,
+    /// Set by [`Outbox::ping`]; the writer sends a WebSocket Ping.
+    ping: AtomicBool,
     started: Instant,
     last_sent_ms: AtomicU64,
     metrics: Arc<Metrics>,
@@ -58,39 +71,79 @@ struct Shared {
 /// A cheap, cloneable handle for queueing frames to one socket.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
     shared: Arc<Shared>,
 }
 
 impl Outbox {
-    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> (Self, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         let shared = Arc::new(Shared {
             kill: CancellationToken::new(),
             close: Mutex::new(None),
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
+            ping: AtomicBool::new(false),
             started: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
             metrics,
         });
-        (Self { tx, shared }, rx)
+        Self { shared }
     }
 
-    /// Queues a frame without waiting. A full queue closes the socket as a slow consumer.
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a frame without waiting. A full queue closes the socket as a slow consumer;
+    /// `false` when the frame was not queued (full, or the socket is closing).
     pub fn send(&self, frame: Bytes) -> bool {
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.shared.kill.is_cancelled() {
-                    self.shared.metrics.fanout_drops.inc();
-                    self.close(
-                        close_code::RESET_CONNECTION,
-                        "Reset Connection: client too slow".into(),
-                    );
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if self.shared.kill.is_cancelled() {
+            return false;
         }
+        let mut queue = self.queue();
+        if queue.len() >= self.shared.capacity {
+            drop(queue);
+            self.shared.metrics.fanout_drops.inc();
+            self.close(
+                close_code::RESET_CONNECTION,
+                "Reset Connection: client too slow".into(),
+            );
+            return false;
+        }
+        let was_empty = queue.is_empty();
+        queue.push_back(frame);
+        drop(queue);
+        // The writer empties the queue before it waits, and a notification that finds no
+        // waiter is kept for the next wait: one wake-up per empty-to-non-empty is enough.
+        if was_empty {
+            self.shared.ready.notify_one();
+        }
+        true
+    }
+
+    /// Asks the writer to send a WebSocket Ping.
+    pub fn ping(&self) {
+        self.shared.ping.store(true, Ordering::Relaxed);
+        self.shared.ready.notify_one();
+    }
+
+    /// The next queued frame, for the writer. An emptied queue gives its memory back: most
+    /// sockets are idle between bursts, and an idle socket should cost nothing here.
+    fn pop(&self) -> Option<Bytes> {
+        let mut queue = self.queue();
+        let frame = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
+        }
+        frame
+    }
+
+    /// Drops whatever is still queued (the socket is gone).
+    fn discard(&self) {
+        *self.queue() = VecDeque::new();
     }
 
     /// Closes the socket with `code`; the first reason given wins.
@@ -138,47 +191,60 @@ impl Outbox {
 }
 
 /// Drains the queue onto the socket until the outbox is closed, then sends the close frame.
-pub async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Bytes>,
-    outbox: Outbox,
-) {
-    let kill = outbox.closed().clone();
-    let metrics = outbox.shared.metrics.clone();
-    let mut ping = tokio::time::interval(WS_PING_INTERVAL);
-    ping.reset();
+pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbox) {
+    let shared = outbox.shared.clone();
     let failed = 'write: loop {
         tokio::select! {
             biased;
-            _ = kill.cancelled() => break false,
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break false };
-                let mut bytes = frame.len();
-                if sink.feed(WsMessage::Binary(frame)).await.is_err() {
-                    break 'write true;
+            _ = shared.kill.cancelled() => break false,
+            _ = shared.ready.notified() => {
+                if shared.ping.swap(false, Ordering::Relaxed)
+                    && sink.send(WsMessage::Ping(Bytes::new())).await.is_err()
+                {
+                    break true;
                 }
-                for _ in 1..WRITE_BATCH {
-                    let Ok(frame) = rx.try_recv() else { break };
+                let (mut bytes, mut written, mut unflushed) = (0, 0, 0);
+                while let Some(frame) = outbox.pop() {
                     bytes += frame.len();
+                    written += 1;
                     if sink.feed(WsMessage::Binary(frame)).await.is_err() {
                         break 'write true;
                     }
+                    unflushed += 1;
+                    if unflushed == WRITE_BATCH {
+                        if sink.flush().await.is_err() {
+                            break 'write true;
+                        }
+                        unflushed = 0;
+                    }
+                }
+                // A wake-up may find the queue already emptied by the previous round.
+                if written == 0 {
+                    continue;
                 }
                 if sink.flush().await.is_err() {
                     break true;
                 }
-                metrics.bytes_out.inc_by(bytes as u64);
+                shared.metrics.bytes_out.inc_by(bytes as u64);
                 outbox.mark_sent();
-            }
-            _ = ping.tick() => {
-                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                    break true;
-                }
             }
         }
     };
+    outbox.discard();
+    // Boxed: the closing handshake's futures would otherwise size every idle writer's task.
+    let finished = Box::pin(finish(sink, &outbox, failed));
+    finished.await;
+}
+
+/// Sends the close frame (unless writing already failed) and closes the socket.
+async fn finish(mut sink: SplitSink<WebSocket, WsMessage>, outbox: &Outbox, failed: bool) {
     if !failed && let Some(CloseReason { code, reason }) = outbox.close_reason() {
-        metrics.closes.with_label_values(&[close_label(code)]).inc();
+        outbox
+            .shared
+            .metrics
+            .closes
+            .with_label_values(&[close_label(code)])
+            .inc();
         let frame = CloseFrame {
             code,
             reason: truncate_reason(&reason).into(),
@@ -221,7 +287,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_socket_as_a_slow_consumer() {
         let metrics = Arc::new(Metrics::new());
-        let (outbox, _rx) = Outbox::new(2, metrics.clone());
+        let outbox = Outbox::new(2, metrics.clone());
         assert!(outbox.send(Bytes::from_static(b"1")));
         assert!(outbox.send(Bytes::from_static(b"2")));
         assert!(!outbox.closed().is_cancelled());
@@ -239,7 +305,7 @@ mod tests {
 
     #[test]
     fn the_first_close_reason_wins() {
-        let (outbox, _rx) = Outbox::new(1, Arc::new(Metrics::new()));
+        let outbox = Outbox::new(1, Arc::new(Metrics::new()));
         outbox.close_invalid("bad".into());
         outbox.close(close_code::RESTART, "later".into());
         assert_eq!(
@@ -257,5 +323,23 @@ mod tests {
         let cut = truncate_reason(&reason);
         assert!(cut.len() <= 123);
         assert!(reason.starts_with(cut));
+    }
+
+    #[test]
+    fn frames_leave_in_order_and_an_emptied_queue_gives_its_memory_back() {
+        let outbox = Outbox::new(1000, Arc::new(Metrics::new()));
+        for i in 0..200u8 {
+            assert!(outbox.send(Bytes::from(vec![i])));
+        }
+        for i in 0..200u8 {
+            assert_eq!(outbox.pop().as_deref(), Some(&[i][..]));
+        }
+        assert_eq!(outbox.pop(), None);
+        assert_eq!(outbox.queue().capacity(), 0);
+        outbox.close(close_code::NORMAL, String::new());
+        assert!(
+            !outbox.send(Bytes::from_static(b"late")),
+            "nothing is queued once closing"
+        );
     }
 }

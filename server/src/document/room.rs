@@ -233,7 +233,9 @@ impl Room {
         }
     }
 
-    /// Asks every peer replica for what this room lacks, and for their awareness states.
+    /// Asks every peer replica for what this room lacks and for their awareness states, and
+    /// offers ours (peers that were not listening when our clients' states changed get them
+    /// now, not at the clients' next renewal).
     fn resync(&mut self) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -242,6 +244,11 @@ impl Room {
         let sv = self.awareness.doc().transact().state_vector();
         cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep1(sv)));
         cluster.publish(&self.name, &Message::QueryAwareness);
+        if let Ok(states) = self.awareness.update()
+            && !states.clients.is_empty()
+        {
+            cluster.publish(&self.name, &Message::Awareness(states));
+        }
     }
 
     /// An update arrived whose dependencies this room lacks: a relay message was lost.
