@@ -4,6 +4,10 @@
 #
 #   scripts/bench.sh [reps] [peers...]        defaults: 5 reps; peers collab hocuspocus4 limit
 #   SCENARIOS="throughput connect fanout fanout500" scripts/bench.sh 5
+#   SCENARIOS=pg COLLAB_BENCH_DATABASE_URL=postgres://… scripts/bench.sh 3 collab
+#     PostgreSQL storage: update-to-acknowledgement p50/p99 under the throughput scenario
+#     (tests/compat/bench/pg-ack.mjs) and bytes written per small edit on a 1 MB document
+#     (tests/compat/bench/pg-writes.mjs); the benchmark creates and drops its own databases.
 #
 # The harness is copied to target/bench/harness (nothing is written to the shared folder) and
 # taught one more peer, `collab` (our release binary, in-memory storage like the Node anchors;
@@ -22,7 +26,8 @@ PEERS=("$@")
 SCENARIOS=${SCENARIOS:-"throughput connect fanout fanout500"}
 BENCH=$ROOT/target/bench
 H=$BENCH/harness
-OUT=${OUT:-$BENCH/results.jsonl}
+OUT=$(realpath -m "${OUT:-$BENCH/results.jsonl}")
+PG_OUT=${OUT%.jsonl}-postgres.jsonl
 mkdir -p "$H"
 
 # Copy the harness (sources and lockfiles only) and add the `collab` peer to the copy.
@@ -58,7 +63,23 @@ for peer in "${PEERS[@]}"; do
   esac
 done
 
+bench_pg() {
+  : "${COLLAB_BENCH_DATABASE_URL:?set COLLAB_BENCH_DATABASE_URL=postgres://… (the benchmark creates and drops databases there)}"
+  [ -d "$ROOT/tests/compat/node_modules" ] ||
+    (cd "$ROOT/tests/compat" && npm ci --no-audit --no-fund --loglevel=error)
+  for _ in $(seq "$REPS"); do
+    echo "bench: collab with PostgreSQL: acknowledgement latency under throughput"
+    (cd "$ROOT/tests/compat" && LOADGEN_BIN="$H/loadgen/target/release/loadgen" node bench/pg-ack.mjs) | tee -a "$PG_OUT"
+    echo "bench: collab with PostgreSQL: bytes written per small edit on a 1 MB document"
+    (cd "$ROOT/tests/compat" && node bench/pg-writes.mjs 200) | tee -a "$PG_OUT"
+  done
+}
+
 for scenario in $SCENARIOS; do
+  if [ "$scenario" = pg ]; then
+    bench_pg
+    continue
+  fi
   for peer in "${PEERS[@]}"; do
     echo "bench: $peer $scenario x$REPS"
     case "$scenario" in
@@ -71,5 +92,7 @@ for scenario in $SCENARIOS; do
   done
 done
 
-python3 "$H/summarize.py" --max-other 10 "$OUT"
-python3 "$H/cpu_per_update.py" --max-other 10 "$OUT"
+if [ -s "$OUT" ]; then
+  python3 "$H/summarize.py" --max-other 10 "$OUT"
+  python3 "$H/cpu_per_update.py" --max-other 10 "$OUT"
+fi

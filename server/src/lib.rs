@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -154,6 +155,13 @@ pub async fn run(
             connections_shutdown.cancel();
         }
     };
+    // TCP_NODELAY: a SyncStatus written while the echo of the same update is still unacked
+    // would otherwise wait for the client's delayed ACK (about 40 ms) under Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "failed to set TCP_NODELAY");
+        }
+    });
     let server =
         axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(draining);
     let drained = async {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use yrs::block::ClientID;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
@@ -37,6 +38,8 @@ const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
 const MAX_BATCH: usize = 512;
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Compactions of one document start at least this far apart (each folds the whole document).
+const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(10);
 /// A room asks its peers for missing updates at most this often (besides the periodic resync).
 const MISSING_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -649,7 +652,8 @@ impl Drop for Room {
     }
 }
 
-/// The writer sub-task: group-commits updates to the store, reports durability, compacts.
+/// The writer sub-task: group-commits updates to the store, reports durability, and starts
+/// compactions.
 async fn write_loop(
     name: Arc<str>,
     store: Arc<dyn DocumentStore>,
@@ -659,6 +663,8 @@ async fn write_loop(
     compact_after: usize,
 ) {
     let mut batch = Vec::new();
+    let mut compaction: Option<JoinHandle<crate::storage::Result<()>>> = None;
+    let mut last_compaction: Option<Instant> = None;
     while let Some(first) = updates.recv().await {
         batch.clear();
         batch.push(first);
@@ -691,17 +697,49 @@ async fn write_loop(
         }
         let _ = durable.send(through);
         rows_since_compaction += bytes.len();
-        if rows_since_compaction >= compact_after {
-            match store.compact(&name).await {
-                Ok(()) => rows_since_compaction = 0,
-                Err(error) => tracing::warn!(%error, "compaction failed; the log is kept"),
-            }
+        // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
+        // document's acknowledgements never wait for it; at most one runs per document, and
+        // they are spaced out, since each one folds the whole document.
+        if let Some(task) = compaction.take_if(|task| task.is_finished())
+            && !compaction_succeeded(task.await)
+        {
+            rows_since_compaction += compact_after;
         }
+        if compaction.is_none()
+            && rows_since_compaction >= compact_after
+            && last_compaction.is_none_or(|at: Instant| at.elapsed() >= MIN_COMPACTION_INTERVAL)
+        {
+            rows_since_compaction = 0;
+            last_compaction = Some(Instant::now());
+            let (store, name) = (store.clone(), name.clone());
+            compaction = Some(tokio::spawn(async move { store.compact(&name).await }));
+        }
+    }
+    if let Some(task) = compaction
+        && !compaction_succeeded(task.await)
+    {
+        rows_since_compaction += 1;
     }
     if rows_since_compaction > 0
         && let Err(error) = store.compact(&name).await
     {
         tracing::warn!(%error, "compaction on unload failed; the log is kept");
+    }
+}
+
+fn compaction_succeeded(
+    outcome: Result<crate::storage::Result<()>, tokio::task::JoinError>,
+) -> bool {
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "compaction failed; the log is kept and folded later");
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, "compaction task failed");
+            false
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 // Benchmark (not a test): PostgreSQL bytes written per small edit on a 1 MB document, ours vs a
 // full-state store like the seed's Node server, measured as WAL bytes (pg_current_wal_lsn).
 // Also the time from an edit to its acknowledgement (SyncStatus) with PostgreSQL storage.
-//   COLLAB_TEST_DATABASE_URL=postgres://… COLLAB_SERVER_BIN=… node bench/pg-writes.mjs [edits]
+//   COLLAB_BENCH_DATABASE_URL=postgres://… COLLAB_SERVER_BIN=… node bench/pg-writes.mjs [edits]
 import crypto from 'node:crypto'
 
 import pg from 'pg'
@@ -9,8 +9,8 @@ import pg from 'pg'
 import { Server, Y, acknowledged, append, destroyAll, hocuspocus, synced, waitFor } from '../lib/harness.mjs'
 
 const edits = parseInt(process.argv[2] ?? '200', 10)
-const baseUrl = process.env.COLLAB_TEST_DATABASE_URL
-if (!baseUrl) throw new Error('set COLLAB_TEST_DATABASE_URL')
+const baseUrl = process.env.COLLAB_BENCH_DATABASE_URL
+if (!baseUrl) throw new Error('set COLLAB_BENCH_DATABASE_URL')
 const database = `collab_bench_${process.pid}`
 const url = (() => { const u = new URL(baseUrl); u.pathname = `/${database}`; return u.toString() })()
 const admin = new pg.Client({ connectionString: baseUrl })
@@ -65,6 +65,7 @@ for (let i = 0; i < Math.min(edits, 50); i++) {
 }
 const fullState = (await walSince(from)) / Math.min(edits, 50)
 console.log(JSON.stringify({
+  label: 'collab-postgres-writes',
   document_bytes: state.length,
   edits,
   wal_bytes_per_edit_ours: Math.round(ours),
