@@ -2,8 +2,9 @@
 # Offline checks of the operator's deployment artifacts, in Python:
 #   the Helm chart rendered and strictly linted with PyPI helm-python-sdk (Helm's own SDK),
 #   every rendered object and every operator golden object validated with kubernetes-validate
-#   (strict, Kubernetes 1.33), the chart's CRD against crds/collabserver.yaml, and the example
-#   CollabServers against the CRD's openAPI schema.
+#   (strict, Kubernetes 1.33), the chart's CRD against crds/collabserver.yaml, the example
+#   CollabServers against the CRD's openAPI schema, and the Compose dev stack
+#   (deploy/docker-compose.yaml, validated by docker-compose when it is there).
 #
 # The packages are pinned and installed into a venv under target/pyenv (created on first use).
 # botocore is there for the ECS renderer's checks. Extra arguments go to pytest.
@@ -41,6 +42,17 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANTED" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" ||
     die "pip could not install ${REQUIREMENTS[*]} (is PyPI reachable?)"
   printf '%s\n' "$WANTED" >"$STAMP"
+fi
+
+# Compose validates deploy/docker-compose.yaml without an engine (Debian's docker-compose).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Debian's docker-compose (to validate deploy/docker-compose.yaml)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } ||
+      echo "scripts/test-deploy.sh: could not install docker-compose; the Compose file check is skipped" >&2
+  else
+    echo "scripts/test-deploy.sh: docker-compose not found; the Compose file check is skipped" >&2
+  fi
 fi
 
 echo "==> deployment artifacts (tests/deploy)"

@@ -55,6 +55,9 @@ pub struct CloseReason {
 
 struct Shared {
     kill: CancellationToken,
+    /// Mirrors `kill` for [`Outbox::send`]: a token's `is_cancelled` takes a lock, and every
+    /// broadcast asks it once per subscriber.
+    closing: AtomicBool,
     close: Mutex<Option<CloseReason>>,
     /// Frames for the writer, at most `capacity`.
     queue: Mutex<VecDeque<Bytes>>,
@@ -78,6 +81,7 @@ impl Outbox {
     pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         let shared = Arc::new(Shared {
             kill: CancellationToken::new(),
+            closing: AtomicBool::new(false),
             close: Mutex::new(None),
             queue: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
@@ -100,7 +104,7 @@ impl Outbox {
     /// Queues a frame without waiting. A full queue closes the socket as a slow consumer;
     /// `false` when the frame was not queued (full, or the socket is closing).
     pub fn send(&self, frame: Bytes) -> bool {
-        if self.shared.kill.is_cancelled() {
+        if self.shared.closing.load(Ordering::Acquire) {
             return false;
         }
         let mut queue = self.queue();
@@ -157,6 +161,7 @@ impl Outbox {
             *close = Some(CloseReason { code, reason });
         }
         drop(close);
+        self.shared.closing.store(true, Ordering::Release);
         self.shared.kill.cancel();
     }
 

@@ -39,7 +39,7 @@ const MAX_BATCH: usize = 512;
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Compactions of one document start at least this far apart (each folds the whole document).
-const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(2);
 /// A room asks its peers for missing updates at most this often (besides the periodic resync).
 const MISSING_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
