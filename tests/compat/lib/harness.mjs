@@ -1,5 +1,6 @@
 // Test harness: starts the collab-server binary, makes tokens, and creates real clients
 // (@hocuspocus/provider 2.x, 3.x, 4.x and y-websocket's WebsocketProvider).
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -227,4 +228,22 @@ export function missingEdits (text, count) {
   const missing = []
   for (let i = 0; i < count; i++) if (!text.includes(`<${i}>`)) missing.push(i)
   return missing
+}
+
+/**
+ * Streams edits into document `name` from a provider of `writerVersion`, SIGKILLs `server` in
+ * the middle, restarts it and checks with a provider of `readerVersion` that every edit the
+ * server had acknowledged is there.
+ */
+export async function checkKill9KeepsAcknowledgedEdits (server, name, writerVersion, readerVersion) {
+  const writer = hocuspocus(writerVersion, { url: server.url, name })
+  await synced(writer)
+  await acknowledged(writer)
+  const { acked, sent } = await killMidStream(server, writer)
+  destroyAll()
+  await server.start()
+  const reader = hocuspocus(readerVersion, { url: server.url, name })
+  await synced(reader)
+  const text = reader.text.toString()
+  assert.deepEqual(missingEdits(text, acked), [], `all ${acked} acknowledged of ${sent} sent edits in ${text}`)
 }

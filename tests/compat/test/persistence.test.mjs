@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { afterEach, test } from 'node:test'
 
-import { Server, acknowledged, append, destroyAll, hocuspocus, killMidStream, missingEdits, synced, waitFor } from '../lib/harness.mjs'
+import { Server, acknowledged, append, destroyAll, hocuspocus, checkKill9KeepsAcknowledgedEdits, synced, waitFor } from '../lib/harness.mjs'
 
 afterEach(() => destroyAll())
 
@@ -29,16 +29,7 @@ test('documents survive a graceful restart (SIGTERM)', async () => {
 test('every acknowledged edit survives kill -9 in the middle of a stream of edits', async () => {
   const server = await new Server().start()
   try {
-    const writer = hocuspocus(2, { url: server.url, name: 'restart/kill9' })
-    await synced(writer)
-    await acknowledged(writer)
-    const { acked, sent } = await killMidStream(server, writer)
-    destroyAll()
-    await server.start()
-    const reader = hocuspocus(3, { url: server.url, name: 'restart/kill9' })
-    await synced(reader)
-    const text = reader.text.toString()
-    assert.deepEqual(missingEdits(text, acked), [], `all ${acked} acknowledged of ${sent} sent edits in ${text}`)
+    await checkKill9KeepsAcknowledgedEdits(server, 'restart/kill9', 2, 3)
   } finally {
     await server.stop()
     server.cleanup()

@@ -7,7 +7,7 @@ import { execSync } from 'node:child_process'
 
 import pg from 'pg'
 
-import { Server, Y, acknowledged, append, destroyAll, hocuspocus, killMidStream, missingEdits, synced, waitFor } from '../lib/harness.mjs'
+import { Server, Y, acknowledged, append, destroyAll, hocuspocus, checkKill9KeepsAcknowledgedEdits, synced, waitFor } from '../lib/harness.mjs'
 
 const baseUrl = process.env.COLLAB_TEST_DATABASE_URL
 if (!baseUrl) throw new Error('COLLAB_TEST_DATABASE_URL is not set: run the suite through scripts/test.sh')
@@ -70,16 +70,7 @@ test('a row written by the Node server loads unchanged, and the row stays readab
 test('every acknowledged edit survives kill -9 in the middle of a stream of edits', async () => {
   const server = await startServer()
   try {
-    const writer = hocuspocus(3, { url: server.url, name: 'pg/kill9' })
-    await synced(writer)
-    await acknowledged(writer)
-    const { acked, sent } = await killMidStream(server, writer)
-    destroyAll()
-    await server.start()
-    const reader = hocuspocus(4, { url: server.url, name: 'pg/kill9' })
-    await synced(reader)
-    const text = reader.text.toString()
-    assert.deepEqual(missingEdits(text, acked), [], `all ${acked} acknowledged of ${sent} sent edits in ${text}`)
+    await checkKill9KeepsAcknowledgedEdits(server, 'pg/kill9', 3, 4)
   } finally {
     await server.stop()
     server.cleanup()
