@@ -3,11 +3,13 @@
 #   the Helm chart rendered and strictly linted with PyPI helm-python-sdk (Helm's own SDK),
 #   every rendered object and every operator golden object validated with kubernetes-validate
 #   (strict, Kubernetes 1.33), the chart's CRD against crds/collabserver.yaml, the example
-#   CollabServers against the CRD's openAPI schema, and the Compose dev stack
-#   (deploy/docker-compose.yaml, validated by docker-compose when it is there).
+#   CollabServers against the CRD's openAPI schema, the Compose dev stack
+#   (deploy/docker-compose.yaml, validated by docker-compose when it is there), and the ECS
+#   task and service definitions of `collab-operator ecs render` (deploy/ecs/, the operator's
+#   ECS golden files) against botocore's ECS API model.
 #
 # The packages are pinned and installed into a venv under target/pyenv (created on first use).
-# botocore is there for the ECS renderer's checks. Extra arguments go to pytest.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,7 +1,9 @@
-//! Command line: `collab-operator run` and `collab-operator crd`. Every `run` flag has an
-//! environment variable (`COLLAB_OPERATOR_*`), which is how the Helm chart sets them.
+//! Command line: `collab-operator run`, `collab-operator crd` and `collab-operator ecs render`.
+//! Every `run` flag has an environment variable (`COLLAB_OPERATOR_*`), which is how the Helm
+//! chart sets them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -25,7 +27,32 @@ pub enum Command {
     Run(RunArgs),
     /// Print the CollabServer CustomResourceDefinition as YAML.
     Crd,
-    // Issue 5 adds `Ecs(EcsCommand)` here: `collab-operator ecs render -f … --ecs …`.
+    /// Amazon ECS (Fargate) definitions from a CollabServer, without a cluster.
+    #[command(subcommand)]
+    Ecs(EcsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EcsCommand {
+    /// Write task-definition.json, service.json, service-update.json and NOTES.md (AWS CLI
+    /// `--cli-input-json` inputs). Nothing is read from or sent to AWS.
+    Render(EcsRenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EcsRenderArgs {
+    /// The CollabServer (YAML), validated as the operator would.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub collab_server: PathBuf,
+
+    /// What only AWS knows (YAML): account, region, cluster, service, roles, network, target
+    /// group, log group, task size and the ARNs behind the CollabServer's Secret keys.
+    #[arg(long = "ecs", value_name = "FILE")]
+    pub options: PathBuf,
+
+    /// Directory to write the files into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -90,5 +117,28 @@ mod tests {
             format!("collab-server:{}", env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(args.admin_address.port(), 8080);
+    }
+
+    #[test]
+    fn ecs_render_takes_both_files_and_defaults_to_the_current_directory() {
+        let cli = Cli::try_parse_from([
+            "collab-operator",
+            "ecs",
+            "render",
+            "-f",
+            "collabserver.yaml",
+            "--ecs",
+            "ecs.yaml",
+        ])
+        .expect("parses");
+        let Command::Ecs(EcsCommand::Render(args)) = cli.command else {
+            panic!("expected ecs render");
+        };
+        assert_eq!(args.collab_server, PathBuf::from("collabserver.yaml"));
+        assert_eq!(args.options, PathBuf::from("ecs.yaml"));
+        assert_eq!(args.out, PathBuf::from("."));
+        let missing = Cli::try_parse_from(["collab-operator", "ecs", "render", "-f", "x.yaml"])
+            .expect_err("--ecs is required");
+        assert!(missing.to_string().contains("--ecs"), "{missing}");
     }
 }

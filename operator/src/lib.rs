@@ -10,13 +10,14 @@
 //!
 //! [`server_contract`] is the one place that knows collab-server's environment, ports and
 //! probe paths; [`labels`] and [`names`] the one place for labels and object names. The
-//! validated value ([`controller::validate::ValidatedCollabServer`]) is also meant for
-//! renderers outside a cluster (ECS).
+//! validated value ([`controller::validate::ValidatedCollabServer`]) is also the input of
+//! [`ecs`], which renders ECS Fargate task and service definitions from the same spec.
 
 pub mod admin;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod ecs;
 pub mod labels;
 pub mod metrics;
 pub mod names;

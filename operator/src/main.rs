@@ -1,13 +1,14 @@
 use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use collab_operator::{
     admin,
-    cli::{Cli, Command, RunArgs},
+    cli::{Cli, Command, EcsCommand, EcsRenderArgs, RunArgs},
     controller::{self, Context},
-    crd,
+    crd, ecs,
     metrics::Metrics,
     telemetry,
 };
@@ -23,7 +24,34 @@ async fn main() -> anyhow::Result<()> {
                 .context("failed to write the CRD to stdout")
         }
         Command::Run(args) => run(args).await,
+        Command::Ecs(EcsCommand::Render(args)) => ecs_render(&args),
     }
+}
+
+fn ecs_render(args: &EcsRenderArgs) -> anyhow::Result<()> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))
+    };
+    let server = ecs::parse_collab_server(&read(&args.collab_server)?)
+        .with_context(|| format!("{} is not a CollabServer", args.collab_server.display()))?;
+    let options = ecs::EcsOptions::from_yaml(&read(&args.options)?)
+        .with_context(|| format!("{} is not an ecs.yaml", args.options.display()))?;
+    let rendered = ecs::render(&server, &options).with_context(|| {
+        format!(
+            "failed to render ECS definitions from {} and {}",
+            args.collab_server.display(),
+            args.options.display()
+        )
+    })?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("failed to create {}", args.out.display()))?;
+    for (name, contents) in rendered.files()? {
+        let path = args.out.join(name);
+        std::fs::write(&path, contents)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

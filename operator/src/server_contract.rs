@@ -20,8 +20,11 @@ pub const HEALTH_PATH: &str = "/health";
 pub const READY_PATH: &str = "/ready";
 /// Prometheus text exposition.
 pub const METRICS_PATH: &str = "/metrics";
-/// Exits 0 when `GET /health` answers 200 (the image has no curl): container health checks.
-pub const HEALTHCHECK_COMMAND: [&str; 2] = ["collab-server", "healthcheck"];
+/// Where the image keeps the binary (`deploy/docker/server.Dockerfile`; its entrypoint).
+pub const SERVER_BINARY: &str = "/usr/local/bin/collab-server";
+/// Exits 0 when `GET /health` answers 200 (the image has no shell and no curl): container
+/// health checks, in exec form (ECS `["CMD", ...]`, not `CMD-SHELL`).
+pub const HEALTHCHECK_COMMAND: [&str; 2] = [SERVER_BINARY, "healthcheck"];
 /// Where the embedded SQLite database (`collab.db`) lives in the container.
 pub const DATA_DIR: &str = "/var/lib/collab";
 /// The image's non-root user and group (distroless `nonroot`), owner of [`DATA_DIR`].
@@ -43,10 +46,27 @@ pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 =
 pub const MIN_TERMINATION_GRACE_PERIOD_SECONDS: i64 =
     PRE_STOP_SLEEP_SECONDS + MIN_SHUTDOWN_TIMEOUT_SECONDS + SHUTDOWN_MARGIN_SECONDS;
 
+/// The server's `COLLAB_SERVER_KEEPALIVE_SECS` default: an idle socket gets a frame at least
+/// this often, so a load balancer's idle timeout must be longer.
+pub const DEFAULT_KEEPALIVE_SECONDS: i64 = 10;
+
 /// The server's shutdown timeout that fits a pod's grace period (preStop pause and exit
 /// margin subtracted). The timeout is a deadline: the server exits as soon as it is done.
 pub fn shutdown_timeout_for_grace_period(grace_period_seconds: i64) -> i64 {
     grace_period_seconds - PRE_STOP_SLEEP_SECONDS - SHUTDOWN_MARGIN_SECONDS
+}
+
+/// The time from SIGTERM to SIGKILL (ECS `stopTimeout`) on a platform that drains the load
+/// balancer before it sends SIGTERM, so needs no preStop pause: the grace period without it.
+pub fn stop_timeout_for_grace_period(grace_period_seconds: i64) -> i64 {
+    grace_period_seconds - PRE_STOP_SLEEP_SECONDS
+}
+
+/// The server's shutdown timeout for a stop timeout (SIGTERM to SIGKILL): the exit margin
+/// subtracted. For every grace period it equals [`shutdown_timeout_for_grace_period`], so a
+/// CollabServer's server stops the same way on Kubernetes and on ECS.
+pub fn shutdown_timeout_for_stop_timeout(stop_timeout_seconds: i64) -> i64 {
+    stop_timeout_seconds - SHUTDOWN_MARGIN_SECONDS
 }
 
 /// Environment variable names of collab-server.
@@ -73,6 +93,9 @@ pub mod env {
     pub const AWS_REGION: &str = "AWS_REGION";
     pub const JWT_ISSUER: &str = "JWT_ISSUER";
     pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+    /// Not set by the operator (a CollabServer's `env` may); read to describe load balancer
+    /// timeouts.
+    pub const KEEPALIVE_SECS: &str = "COLLAB_SERVER_KEEPALIVE_SECS";
 
     /// Variables the operator derives from the spec: a CollabServer's `env` may not set them
     /// (it could otherwise undo a decision, e.g. point a single-replica SQLite server at a

@@ -3,11 +3,14 @@
 //! - `generated`: `crds/collabserver.yaml`, the chart's CRD copy and the reference in
 //!   `docs/operator.md` against what the code generates;
 //! - `server_contract`: the environment the server container gets parses as collab-server's
-//!   configuration (`collab_server::config::Config::from_env`).
+//!   configuration (`collab_server::config::Config::from_env`);
+//! - `ecs`: `ecs render` of each ECS case against its committed files (`deploy/ecs/zedi-dev/`,
+//!   `tests/golden/ecs/`), and the task's environment through the same parser.
 //!
 //! Regenerate committed files with `COLLAB_OPERATOR_BLESS=1 cargo test -p collab-operator`.
 
 mod common;
+mod ecs;
 mod generated;
 mod golden;
 mod server_contract;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::common::{self, CASES};
 
 /// What a Secret-backed variable is replaced with: a value of the right shape.
-fn placeholder(name: &str) -> String {
+pub fn placeholder(name: &str) -> String {
     match name {
         env::DATABASE_URL => "postgres://user:password@db:5432/app".to_owned(),
         env::DATABASE_PORT => "5432".to_owned(),
@@ -176,4 +176,9 @@ fn the_server_defaults_match_the_contract() {
         config.shutdown_timeout_secs as i64,
         server_contract::DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
     );
+    assert_eq!(
+        config.keepalive_secs as i64,
+        server_contract::DEFAULT_KEEPALIVE_SECONDS
+    );
+    Config::from_env([(env::KEEPALIVE_SECS, "10")]).unwrap();
 }

@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 use super::validate::{ValidatedCollabServer, hex};
 use crate::labels::{self, Component};
 
+pub use deployment::CONTAINER_NAME;
+pub use service::{HTTP_PORT_NAME, METRICS_PORT_NAME};
 pub use service_monitor::service_monitor_resource;
 
 /// Built, not yet sent to the API server.

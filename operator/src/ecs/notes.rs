@@ -1,0 +1,322 @@
+//! `NOTES.md`, written next to the JSON: what the ECS API inputs cannot say (they allow no
+//! comments and no unknown keys): the commands, the target group and ALB settings the
+//! deployment relies on, the execution role's permissions and the spec fields ECS ignores.
+
+use std::collections::BTreeSet;
+
+use super::options::{EcsOptions, check_value_from};
+use super::task_definition::TaskDefinition;
+use crate::controller::validate::{Scaling, ValidatedCollabServer};
+use crate::crd::CollabServer;
+use crate::server_contract;
+
+/// Target group deregistration delay the notes recommend, in seconds.
+pub const DEREGISTRATION_DELAY_SECONDS: i64 = 30;
+/// The ALB's default idle timeout, in seconds.
+const ALB_DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 60;
+
+pub struct Facts<'a> {
+    pub spec: &'a CollabServer,
+    pub server: &'a ValidatedCollabServer,
+    pub options: &'a EcsOptions,
+    pub task_definition: &'a TaskDefinition,
+    pub desired_count: i32,
+}
+
+/// The keepalive interval the server runs with: the CollabServer's `env`, else the default.
+fn keepalive_seconds(server: &ValidatedCollabServer) -> i64 {
+    server
+        .extra_env
+        .iter()
+        .find(|variable| variable.name == server_contract::env::KEEPALIVE_SECS)
+        .and_then(|variable| variable.value.as_deref())
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(server_contract::DEFAULT_KEEPALIVE_SECONDS)
+}
+
+/// `cluster/NAME` of a cluster name or ARN, for Application Auto Scaling resource ids.
+fn cluster_name(cluster: &str) -> &str {
+    cluster
+        .rsplit_once("cluster/")
+        .map_or(cluster, |(_, name)| name)
+}
+
+pub fn notes(facts: &Facts<'_>) -> String {
+    let Facts {
+        spec,
+        server,
+        options,
+        task_definition,
+        desired_count,
+    } = facts;
+    let region = &options.region;
+    let cluster = &options.cluster;
+    let service = &options.service;
+    let family = options.family();
+    let target_group = &options.load_balancer.target_group_arn;
+    let stop_timeout = task_definition
+        .container_definitions
+        .first()
+        .map_or(0, |container| container.stop_timeout);
+    let shutdown = server.shutdown.server_timeout_seconds;
+    let keepalive = keepalive_seconds(server);
+
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!("# {service} on ECS Fargate"));
+    line(String::new());
+    line(format!(
+        "Written by `collab-operator ecs render` with `task-definition.json`, `service.json` and \
+         `service-update.json` (the CollabServer `{}`); render again rather than edit them. The \
+         renderer reads nothing from AWS: the ids and ARNs are the ones `ecs.yaml` gives.",
+        server.name
+    ));
+    line(String::new());
+    line("## Deploy".to_owned());
+    line(String::new());
+    line("```sh".to_owned());
+    line(format!(
+        "aws ecs register-task-definition --region {region} --cli-input-json file://task-definition.json"
+    ));
+    line(format!(
+        "# an existing service (takes the newest revision of {family}):"
+    ));
+    line(format!(
+        "aws ecs update-service --region {region} --cli-input-json file://service-update.json"
+    ));
+    line("# or a new one:".to_owned());
+    line(format!(
+        "aws ecs create-service --region {region} --cli-input-json file://service.json"
+    ));
+    line(format!(
+        "aws ecs wait services-stable --region {region} --cluster {cluster} --services {service}"
+    ));
+    line("```".to_owned());
+    line(String::new());
+    line(format!(
+        "The deployment circuit breaker stops a deployment whose tasks keep failing and rolls back \
+         to the last one that completed. To go back by hand: `aws ecs update-service --region \
+         {region} --cluster {cluster} --service {service} --task-definition {family}:REVISION`. \
+         ECS reads secrets when a task starts: after changing one, `aws ecs update-service \
+         --region {region} --cluster {cluster} --service {service} --force-new-deployment`."
+    ));
+    line(String::new());
+
+    line("## Load balancer settings these files cannot carry".to_owned());
+    line(String::new());
+    line(format!(
+        "Set them on the target group and the ALB (in Terraform, or with the commands shown). \
+         Target group `{target_group}`:"
+    ));
+    line(String::new());
+    line(format!(
+        "- target type `ip`, protocol HTTP, port {}; health check path `{}` (200 while the \
+         process runs). `{}` also answers 503 while the server drains or cannot reach its \
+         database or Redis, but ECS replaces tasks that fail the target group's check, so keep \
+         `{}` there.",
+        server.port,
+        server_contract::HEALTH_PATH,
+        server_contract::READY_PATH,
+        server_contract::HEALTH_PATH
+    ));
+    line(format!(
+        "- deregistration delay (`deregistration_delay.timeout_seconds`) {DEREGISTRATION_DELAY_SECONDS} s \
+         instead of the default 300 s. ECS sends SIGTERM only once the target has drained, and \
+         WebSocket connections do not drain by themselves: with 300 s every task that stops \
+         waits five minutes, then the ALB closes its sockets anyway. Clients reconnect to the \
+         other tasks at once; then the server stores every document within its shutdown \
+         timeout of {shutdown} s, {} s before the container's stopTimeout of {stop_timeout} s.",
+        stop_timeout - shutdown
+    ));
+    if server.redis.is_some() {
+        line(
+            "- stickiness off: `REDIS_URL` relays updates and awareness between tasks, so any \
+             task can serve any document."
+                .to_owned(),
+        );
+    }
+    line(String::new());
+    line("```sh".to_owned());
+    line(format!(
+        "aws elbv2 modify-target-group-attributes --region {region} --target-group-arn {target_group} \\"
+    ));
+    line(format!(
+        "  --attributes Key=deregistration_delay.timeout_seconds,Value={DEREGISTRATION_DELAY_SECONDS}"
+    ));
+    line("```".to_owned());
+    line(String::new());
+    line(format!(
+        "The ALB's idle timeout (`idle_timeout.timeout_seconds`, default \
+         {ALB_DEFAULT_IDLE_TIMEOUT_SECONDS} s) must stay above the server's keepalive interval \
+         of {keepalive} s (`{}`): every idle socket gets a frame at least that often, so the ALB \
+         never closes a live one. Keep the default; never set it below {} s.",
+        server_contract::env::KEEPALIVE_SECS,
+        2 * keepalive
+    ));
+    line(String::new());
+
+    line(format!(
+        "## Permissions of the execution role `{}`",
+        options.execution_role_arn
+    ));
+    line(String::new());
+    line(
+        "The managed policy `AmazonECSTaskExecutionRolePolicy` (pull from ECR, write to \
+         CloudWatch Logs), and:"
+            .to_owned(),
+    );
+    line(String::new());
+    if options.logs.create_group {
+        line(format!(
+            "- `logs:CreateLogGroup` (ecs.yaml `logs.createGroup`) for `{}`",
+            options.logs.group
+        ));
+    }
+    let mut secrets_manager = BTreeSet::new();
+    let mut parameters = BTreeSet::new();
+    for secret in task_definition
+        .container_definitions
+        .iter()
+        .flat_map(|container| &container.secrets)
+    {
+        match check_value_from(&secret.value_from) {
+            Ok(source @ super::options::SecretSource::SsmParameter { .. }) => {
+                parameters.insert(source.resource_arn().to_owned());
+            }
+            Ok(source) => {
+                secrets_manager.insert(source.resource_arn().to_owned());
+            }
+            Err(_) => {}
+        }
+    }
+    for (action, arns) in [
+        ("secretsmanager:GetSecretValue", &secrets_manager),
+        ("ssm:GetParameters", &parameters),
+    ] {
+        if !arns.is_empty() {
+            line(format!("- `{action}` on"));
+            for arn in arns {
+                line(format!("  - `{arn}`"));
+            }
+        }
+    }
+    line("- `kms:Decrypt` on the keys of those secrets, if they are customer-managed".to_owned());
+    line(String::new());
+
+    if let Scaling::Autoscaled {
+        min_replicas,
+        max_replicas,
+        target_cpu_utilization_percentage,
+    } = server.scaling
+    {
+        let resource = format!("service/{}/{service}", cluster_name(cluster));
+        line("## Autoscaling".to_owned());
+        line(String::new());
+        line(format!(
+            "The CollabServer autoscales ({min_replicas}-{max_replicas} tasks at \
+             {target_cpu_utilization_percentage}% CPU). On ECS that is Application Auto Scaling: \
+             `service.json` starts {desired_count} tasks, and `service-update.json` leaves the \
+             count alone."
+        ));
+        line(String::new());
+        line("```sh".to_owned());
+        line(format!(
+            "aws application-autoscaling register-scalable-target --region {region} --service-namespace ecs \\"
+        ));
+        line(format!(
+            "  --resource-id {resource} --scalable-dimension ecs:service:DesiredCount \\"
+        ));
+        line(format!(
+            "  --min-capacity {min_replicas} --max-capacity {max_replicas}"
+        ));
+        line(format!(
+            "aws application-autoscaling put-scaling-policy --region {region} --service-namespace ecs \\"
+        ));
+        line(format!(
+            "  --resource-id {resource} --scalable-dimension ecs:service:DesiredCount \\"
+        ));
+        line(format!(
+            "  --policy-name {service}-cpu --policy-type TargetTrackingScaling \\"
+        ));
+        line(format!(
+            "  --target-tracking-scaling-policy-configuration '{{\"TargetValue\":{target_cpu_utilization_percentage},\"PredefinedMetricSpecification\":{{\"PredefinedMetricType\":\"ECSServiceAverageCPUUtilization\"}}}}'"
+        ));
+        line("```".to_owned());
+        line(String::new());
+    }
+
+    let ignored = ignored_fields(spec, options);
+    if !ignored.is_empty() {
+        line("## CollabServer fields ECS does not use".to_owned());
+        line(String::new());
+        for text in ignored {
+            line(format!("- {text}"));
+        }
+        line(String::new());
+    }
+
+    line("## The container's environment".to_owned());
+    line(String::new());
+    for container in &task_definition.container_definitions {
+        for variable in &container.environment {
+            line(format!("- `{}`: `{}`", variable.name, variable.value));
+        }
+        for secret in &container.secrets {
+            line(format!("- `{}`: from `{}`", secret.name, secret.value_from));
+        }
+    }
+    // Exactly one final newline.
+    let mut text = out.trim_end().to_owned();
+    text.push('\n');
+    text
+}
+
+/// The CollabServer's Kubernetes-only fields that are set, with what ECS does instead.
+fn ignored_fields(spec: &CollabServer, options: &EcsOptions) -> Vec<String> {
+    let spec = &spec.spec;
+    let mut ignored = Vec::new();
+    if spec.resources.is_some() {
+        ignored.push(format!(
+            "`spec.resources`: the task size is ecs.yaml's cpu {} and memory {} MiB.",
+            options.cpu, options.memory
+        ));
+    }
+    if spec.image_pull_policy.is_some() || !spec.image_pull_secrets.is_empty() {
+        ignored.push(
+            "`spec.imagePullPolicy`, `spec.imagePullSecrets`: every task pulls its image, from \
+             ECR with the execution role."
+                .to_owned(),
+        );
+    }
+    if spec.pod_disruption_budget.is_some() {
+        ignored.push(
+            "`spec.podDisruptionBudget`: deployments start new tasks before stopping old ones \
+             (minimumHealthyPercent 100)."
+                .to_owned(),
+        );
+    }
+    if spec.monitoring.is_some() {
+        ignored.push(format!(
+            "`spec.monitoring`: there is no ServiceMonitor; scrape port {} (`{}`) with the \
+             CloudWatch agent or Amazon Managed Service for Prometheus.",
+            server_contract::METRICS_PORT,
+            server_contract::METRICS_PATH
+        ));
+    }
+    if spec.service.is_some() {
+        ignored.push("`spec.service`: clients come through the ALB's target group.".to_owned());
+    }
+    if spec.pod_template.is_some() {
+        ignored.push(
+            "`spec.podTemplate`: Fargate places tasks in the subnets' availability zones."
+                .to_owned(),
+        );
+    }
+    if spec.paused {
+        ignored.push("`spec.paused`: nothing on ECS watches the spec.".to_owned());
+    }
+    ignored
+}
