@@ -125,6 +125,11 @@ pub fn built(case: &Case) -> Resources<Prepared> {
     build::build(&validated(case))
 }
 
+/// The collab-server Deployment a case builds, as JSON.
+pub fn server_deployment(case: &Case) -> serde_json::Value {
+    serde_json::to_value(&built(case).deployment).unwrap()
+}
+
 /// Compares `actual` with the committed file, or rewrites it when `COLLAB_OPERATOR_BLESS=1`.
 pub fn assert_matches_file(path: &Path, actual: &str) {
     if std::env::var_os("COLLAB_OPERATOR_BLESS").is_some_and(|value| value == "1") {

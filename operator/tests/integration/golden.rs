@@ -104,13 +104,7 @@ fn a_changed_secret_value_changes_the_pod_template_hash() {
 fn examples_follow_the_documented_shutdown_budget() {
     for case in CASES {
         let server = common::validated(case);
-        let objects = common::built(case).to_objects();
-        let deployment = objects
-            .iter()
-            .find(|object| {
-                object["kind"] == "Deployment" && object["metadata"]["name"] == server.name.as_str()
-            })
-            .unwrap();
+        let deployment = common::server_deployment(case);
         let pod = &deployment["spec"]["template"]["spec"];
         let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap();
         let pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]

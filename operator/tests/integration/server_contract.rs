@@ -127,13 +127,7 @@ fn the_container_environment_parses_as_collab_server_configuration() {
 fn the_container_ports_and_probes_match_the_server() {
     for case in CASES {
         let server = common::validated(case);
-        let objects = common::built(case).to_objects();
-        let deployment = objects
-            .iter()
-            .find(|object| {
-                object["kind"] == "Deployment" && object["metadata"]["name"] == server.name.as_str()
-            })
-            .unwrap();
+        let deployment = common::server_deployment(case);
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
         let port = |name: &str| {
             container["ports"]
