@@ -29,13 +29,17 @@ const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 5;
+pub const LEEWAY_SECS: u64 = 5;
+/// Longest token accepted; real ones (Cognito's included) are a few KB.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// What a verified token grants on one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub scope: Scope,
     pub subject: Option<String>,
+    /// The token's `exp` (seconds since the epoch): the session ends then (plus the leeway).
+    pub expires_at: Option<u64>,
 }
 
 /// Why a document was denied. The `Display` text is sent to the client as the reason.
@@ -72,6 +76,7 @@ impl Denied {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<String>,
+    exp: Option<u64>,
     #[serde(default)]
     docs: Option<Vec<String>>,
     #[serde(default)]
@@ -188,10 +193,16 @@ impl Authenticator {
             return Ok(Grant {
                 scope: Scope::ReadWrite,
                 subject: None,
+                expires_at: None,
             });
         };
         if token.is_empty() {
             return Err(Denied::MissingToken);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Denied::InvalidToken(format!(
+                "longer than {MAX_TOKEN_BYTES} bytes"
+            )));
         }
         let claims = verifier.verify(token).await?;
         if let Some(patterns) = &claims.docs
@@ -206,6 +217,7 @@ impl Authenticator {
                 Scope::ReadWrite
             },
             subject: claims.sub,
+            expires_at: claims.exp,
         })
     }
 }
@@ -230,6 +242,7 @@ impl Verifier {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         if let Some(issuer) = &self.issuer {
@@ -238,6 +251,9 @@ impl Verifier {
         let claims = decode::<Claims>(token, &key, &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Denied::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    Denied::InvalidToken("token not valid yet (nbf)".into())
+                }
                 _ => Denied::InvalidToken(e.to_string()),
             })?
             .claims;
@@ -452,6 +468,30 @@ mod tests {
             Err(Denied::InvalidToken(_))
         ));
         assert_eq!(auth.authorize("", "d").await, Err(Denied::MissingToken));
+        // Not valid yet: nbf past the leeway.
+        let early = hs256("s3cret", json!({"exp": now() + 600, "nbf": now() + 120}));
+        assert!(matches!(
+            auth.authorize(&early, "d").await,
+            Err(Denied::InvalidToken(reason)) if reason.contains("nbf")
+        ));
+        // alg "none": unsigned, whatever its claims say.
+        // {"alg":"none","typ":"JWT"} . {"exp":4102444800} . (no signature)
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjQxMDI0NDQ4MDB9.";
+        assert!(matches!(
+            auth.authorize(none, "d").await,
+            Err(Denied::InvalidToken(_))
+        ));
+        // Oversized tokens are refused before any decoding.
+        let huge = "a".repeat(64 * 1024);
+        assert!(matches!(
+            auth.authorize(&huge, "d").await,
+            Err(Denied::InvalidToken(reason)) if reason.contains("longer")
+        ));
+        let valid = auth
+            .authorize(&hs256("s3cret", json!({"exp": now() + 60})), "d")
+            .await
+            .expect("valid");
+        assert_eq!(valid.expires_at, Some(now() + 60));
         assert!(matches!(
             auth.authorize("garbage", "d").await,
             Err(Denied::InvalidToken(_))
@@ -604,6 +644,28 @@ mod tests {
                     cognito: true,
                 })
             }
+        }
+
+        #[tokio::test]
+        async fn hmac_tokens_naming_a_public_key_are_refused() {
+            // HS/RS confusion: an HS256 token whose "secret" is the RSA key's public part,
+            // naming that key's kid. A JWKS verifier must never verify HMAC.
+            let endpoint = Endpoint::start(vec![public_jwk("rs256")]).await;
+            let auth = endpoint.authenticator();
+            let public = public_jwk("rs256").to_string();
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("rs-1".into());
+            let forged = encode(
+                &header,
+                &claims("access"),
+                &EncodingKey::from_secret(public.as_bytes()),
+            )
+            .expect("encode");
+            assert!(auth.authorize(&forged, "d").await.is_err());
+            let honest = sign(Algorithm::RS256, "rs-1", claims("access"));
+            auth.authorize(&honest, "d")
+                .await
+                .expect("the real key verifies");
         }
 
         #[tokio::test]

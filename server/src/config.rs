@@ -173,6 +173,61 @@ pub struct Config {
     #[arg(long, env = "COLLAB_SERVER_OUTBOUND_QUEUE", default_value_t = 4096)]
     pub outbound_queue: usize,
 
+    /// Bytes queued for one socket before it counts as a slow consumer and is disconnected
+    /// (4205). One frame larger than this is still sent to a client that keeps up.
+    #[arg(long, env = "COLLAB_SERVER_OUTBOUND_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
+
+    /// Seconds one write to a socket may make no progress before the socket is dropped (a
+    /// client that stopped reading holds its queue and a connection slot until then).
+    #[arg(long, env = "COLLAB_SERVER_SEND_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout_secs: u64,
+
+    /// Largest document, in bytes of its stored updates: an update that would pass it is refused
+    /// for that document (PermissionDenied with the reason); 0 = no limit.
+    #[arg(long, env = "COLLAB_SERVER_MAX_DOCUMENT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+
+    /// Messages per second one socket may send (sustained); above it its reads pause. 0 = no limit.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_RATE_MESSAGES_PER_SEC",
+        default_value_t = 500
+    )]
+    pub rate_messages_per_sec: u32,
+
+    /// Messages one socket may send in a burst above the sustained rate.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_RATE_MESSAGES_BURST",
+        default_value_t = 2000
+    )]
+    pub rate_messages_burst: u32,
+
+    /// Bytes per second one socket may send (sustained); above it its reads pause. 0 = no limit.
+    #[arg(long, env = "COLLAB_SERVER_RATE_BYTES_PER_SEC", default_value_t = 4 * 1024 * 1024)]
+    pub rate_bytes_per_sec: u64,
+
+    /// Bytes one socket may send in a burst above the sustained rate (one larger message is
+    /// still accepted; the pause comes after it).
+    #[arg(long, env = "COLLAB_SERVER_RATE_BYTES_BURST", default_value_t = 64 * 1024 * 1024)]
+    pub rate_bytes_burst: u64,
+
+    /// Most concurrent connections from one client address; 0 = no limit. Behind a load
+    /// balancer, set COLLAB_SERVER_TRUSTED_PROXIES or every client counts as the balancer.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 0
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Comma-separated addresses or CIDR ranges of proxies whose X-Forwarded-For is believed
+    /// (e.g. the ALB's subnets). The header of any other peer is ignored.
+    #[arg(long, env = "COLLAB_SERVER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Seconds without any inbound frame before a socket is closed (4408).
     #[arg(long, env = "COLLAB_SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
@@ -407,9 +462,25 @@ impl Config {
         Duration::from_secs(self.keepalive_secs.max(1))
     }
 
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
+}
+
+/// An address (`10.0.0.1`) or a CIDR range (`10.0.0.0/16`).
+fn parse_net(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    if let Ok(net) = value.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    value
+        .parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{value:?} is neither an IP address nor a CIDR range"))
 }
 
 fn parse_database_url(url: &str) -> Result<StorageConfig, ConfigError> {

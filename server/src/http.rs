@@ -1,6 +1,10 @@
 //! The HTTP surface, on the same port as the WebSocket: `/health`, `/ready`, `/metrics`, and a
 //! WebSocket upgrade on every other path (Hocuspocus ignores the path; y-websocket puts its room
 //! there).
+//!
+//! With a metrics port configured, `/metrics` is served only there, and the public `/ready`
+//! says only whether the server is ready: why it is not (database or Redis errors) goes to the
+//! log and to the admin port's `/ready`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,12 +13,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, OriginalUri, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::connection::admission::Admission;
 use crate::connection::{self, Context, Upgrade};
 
 /// Per-socket buffers: small, since most sockets are idle most of the time (larger messages
@@ -28,18 +33,23 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AppState {
     pub context: Arc<Context>,
     pub max_message_bytes: usize,
-    pub max_connections: usize,
+    pub admission: Arc<Admission>,
+    /// A separate admin port serves `/metrics` and readiness details.
+    pub admin_port: bool,
     /// Set on SIGTERM: `/ready` turns 503 so load balancers stop sending new clients.
     pub draining: AtomicBool,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .fallback(websocket)
-        .with_state(state)
+    let router = Router::new().route("/health", get(health));
+    let router = if state.admin_port {
+        router.route("/ready", get(public_ready))
+    } else {
+        router
+            .route("/ready", get(ready))
+            .route("/metrics", get(metrics))
+    };
+    router.fallback(websocket).with_state(state)
 }
 
 /// The admin router (a separate port, if configured): health, readiness and metrics only.
@@ -49,6 +59,18 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `/ready` for the public port when an admin port exists: the status, no error text.
+async fn public_ready(state: State<Arc<AppState>>) -> Response {
+    let response = ready(state).await;
+    let status = response.status();
+    let body = if status.is_success() {
+        json!({"status": "ready"})
+    } else {
+        json!({"status": "unavailable"})
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn health() -> impl IntoResponse {
@@ -84,6 +106,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if storage.is_none() && redis.is_none() {
         return axum::Json(json!({"status": "ready"})).into_response();
     }
+    tracing::warn!(storage = ?storage, redis = ?redis, "not ready");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(json!({"status": "unavailable", "storage": storage, "redis": redis})),
@@ -100,6 +123,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn websocket(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -118,16 +143,23 @@ async fn websocket(
     if state.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down").into_response();
     }
-    let open = state.context.metrics.connections.get();
-    if open >= 0 && open as usize >= state.max_connections {
-        state
-            .context
-            .metrics
-            .closes
-            .with_label_values(&["connection_limit"])
-            .inc();
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    }
+    let client = state.admission.client_ip(peer.ip(), &headers);
+    let ticket = match state.admission.admit(client) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            state
+                .context
+                .metrics
+                .closes
+                .with_label_values(&[refused.kind()])
+                .inc();
+            let status = match refused {
+                connection::admission::Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
+                connection::admission::Refused::PerAddress => StatusCode::TOO_MANY_REQUESTS,
+            };
+            return (status, refused.to_string()).into_response();
+        }
+    };
     let info = Upgrade {
         path: uri.path().trim_start_matches('/').to_owned(),
         token: query.get("token").cloned(),
@@ -139,5 +171,11 @@ async fn websocket(
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
-        .on_upgrade(move |socket| connection::serve(socket, context, info))
+        .on_upgrade(move |socket| {
+            let served = connection::serve(socket, context, info);
+            async move {
+                served.await;
+                drop(ticket);
+            }
+        })
 }

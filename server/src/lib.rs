@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::cluster::Cluster;
 use crate::config::{AuthConfig, Config};
-use crate::connection::{Context, Limits};
+use crate::connection::admission::{Admission, AdmissionConfig};
+use crate::connection::rate::Rate;
+use crate::connection::{Context, Limits, OutboxLimits};
 use crate::document::{Registry, RoomSettings};
 use crate::http::AppState;
 use crate::metrics::Metrics;
@@ -47,6 +49,18 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("failed to bind the metrics port: {0}")]
     BindMetrics(#[source] std::io::Error),
+}
+
+/// A configured rate; 0 means no limit.
+fn rate(per_second: f64, burst: f64) -> Rate {
+    if per_second <= 0.0 {
+        Rate::UNLIMITED
+    } else {
+        Rate {
+            per_second,
+            burst: burst.max(1.0),
+        }
+    }
 }
 
 /// How long an empty document stays loaded, absorbing quick reconnects.
@@ -95,6 +109,7 @@ pub async fn run(
         RoomSettings {
             compact_after: config.compact_after.max(1),
             linger: ROOM_LINGER,
+            max_document_bytes: config.max_document_bytes,
         },
         rooms_shutdown.clone(),
         cluster.clone(),
@@ -109,16 +124,33 @@ pub async fn run(
         metrics: metrics.clone(),
         limits: Limits {
             max_documents_per_connection: config.max_documents_per_connection.max(1),
-            outbound_queue: config.outbound_queue,
+            outbox: OutboxLimits {
+                frames: config.outbound_queue,
+                bytes: config.outbound_queue_bytes.max(1),
+                send_timeout: config.send_timeout(),
+            },
             idle_timeout: config.idle_timeout(),
             keepalive: config.keepalive(),
+            messages: rate(
+                f64::from(config.rate_messages_per_sec),
+                f64::from(config.rate_messages_burst),
+            ),
+            bytes: rate(
+                config.rate_bytes_per_sec as f64,
+                config.rate_bytes_burst as f64,
+            ),
         },
         shutdown: connections_shutdown.clone(),
     });
     let state = Arc::new(AppState {
         context,
         max_message_bytes: config.max_message_bytes,
-        max_connections: config.max_connections,
+        admission: Admission::new(AdmissionConfig {
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: config.trusted_proxies.clone(),
+        }),
+        admin_port: config.metrics_port.is_some(),
         draining: AtomicBool::new(false),
     });
 
@@ -162,8 +194,11 @@ pub async fn run(
             tracing::debug!(%error, "failed to set TCP_NODELAY");
         }
     });
-    let server =
-        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(draining);
+    let server = axum::serve(
+        listener,
+        http::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(draining);
     let drained = async {
         server.await.map_err(Error::Serve)?;
         rooms_shutdown.cancel();

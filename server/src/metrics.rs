@@ -50,6 +50,10 @@ pub struct Metrics {
     pub relay_messages_out: IntCounter,
     pub relay_dropped: IntCounter,
     pub relay_errors: IntCounter,
+    pub throttled: IntCounter,
+    pub updates_refused: IntCounterVec,
+    pub updates_quarantined: IntCounter,
+    pub awareness_refused: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -169,6 +173,29 @@ impl Metrics {
             "relay_errors_total",
             "Failed Redis publishes and subscriptions, and malformed relay messages",
         );
+        let throttled = counter(
+            "throttled_total",
+            "Times a socket's reads were paused for exceeding its message or byte rate",
+        );
+        let updates_quarantined = counter(
+            "updates_quarantined_total",
+            "Stored updates that could not be integrated when loading a document: kept aside, not served",
+        );
+        let awareness_refused = counter(
+            "awareness_refused_total",
+            "Awareness entries dropped: another session's client id, or over the per-session or per-document cap",
+        );
+        let updates_refused = IntCounterVec::new(
+            Opts::new(
+                name("updates_refused_total"),
+                "Client updates refused, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in ["document_too_large", "invalid"] {
+            updates_refused.with_label_values(&[reason]);
+        }
         let closes = IntCounterVec::new(
             Opts::new(
                 name("socket_closes_total"),
@@ -201,6 +228,10 @@ impl Metrics {
             Box::new(relay_dropped.clone()),
             Box::new(relay_errors.clone()),
             Box::new(closes.clone()),
+            Box::new(throttled.clone()),
+            Box::new(updates_refused.clone()),
+            Box::new(updates_quarantined.clone()),
+            Box::new(awareness_refused.clone()),
         ] {
             families.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
             registry
@@ -260,6 +291,10 @@ impl Metrics {
             relay_messages_out,
             relay_dropped,
             relay_errors,
+            throttled,
+            updates_refused,
+            updates_quarantined,
+            awareness_refused,
         }
     }
 

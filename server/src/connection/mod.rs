@@ -6,7 +6,9 @@
 //! its own session: pending (frames queued until its Auth is checked), denied, or active
 //! (joined to the document's room).
 
+pub mod admission;
 mod outbox;
+pub mod rate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,9 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-pub use outbox::{CloseReason, Outbox, WS_PING_INTERVAL, close_code, truncate_reason, write_loop};
+pub use outbox::{
+    CloseReason, Outbox, OutboxLimits, WS_PING_INTERVAL, close_code, truncate_reason, write_loop,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -23,13 +27,19 @@ use crate::auth::{Authenticator, Denied};
 use crate::document::{Command, Framing, Registry, RoomHandle, Subscriber, SubscriberId};
 use crate::metrics::{Direction, Metrics};
 use crate::protocol::{self, Auth, DecodeError, Frame, Message, Scope};
+use rate::{Bucket, Rate};
 
 /// Longest document name accepted, in bytes.
 pub const MAX_DOCUMENT_NAME_BYTES: usize = 1024;
+/// Longest Hocuspocus address: a document name and a 4.x session suffix (`"\0" + sessionId`).
+/// A longer one closes the socket: it would be kept and echoed back in every reply.
+pub const MAX_ADDRESS_BYTES: usize = MAX_DOCUMENT_NAME_BYTES + 128;
 /// Frames queued per socket for documents whose Auth is not yet checked (Hocuspocus 4.3 limits).
 const MAX_PENDING_FRAMES: usize = 1000;
 const MAX_PENDING_BYTES: usize = 5 * 1024 * 1024;
 const MAX_PENDING_DOCUMENTS: usize = 100;
+/// Denied documents remembered per socket (so their frames are ignored); one more closes it.
+const MAX_DENIED_DOCUMENTS: usize = 100;
 
 /// Everything a connection needs, shared by all connections.
 pub struct Context {
@@ -43,9 +53,13 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_documents_per_connection: usize,
-    pub outbound_queue: usize,
+    pub outbox: OutboxLimits,
     pub idle_timeout: Duration,
     pub keepalive: Duration,
+    /// Inbound messages per second, per socket.
+    pub messages: Rate,
+    /// Inbound bytes per second, per socket.
+    pub bytes: Rate,
 }
 
 /// What the HTTP upgrade knew about the request.
@@ -72,7 +86,10 @@ pub fn serve(
     async move {
         let metrics = context.metrics.clone();
         metrics.connections.inc();
-        let outbox = Outbox::new(context.limits.outbound_queue, metrics.clone());
+        let outbox = Outbox::new(context.limits.outbox, metrics.clone());
+        let now = Instant::now();
+        let message_rate = Bucket::new(context.limits.messages, now);
+        let byte_rate = Bucket::new(context.limits.bytes, now);
         // Also the idle check's granularity: never coarser than the idle timeout itself.
         let tick = context.limits.keepalive.min(context.limits.idle_timeout);
         let writer = tokio::spawn(write_loop(sink, outbox.clone()).in_current_span());
@@ -83,6 +100,9 @@ pub fn serve(
             sessions: Sessions::default(),
             pending_frames: 0,
             pending_bytes: 0,
+            message_rate,
+            byte_rate,
+            throttled_until: None,
             y_websocket: false,
             last_inbound: Instant::now(),
             opened: Instant::now(),
@@ -103,13 +123,16 @@ pub fn serve(
 }
 
 enum Session {
-    /// Waiting for this document's Auth frame; frames are queued in arrival order.
-    Pending(Vec<Message>),
+    /// Waiting for this document's Auth frame; frames are queued in arrival order, with the
+    /// bytes they arrived in (counted against the socket's pending limit).
+    Pending { queue: Vec<Message>, bytes: usize },
     /// Auth failed; only a new Auth frame is considered (4.x retries on the same socket).
     Denied,
     Active {
         room: RoomHandle,
         id: SubscriberId,
+        /// The token's expiry (seconds since the epoch): the session ends then.
+        expires_at: Option<u64>,
     },
 }
 
@@ -167,6 +190,10 @@ struct Connection {
     sessions: Sessions,
     pending_frames: usize,
     pending_bytes: usize,
+    message_rate: Bucket,
+    byte_rate: Bucket,
+    /// Reads pause until then: the socket went over its rate.
+    throttled_until: Option<Instant>,
     /// y-websocket framing (no addresses).
     y_websocket: bool,
     last_inbound: Instant,
@@ -213,14 +240,35 @@ impl Connection {
 
     /// Waits for the next binary frame, handling timers, shutdown and close conditions.
     async fn next_frame(&mut self) -> Next {
+        if let Some(until) = self.throttled_until.take() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = self.outbox.closed().cancelled() => return Next::Stop,
+                _ = self.context.shutdown.cancelled() => {
+                    self.outbox.close(close_code::RESTART, "server shutting down".into());
+                    return Next::Stop;
+                }
+            }
+            // Time spent paused by us is not the client's silence.
+            self.last_inbound = Instant::now();
+        }
         loop {
             // Frames already received are handled before shutdown or timers are looked at.
             tokio::select! {
                 biased;
                 message = self.stream.next() => match message {
                     Some(Ok(WsMessage::Binary(bytes))) => {
-                        self.last_inbound = Instant::now();
+                        let now = Instant::now();
+                        self.last_inbound = now;
                         self.context.metrics.bytes_in.inc_by(bytes.len() as u64);
+                        let wait = self
+                            .message_rate
+                            .take(1.0, now)
+                            .max(self.byte_rate.take(bytes.len() as f64, now));
+                        if !wait.is_zero() {
+                            self.context.metrics.throttled.inc();
+                            self.throttled_until = Some(now + wait);
+                        }
                         return Next::Frame(bytes);
                     }
                     Some(Ok(WsMessage::Text(_))) => {
@@ -243,7 +291,11 @@ impl Connection {
                     self.outbox.close(close_code::RESTART, "server shutting down".into());
                     return Next::Stop;
                 }
-                _ = self.keepalive_timer.tick() => self.keepalive(),
+                _ = self.keepalive_timer.tick() => {
+                    self.keepalive();
+                    // Boxed: rare, and it keeps the idle socket's future small.
+                    Box::pin(self.expire_sessions()).await;
+                }
             }
         }
     }
@@ -286,9 +338,45 @@ impl Connection {
         }
     }
 
+    /// Ends the sessions whose token expired (past the leeway): the document is denied with
+    /// the reason (4.x providers ask their app for a fresh token and retry on the same
+    /// socket); a y-websocket socket, which has one session, is closed.
+    async fn expire_sessions(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let expired: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| {
+                matches!(session, Session::Active { expires_at: Some(at), .. }
+                    if at.saturating_add(crate::auth::LEEWAY_SECS) < now)
+            })
+            .map(|(address, _)| address.clone())
+            .collect();
+        for address in expired {
+            if let Some(Session::Active { room, id, .. }) = self.sessions.remove(&address) {
+                room.send(Command::Leave { id }).await;
+            }
+            let reason = Denied::Expired.to_string();
+            self.deny_metrics(&Denied::Expired);
+            if self.y_websocket {
+                let reply = Message::Auth(Auth::PermissionDenied {
+                    reason: reason.clone(),
+                });
+                if let Some(frame) = protocol::encode_yws(&reply) {
+                    self.outbox.send(Bytes::from(frame));
+                }
+                self.outbox.close(close_code::POLICY, reason);
+            } else {
+                self.deny(address, reason);
+            }
+        }
+    }
+
     async fn leave_all(&mut self) {
         for (_, session) in self.sessions.drain() {
-            if let Session::Active { room, id } = session {
+            if let Session::Active { room, id, .. } = session {
                 room.send(Command::Leave { id }).await;
             }
         }
@@ -297,6 +385,16 @@ impl Connection {
     // ---- y-websocket ---------------------------------------------------------------------
 
     async fn run_yws(&mut self, room: Arc<str>, token: Option<String>, first: Bytes) {
+        if let Err(reason) = validate_name(&room) {
+            let reply = Message::Auth(Auth::PermissionDenied {
+                reason: reason.clone(),
+            });
+            if let Some(frame) = protocol::encode_yws(&reply) {
+                self.outbox.send(Bytes::from(frame));
+            }
+            self.outbox.close(close_code::POLICY, reason);
+            return;
+        }
         let grant = match self
             .context
             .auth
@@ -347,6 +445,7 @@ impl Connection {
             Session::Active {
                 room: handle.clone(),
                 id,
+                expires_at: grant.expires_at,
             },
         );
         let mut frame = first;
@@ -388,6 +487,12 @@ impl Connection {
                         .send(Bytes::from_static(&[protocol::message_type::PONG]));
                 }
                 Ok(Frame::Pong) => {}
+                Ok(Frame::Document { address, .. }) if address.len() > MAX_ADDRESS_BYTES => {
+                    self.outbox.close_invalid(format!(
+                        "malformed frame: address longer than {MAX_ADDRESS_BYTES} bytes"
+                    ));
+                    return;
+                }
                 Ok(Frame::Document { address, message }) => {
                     self.context.metrics.message(Direction::In, message.kind());
                     // Boxed: the idle socket's task then holds only the small read future.
@@ -425,13 +530,14 @@ impl Connection {
             return authenticated.await;
         }
         match self.sessions.get_mut(&address) {
-            Some(Session::Active { room, id }) => {
+            Some(Session::Active { room, id, .. }) => {
                 let (room, id) = (room.clone(), *id);
                 self.dispatch(&address, room, id, message).await
             }
-            Some(Session::Pending(queue)) => {
+            Some(Session::Pending { queue, bytes }) => {
                 self.pending_frames += 1;
                 self.pending_bytes += size;
+                *bytes += size;
                 queue.push(message);
                 if self.pending_frames > MAX_PENDING_FRAMES
                     || self.pending_bytes > MAX_PENDING_BYTES
@@ -448,9 +554,9 @@ impl Connection {
             None if !self.context.auth.is_required() => {
                 // 2.x providers without a token never send Auth: with no authentication
                 // configured the document opens on its first frame.
-                let opened = Box::pin(self.open(address.clone(), Scope::ReadWrite, false));
+                let opened = Box::pin(self.open(address.clone(), Scope::ReadWrite, false, None));
                 if opened.await
-                    && let Some(Session::Active { room, id }) = self.sessions.get(&address)
+                    && let Some(Session::Active { room, id, .. }) = self.sessions.get(&address)
                 {
                     let (room, id) = (room.clone(), *id);
                     return self.dispatch(&address, room, id, message).await;
@@ -461,7 +567,7 @@ impl Connection {
                 let pending = self
                     .sessions
                     .values()
-                    .filter(|s| matches!(s, Session::Pending(_)))
+                    .filter(|s| matches!(s, Session::Pending { .. }))
                     .count();
                 if pending >= MAX_PENDING_DOCUMENTS {
                     self.outbox.close(
@@ -472,8 +578,13 @@ impl Connection {
                 }
                 self.pending_frames += 1;
                 self.pending_bytes += size;
-                self.sessions
-                    .insert(address, Session::Pending(vec![message]));
+                self.sessions.insert(
+                    address,
+                    Session::Pending {
+                        queue: vec![message],
+                        bytes: size,
+                    },
+                );
                 true
             }
         }
@@ -486,10 +597,12 @@ impl Connection {
                 self.sessions.insert(address, active);
                 return true;
             }
-            Some(Session::Pending(queue)) => queue,
+            Some(Session::Pending { queue, bytes }) => {
+                self.release_pending(queue.len(), bytes);
+                queue
+            }
             Some(Session::Denied) | None => Vec::new(),
         };
-        self.release_pending(&queued);
         let name = protocol::document_name(&address).to_owned();
         if let Err(reason) = validate_name(&name) {
             self.deny(address, reason);
@@ -509,10 +622,13 @@ impl Connection {
             .auth
             .with_label_values(&["granted"])
             .inc();
-        if !self.open(address.clone(), grant.scope, true).await {
+        if !self
+            .open(address.clone(), grant.scope, true, grant.expires_at)
+            .await
+        {
             return true;
         }
-        let Some(Session::Active { room, id }) = self.sessions.get(&address) else {
+        let Some(Session::Active { room, id, .. }) = self.sessions.get(&address) else {
             return true;
         };
         let (room, id) = (room.clone(), *id);
@@ -524,11 +640,10 @@ impl Connection {
         true
     }
 
-    fn release_pending(&mut self, queued: &[Message]) {
-        self.pending_frames = self.pending_frames.saturating_sub(queued.len());
-        if self.pending_frames == 0 {
-            self.pending_bytes = 0;
-        }
+    /// Gives back what one pending session counted against the socket's pending limits.
+    fn release_pending(&mut self, frames: usize, bytes: usize) {
+        self.pending_frames = self.pending_frames.saturating_sub(frames);
+        self.pending_bytes = self.pending_bytes.saturating_sub(bytes);
     }
 
     fn deny_metrics(&self, denied: &Denied) {
@@ -540,7 +655,22 @@ impl Connection {
     }
 
     /// Sends PermissionDenied for one address; the socket and its other documents carry on.
+    /// A socket that collects more than [`MAX_DENIED_DOCUMENTS`] denials is closed instead.
     fn deny(&mut self, address: Arc<str>, reason: String) {
+        let denied = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s, Session::Denied))
+            .count();
+        if denied >= MAX_DENIED_DOCUMENTS
+            && !matches!(self.sessions.get(&address), Some(Session::Denied))
+        {
+            self.outbox.close(
+                close_code::RESET_CONNECTION,
+                "Reset Connection: too many denied documents".into(),
+            );
+            return;
+        }
         let frame =
             protocol::encode_frame(&address, &Message::Auth(Auth::PermissionDenied { reason }));
         self.context.metrics.message(Direction::Out, "auth");
@@ -549,7 +679,13 @@ impl Connection {
     }
 
     /// Joins the document of `address`; on success the session is active.
-    async fn open(&mut self, address: Arc<str>, scope: Scope, announce: bool) -> bool {
+    async fn open(
+        &mut self,
+        address: Arc<str>,
+        scope: Scope,
+        announce: bool,
+        expires_at: Option<u64>,
+    ) -> bool {
         let name = protocol::document_name(&address).to_owned();
         if let Err(reason) = validate_name(&name) {
             self.deny(address, reason);
@@ -587,7 +723,14 @@ impl Connection {
         };
         match self.context.registry.join(&name, subscriber).await {
             Ok(room) => {
-                self.sessions.insert(address, Session::Active { room, id });
+                self.sessions.insert(
+                    address,
+                    Session::Active {
+                        room,
+                        id,
+                        expires_at,
+                    },
+                );
                 true
             }
             Err(error) => {

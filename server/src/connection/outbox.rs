@@ -1,8 +1,11 @@
 //! The outbound side of one socket: a bounded queue drained by a writer task.
 //!
-//! Rooms push frames with [`Outbox::send`], which never waits: when the queue is full the
-//! socket is a slow consumer and is closed (4205, the client reconnects and resyncs) instead of
-//! stalling the room and every other subscriber.
+//! Rooms push frames with [`Outbox::send`], which never waits: when the queue is full — in
+//! frames or in bytes — the socket is a slow consumer and is closed (4205, the client reconnects
+//! and resyncs) instead of stalling the room and every other subscriber, or holding copies of a
+//! large document for a client that never reads. The writer gives up on a write that makes no
+//! progress for the send timeout (a peer with a zero receive window), which frees the socket's
+//! task, its queue and its connection slot.
 //!
 //! The queue is a `VecDeque` behind a mutex with a `Notify`, not a channel: an idle socket's
 //! queue holds no allocation at all (a bounded tokio channel allocates a block of slots up
@@ -53,15 +56,40 @@ pub struct CloseReason {
     pub reason: String,
 }
 
+/// How many frames and bytes one socket may have queued, and how long one write may take.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub frames: usize,
+    /// A frame larger than this is still queued into an empty queue (a full-document reply to a
+    /// client that reads), never behind others.
+    pub bytes: usize,
+    pub send_timeout: Duration,
+}
+
+impl OutboxLimits {
+    pub fn frames(frames: usize) -> Self {
+        Self {
+            frames,
+            bytes: usize::MAX,
+            send_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Queue {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
 struct Shared {
     kill: CancellationToken,
     /// Mirrors `kill` for [`Outbox::send`]: a token's `is_cancelled` takes a lock, and every
     /// broadcast asks it once per subscriber.
     closing: AtomicBool,
     close: Mutex<Option<CloseReason>>,
-    /// Frames for the writer, at most `capacity`.
-    queue: Mutex<VecDeque<Bytes>>,
-    capacity: usize,
+    /// Frames for the writer, at most `limits.frames` of them and `limits.bytes` in all.
+    queue: Mutex<Queue>,
+    limits: OutboxLimits,
     /// Wakes the writer when a frame is queued into an empty queue, or a ping is wanted.
     ready: Notify,
     /// Set by [`Outbox::ping`]; the writer sends a WebSocket Ping.
@@ -78,13 +106,19 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(limits: OutboxLimits, metrics: Arc<Metrics>) -> Self {
         let shared = Arc::new(Shared {
             kill: CancellationToken::new(),
             closing: AtomicBool::new(false),
             close: Mutex::new(None),
-            queue: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                bytes: 0,
+            }),
+            limits: OutboxLimits {
+                frames: limits.frames.max(1),
+                ..limits
+            },
             ready: Notify::new(),
             ping: AtomicBool::new(false),
             started: Instant::now(),
@@ -94,7 +128,7 @@ impl Outbox {
         Self { shared }
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.shared
             .queue
             .lock()
@@ -107,8 +141,11 @@ impl Outbox {
         if self.shared.closing.load(Ordering::Acquire) {
             return false;
         }
+        let limits = &self.shared.limits;
         let mut queue = self.queue();
-        if queue.len() >= self.shared.capacity {
+        let over_bytes =
+            !queue.frames.is_empty() && queue.bytes.saturating_add(frame.len()) > limits.bytes;
+        if queue.frames.len() >= limits.frames || over_bytes {
             drop(queue);
             self.shared.metrics.fanout_drops.inc();
             self.close(
@@ -117,8 +154,9 @@ impl Outbox {
             );
             return false;
         }
-        let was_empty = queue.is_empty();
-        queue.push_back(frame);
+        let was_empty = queue.frames.is_empty();
+        queue.bytes += frame.len();
+        queue.frames.push_back(frame);
         drop(queue);
         // The writer empties the queue before it waits, and a notification that finds no
         // waiter is kept for the next wait: one wake-up per empty-to-non-empty is enough.
@@ -138,16 +176,26 @@ impl Outbox {
     /// sockets are idle between bursts, and an idle socket should cost nothing here.
     fn pop(&self) -> Option<Bytes> {
         let mut queue = self.queue();
-        let frame = queue.pop_front();
-        if queue.is_empty() && queue.capacity() > 0 {
-            *queue = VecDeque::new();
+        let frame = queue.frames.pop_front();
+        if let Some(frame) = &frame {
+            queue.bytes -= frame.len();
+        }
+        if queue.frames.is_empty() && queue.frames.capacity() > 0 {
+            queue.frames = VecDeque::new();
         }
         frame
     }
 
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue().bytes
+    }
+
     /// Drops whatever is still queued (the socket is gone).
     fn discard(&self) {
-        *self.queue() = VecDeque::new();
+        let mut queue = self.queue();
+        queue.frames = VecDeque::new();
+        queue.bytes = 0;
     }
 
     /// Closes the socket with `code`; the first reason given wins.
@@ -195,30 +243,51 @@ impl Outbox {
     }
 }
 
+/// One write that did not complete: the socket failed, or made no progress in time.
+enum WriteFailed {
+    Socket,
+    Timeout,
+}
+
+/// Runs one sink operation within the send timeout.
+async fn within<F>(timeout: Duration, operation: F) -> Result<(), WriteFailed>
+where
+    F: Future<Output = Result<(), axum::Error>>,
+{
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFailed::Socket),
+        Err(_) => Err(WriteFailed::Timeout),
+    }
+}
+
 /// Drains the queue onto the socket until the outbox is closed, then sends the close frame.
+/// A write that fails or stalls past the send timeout closes the outbox, which ends the
+/// socket's read side too.
 pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbox) {
     let shared = outbox.shared.clone();
-    let failed = 'write: loop {
+    let timeout = shared.limits.send_timeout;
+    let outcome: Result<(), WriteFailed> = 'write: loop {
         tokio::select! {
             biased;
-            _ = shared.kill.cancelled() => break false,
+            _ = shared.kill.cancelled() => break Ok(()),
             _ = shared.ready.notified() => {
                 if shared.ping.swap(false, Ordering::Relaxed)
-                    && sink.send(WsMessage::Ping(Bytes::new())).await.is_err()
+                    && let Err(failed) = within(timeout, sink.send(WsMessage::Ping(Bytes::new()))).await
                 {
-                    break true;
+                    break Err(failed);
                 }
                 let (mut bytes, mut written, mut unflushed) = (0, 0, 0);
                 while let Some(frame) = outbox.pop() {
                     bytes += frame.len();
                     written += 1;
-                    if sink.feed(WsMessage::Binary(frame)).await.is_err() {
-                        break 'write true;
+                    if let Err(failed) = within(timeout, sink.feed(WsMessage::Binary(frame))).await {
+                        break 'write Err(failed);
                     }
                     unflushed += 1;
                     if unflushed == WRITE_BATCH {
-                        if sink.flush().await.is_err() {
-                            break 'write true;
+                        if let Err(failed) = within(timeout, sink.flush()).await {
+                            break 'write Err(failed);
                         }
                         unflushed = 0;
                     }
@@ -227,12 +296,27 @@ pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbo
                 if written == 0 {
                     continue;
                 }
-                if sink.flush().await.is_err() {
-                    break true;
+                if let Err(failed) = within(timeout, sink.flush()).await {
+                    break Err(failed);
                 }
                 shared.metrics.bytes_out.inc_by(bytes as u64);
                 outbox.mark_sent();
             }
+        }
+    };
+    let failed = match outcome {
+        Ok(()) => false,
+        Err(WriteFailed::Socket) => {
+            outbox.close(close_code::NORMAL, String::new());
+            true
+        }
+        Err(WriteFailed::Timeout) => {
+            shared.metrics.fanout_drops.inc();
+            outbox.close(
+                close_code::RESET_CONNECTION,
+                "Reset Connection: send timed out".into(),
+            );
+            true
         }
     };
     outbox.discard();
@@ -292,7 +376,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_socket_as_a_slow_consumer() {
         let metrics = Arc::new(Metrics::new());
-        let outbox = Outbox::new(2, metrics.clone());
+        let outbox = Outbox::new(OutboxLimits::frames(2), metrics.clone());
         assert!(outbox.send(Bytes::from_static(b"1")));
         assert!(outbox.send(Bytes::from_static(b"2")));
         assert!(!outbox.closed().is_cancelled());
@@ -309,8 +393,33 @@ mod tests {
     }
 
     #[test]
+    fn queued_bytes_are_bounded_but_one_large_frame_fits_an_empty_queue() {
+        let limits = OutboxLimits {
+            frames: 1000,
+            bytes: 100,
+            send_timeout: Duration::from_secs(1),
+        };
+        let outbox = Outbox::new(limits, Arc::new(Metrics::new()));
+        // A full-document reply larger than the limit still goes to a client that reads.
+        assert!(outbox.send(Bytes::from(vec![0; 150])));
+        assert_eq!(outbox.queued_bytes(), 150);
+        assert_eq!(outbox.pop().map(|f| f.len()), Some(150));
+        assert_eq!(outbox.queued_bytes(), 0);
+        for _ in 0..10 {
+            assert!(outbox.send(Bytes::from(vec![0; 10])));
+        }
+        assert_eq!(outbox.queued_bytes(), 100);
+        // The 101st byte makes it a slow consumer, though only 11 frames are queued.
+        assert!(!outbox.send(Bytes::from(vec![0; 1])));
+        assert_eq!(
+            outbox.close_reason().map(|r| r.code),
+            Some(close_code::RESET_CONNECTION)
+        );
+    }
+
+    #[test]
     fn the_first_close_reason_wins() {
-        let outbox = Outbox::new(1, Arc::new(Metrics::new()));
+        let outbox = Outbox::new(OutboxLimits::frames(1), Arc::new(Metrics::new()));
         outbox.close_invalid("bad".into());
         outbox.close(close_code::RESTART, "later".into());
         assert_eq!(
@@ -332,7 +441,7 @@ mod tests {
 
     #[test]
     fn frames_leave_in_order_and_an_emptied_queue_gives_its_memory_back() {
-        let outbox = Outbox::new(1000, Arc::new(Metrics::new()));
+        let outbox = Outbox::new(OutboxLimits::frames(1000), Arc::new(Metrics::new()));
         for i in 0..200u8 {
             assert!(outbox.send(Bytes::from(vec![i])));
         }
@@ -340,7 +449,8 @@ mod tests {
             assert_eq!(outbox.pop().as_deref(), Some(&[i][..]));
         }
         assert_eq!(outbox.pop(), None);
-        assert_eq!(outbox.queue().capacity(), 0);
+        assert_eq!(outbox.queue().frames.capacity(), 0);
+        assert_eq!(outbox.queued_bytes(), 0);
         outbox.close(close_code::NORMAL, String::new());
         assert!(
             !outbox.send(Bytes::from_static(b"late")),

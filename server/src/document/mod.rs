@@ -120,6 +120,8 @@ pub struct RoomSettings {
     pub compact_after: usize,
     /// How long an empty room stays loaded, absorbing quick reconnects.
     pub linger: Duration,
+    /// Largest document in bytes of its stored updates; 0 = no limit.
+    pub max_document_bytes: usize,
 }
 
 /// All loaded documents of this process.

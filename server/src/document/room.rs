@@ -21,9 +21,8 @@ use tokio::task::JoinHandle;
 use yrs::block::ClientID;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, Transact, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
 use crate::cluster::{self, Cluster};
@@ -34,8 +33,17 @@ use crate::storage::DocumentStore;
 /// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
 const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
 const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
-/// Most updates written in one group commit.
+/// Most updates written in one group commit, and most bytes (a batch takes at least one update,
+/// however large).
 const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Awareness client ids one session may introduce (a provider uses one per document), and
+/// awareness states one document holds; entries past either are dropped.
+const MAX_AWARENESS_PER_SESSION: usize = 8;
+const MAX_AWARENESS_PER_DOCUMENT: usize = 10_000;
+/// Documents whose stored size estimate passes this have their heavy work (full-state
+/// encoding) moved off the async worker.
+const HEAVY_DOCUMENT_BYTES: usize = 1024 * 1024;
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Compactions of one document start at least this far apart (each folds the whole document).
@@ -54,6 +62,17 @@ struct Room {
     registry: Arc<Registry>,
     awareness: Awareness,
     sessions: HashMap<SubscriberId, Session>,
+    /// Who introduced each awareness client id: a local session, or `None` for a peer replica.
+    /// Only its owner may change or remove a state.
+    awareness_owner: HashMap<ClientID, Option<SubscriberId>>,
+    /// Updates handed to the writer and not yet durable, kept so that the document can be
+    /// rebuilt from storage plus these if an update fails halfway into it.
+    inflight: VecDeque<(u64, Vec<u8>)>,
+    /// Set when an update failed inside yrs: the document may hold part of it, which storage
+    /// does not, so it is rebuilt before the next command.
+    tainted: bool,
+    /// Bytes of stored updates, an upper bound of the document's size (exact after a check).
+    size_estimate: usize,
     /// Sequence number of the last update handed to the writer.
     enqueued: u64,
     /// Sequence number of the last update the writer made durable.
@@ -80,23 +99,13 @@ pub(super) async fn run(
 ) {
     let started = Instant::now();
     let store = registry.store().clone();
-    let ydoc = Doc::new();
-    let loaded = store.load(&name).await.map_err(|e| e.to_string());
-    let loaded = loaded.and_then(|stored| {
-        let mut txn = ydoc.transact_mut();
-        for bytes in stored.updates() {
-            let update = Update::decode_v1(bytes).map_err(|e| format!("stored state: {e}"))?;
-            txn.apply_update(update)
-                .map_err(|e| format!("stored state: {e}"))?;
-        }
-        Ok(stored.log.len())
-    });
+    let loaded = load(&name, &store, Vec::new()).await;
     registry
         .metrics
         .document_load_duration
         .observe(started.elapsed().as_secs_f64());
-    let log_rows = match loaded {
-        Ok(rows) => rows,
+    let (ydoc, log_rows, size_estimate) = match loaded {
+        Ok(loaded) => loaded,
         Err(reason) => {
             tracing::error!(%reason, "failed to load document; denying its clients");
             refuse_all(
@@ -127,6 +136,10 @@ pub(super) async fn run(
         registry: registry.clone(),
         awareness: Awareness::with_clock(ydoc, now_millis),
         sessions: HashMap::new(),
+        awareness_owner: HashMap::new(),
+        inflight: VecDeque::new(),
+        tainted: false,
+        size_estimate,
         enqueued: 0,
         durable: 0,
         pending_acks: VecDeque::new(),
@@ -167,6 +180,14 @@ pub(super) async fn run(
                 empty_since = Some(Instant::now());
             }
         }
+        if room.tainted && !room.rebuild().await {
+            // Storage could not be read: nobody may be served a document that holds what
+            // storage does not. Every session reconnects to a fresh load.
+            room.close_all();
+            if registry.retire(&name, room_id, || true) {
+                break;
+            }
+        }
         if room.sessions.is_empty() {
             empty_since.get_or_insert_with(Instant::now);
         } else {
@@ -195,6 +216,42 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Loads a document: the stored snapshot and log, then `inflight` (updates not yet durable),
+/// folded off the async workers. Returns the document, the log rows read and the bytes read.
+async fn load(
+    name: &Arc<str>,
+    store: &Arc<dyn DocumentStore>,
+    inflight: Vec<Vec<u8>>,
+) -> Result<(Doc, usize, usize), String> {
+    let stored = store.load(name).await.map_err(|e| e.to_string())?;
+    let name = name.clone();
+    let folded = tokio::task::spawn_blocking(move || {
+        let ydoc = Doc::new();
+        let bytes = stored.updates().map(<[u8]>::len).sum::<usize>()
+            + inflight.iter().map(Vec::len).sum::<usize>();
+        crate::storage::integrate_all(
+            &name,
+            &ydoc,
+            stored.updates().chain(inflight.iter().map(Vec::as_slice)),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((ydoc, stored.log.len(), bytes))
+    })
+    .await;
+    folded.map_err(|e| format!("loading task failed: {e}"))?
+}
+
+/// Runs CPU-heavy document work where it cannot stall other tasks' worker: `block_in_place`
+/// on the multi-threaded runtime (other tasks move to another worker meanwhile).
+fn heavy<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -296,10 +353,13 @@ impl Room {
             }
             Message::Awareness(update) => {
                 // Applied and shown to local clients, never published again (no echo storms).
-                if let Ok(Some(summary)) = self.awareness.apply_update_summary(update)
-                    && let Ok(changes) = self.awareness.update_with_clients(summary.all_changes())
-                {
-                    self.broadcast_awareness(&changes);
+                // A peer may not touch the states of this replica's sessions.
+                let update = self.admit_awareness(None, update);
+                if let Ok(Some(summary)) = self.awareness.apply_update_summary(update) {
+                    if let Ok(changes) = self.awareness.update_with_clients(summary.all_changes()) {
+                        self.broadcast_awareness(&changes);
+                    }
+                    self.release_awareness(&summary.removed);
                 }
             }
             Message::QueryAwareness => {
@@ -319,7 +379,7 @@ impl Room {
     /// Applies a peer's update: shown to local clients and stored, never published again and
     /// never acknowledged to anyone (its origin acknowledges it).
     fn apply_remote_update(&mut self, bytes: Vec<u8>) {
-        let update = match Update::decode_v1(&bytes) {
+        let update = match protocol::bounded::update(&bytes) {
             Ok(update) => update,
             Err(error) => {
                 tracing::warn!(%error, "ignored a malformed update from a peer");
@@ -330,6 +390,11 @@ impl Room {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(%error, "ignored an update from a peer that does not apply");
+                self.registry
+                    .metrics
+                    .updates_refused
+                    .with_label_values(&["invalid"])
+                    .inc();
                 return;
             }
         };
@@ -341,15 +406,111 @@ impl Room {
         }
     }
 
-    /// Applies an update to the document: (whether anything changed, whether it lacks
-    /// dependencies this document has not seen).
+    /// Applies an update to the document: (whether anything changed, whether this update
+    /// lacks dependencies the document has not seen). Missing dependencies are a property of
+    /// the update, not of the document: an update that leaves the pending set as it was (a
+    /// repeat, or a Step2 of what is known) changed nothing and misses nothing.
+    ///
+    /// yrs may fail halfway through an update with some of its blocks already integrated: the
+    /// room is then tainted and rebuilt from storage before it serves anything else.
     fn integrate(&mut self, update: Update) -> Result<(bool, bool), String> {
         let mut txn = self.awareness.doc().transact_mut();
-        txn.apply_update(update).map_err(|e| e.to_string())?;
-        let missing = txn.store().pending_update().is_some() || txn.store().pending_ds().is_some();
+        let pending_before = pending_fingerprint(&txn);
+        if let Err(error) = txn.apply_update(update) {
+            drop(txn);
+            self.tainted = true;
+            return Err(error.to_string());
+        }
+        let pending_after = pending_fingerprint(&txn);
+        let missing = pending_after.is_some() && pending_after != pending_before;
         let changed =
             txn.before_state() != txn.after_state() || !txn.delete_set().is_empty() || missing;
         Ok((changed, missing))
+    }
+
+    /// Rebuilds the document from storage plus the updates not yet durable, after an update
+    /// failed inside yrs. No other command ran since, so no session saw the partial state.
+    /// `false` when storage could not be read.
+    async fn rebuild(&mut self) -> bool {
+        self.tainted = false;
+        let inflight = self
+            .inflight
+            .iter()
+            .map(|(_, bytes)| bytes.clone())
+            .collect();
+        let store = self.registry.store().clone();
+        let (ydoc, _, size) = match load(&self.name, &store, inflight).await {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                tracing::error!(%reason, "cannot rebuild the document after a failed update");
+                return false;
+            }
+        };
+        tracing::warn!("document rebuilt from storage after an update failed halfway");
+        let states = self.awareness.update().ok();
+        let mut awareness = Awareness::with_clock(ydoc, now_millis);
+        if let Some(states) = states
+            && let Err(error) = awareness.apply_update(states)
+        {
+            tracing::warn!(%error, "awareness states lost in the rebuild");
+        }
+        self.awareness = awareness;
+        self.size_estimate = size;
+        true
+    }
+
+    /// Closes every session's socket with a code all providers reconnect on.
+    fn close_all(&mut self) {
+        for session in self.sessions.values() {
+            session.subscriber.outbox.close(
+                crate::connection::close_code::RESTART,
+                "document reloading".into(),
+            );
+        }
+    }
+
+    /// Whether an update of `len` bytes keeps the document within its size limit. The estimate
+    /// (bytes stored) only grows; past the limit the real size is measured, and a document
+    /// within 1/64 of its limit is full, so measuring happens at most once per 1/64 of it.
+    fn fits(&mut self, len: usize) -> bool {
+        let limit = self.registry.settings.max_document_bytes;
+        if limit == 0 || self.size_estimate.saturating_add(len) <= limit {
+            return true;
+        }
+        let doc = self.awareness.doc();
+        let exact = heavy(|| {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+                .len()
+        });
+        self.size_estimate = exact;
+        exact.saturating_add(len) <= limit && limit - exact >= limit / 64
+    }
+
+    /// Ends one session because its update would make the document too large: it is told why
+    /// (PermissionDenied for that document); the socket and its other documents stay.
+    fn refuse_too_large(&mut self, id: SubscriberId) {
+        let limit = self.registry.settings.max_document_bytes;
+        self.registry
+            .metrics
+            .updates_refused
+            .with_label_values(&["document_too_large"])
+            .inc();
+        let reason = format!("permission-denied: document would exceed {limit} bytes");
+        tracing::info!(subscriber = id.0, "refused an update: document too large");
+        if let Some(session) = self.sessions.get(&id) {
+            let subscriber = &session.subscriber;
+            let message = Message::Auth(protocol::Auth::PermissionDenied {
+                reason: reason.clone(),
+            });
+            self.send_to(subscriber, &message);
+            if subscriber.framing == Framing::YWebsocket {
+                subscriber
+                    .outbox
+                    .close(crate::connection::close_code::POLICY, reason);
+            }
+        }
+        self.leave(id);
     }
 
     /// Fans an applied update out to every local session and hands it to the writer.
@@ -357,7 +518,9 @@ impl Room {
         let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
         self.broadcast(frame_for, "sync_update");
         self.enqueued += 1;
+        self.size_estimate = self.size_estimate.saturating_add(bytes.len());
         self.registry.metrics.pending_updates.inc();
+        self.inflight.push_back((self.enqueued, bytes.clone()));
         let _ = self.writer.send((self.enqueued, bytes));
     }
 
@@ -398,6 +561,9 @@ impl Room {
         self.registry.metrics.document_sessions.dec();
         self.pending_acks.retain(|(_, who, _)| *who != id);
         let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
+        for client in &clients {
+            self.awareness_owner.remove(client);
+        }
         if let Some(removal) = self.remove_awareness(clients)
             && let Some(cluster) = &self.cluster
         {
@@ -446,18 +612,91 @@ impl Room {
             .map(|(client, _)| client)
             .collect();
         if !stale.is_empty() {
-            for session in self.sessions.values_mut() {
-                for client in &stale {
-                    session.awareness_clients.remove(client);
-                }
-            }
+            self.release_awareness(&stale);
             // Every replica times states out on its own; nothing to publish.
             self.remove_awareness(stale);
+        }
+        // yrs keeps an entry (the clock) for every client that ever had a state; once removed
+        // entries outnumber live ones, start a fresh awareness with the live states only.
+        let (all, live) = self
+            .awareness
+            .iter()
+            .fold((0usize, 0usize), |(all, live), (_, s)| {
+                (all + 1, live + usize::from(s.data.is_some()))
+            });
+        if all > 2 * live + 64 {
+            let states = self.awareness.update().ok();
+            let mut fresh = Awareness::with_clock(self.awareness.doc().clone(), now_millis);
+            if let Some(states) = states
+                && let Err(error) = fresh.apply_update(states)
+            {
+                tracing::warn!(%error, "failed to carry awareness states over");
+                return;
+            }
+            self.awareness = fresh;
+        }
+    }
+
+    /// Keeps the entries of an awareness update that `owner` may apply: client ids it owns, or
+    /// new ones while it and the document are under their caps. Removals (`null`) of ids that
+    /// hold no state are dropped too: they would only leave an entry behind.
+    fn admit_awareness(
+        &mut self,
+        owner: Option<SubscriberId>,
+        update: AwarenessUpdate,
+    ) -> AwarenessUpdate {
+        let mut admitted = HashMap::with_capacity(update.clients.len().min(8));
+        let mut refused = 0u64;
+        for (client, entry) in update.clients {
+            let removal = &*entry.json == "null";
+            let allowed = match self.awareness_owner.get(&client) {
+                Some(existing) => *existing == owner,
+                None if removal => false,
+                None => {
+                    let per_session = match owner.and_then(|id| self.sessions.get(&id)) {
+                        Some(session) => session.awareness_clients.len(),
+                        None => 0,
+                    };
+                    let fits = self.awareness_owner.len() < MAX_AWARENESS_PER_DOCUMENT
+                        && (owner.is_none() || per_session < MAX_AWARENESS_PER_SESSION);
+                    if fits {
+                        self.awareness_owner.insert(client, owner);
+                        if let Some(session) = owner.and_then(|id| self.sessions.get_mut(&id)) {
+                            session.awareness_clients.insert(client);
+                        }
+                    }
+                    fits
+                }
+            };
+            if allowed {
+                admitted.insert(client, entry);
+            } else if !removal || self.awareness_owner.contains_key(&client) {
+                refused += 1;
+            }
+        }
+        if refused > 0 {
+            self.registry.metrics.awareness_refused.inc_by(refused);
+        }
+        AwarenessUpdate { clients: admitted }
+    }
+
+    /// Forgets who owned awareness ids whose states are gone.
+    fn release_awareness(&mut self, clients: &[ClientID]) {
+        for client in clients {
+            if let Some(Some(owner)) = self.awareness_owner.remove(client)
+                && let Some(session) = self.sessions.get_mut(&owner)
+            {
+                session.awareness_clients.remove(client);
+            }
         }
     }
 
     fn apply_awareness(&mut self, id: SubscriberId, update: AwarenessUpdate) {
         if !self.sessions.contains_key(&id) {
+            return;
+        }
+        let update = self.admit_awareness(Some(id), update);
+        if update.clients.is_empty() {
             return;
         }
         let summary = match self.awareness.apply_update_summary(update) {
@@ -468,14 +707,6 @@ impl Room {
                 return;
             }
         };
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session
-                .awareness_clients
-                .extend(summary.added.iter().chain(summary.updated.iter()).copied());
-            for removed in &summary.removed {
-                session.awareness_clients.remove(removed);
-            }
-        }
         match self.awareness.update_with_clients(summary.all_changes()) {
             Ok(changes) => {
                 self.broadcast_awareness(&changes);
@@ -485,6 +716,7 @@ impl Room {
             }
             Err(error) => tracing::warn!(%error, "failed to encode awareness changes"),
         }
+        self.release_awareness(&summary.removed);
     }
 
     fn sync(&mut self, id: SubscriberId, message: SyncMessage) {
@@ -495,10 +727,16 @@ impl Room {
         let scope = session.subscriber.scope;
         match message {
             SyncMessage::SyncStep1(remote) => {
-                let txn = self.awareness.doc().transact();
-                let diff = txn.encode_diff_v1(&remote);
-                let own = txn.state_vector();
-                drop(txn);
+                let doc = self.awareness.doc();
+                let encode = || {
+                    let txn = doc.transact();
+                    (txn.encode_diff_v1(&remote), txn.state_vector())
+                };
+                let (diff, own) = if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
+                    heavy(encode)
+                } else {
+                    encode()
+                };
                 let subscriber = &self.sessions[&id].subscriber;
                 if hocuspocus {
                     self.send_to(subscriber, &Message::Sync(SyncMessage::SyncStep1(own)));
@@ -509,7 +747,7 @@ impl Room {
                 if scope == Scope::ReadOnly =>
             {
                 // Never applied, never forwarded. A Step2 that brings nothing new is "in sync".
-                let contained = Update::decode_v1(&update).is_ok_and(|u| {
+                let contained = protocol::bounded::update(&update).is_ok_and(|u| {
                     let known = self.awareness.doc().transact().state_vector();
                     u.state_vector() <= known && u.delete_set().is_empty()
                 });
@@ -526,16 +764,25 @@ impl Room {
 
     fn apply_update(&mut self, id: SubscriberId, bytes: Vec<u8>, hocuspocus: bool) {
         let started = Instant::now();
-        let update = match Update::decode_v1(&bytes) {
+        let update = match protocol::bounded::update(&bytes) {
             Ok(update) => update,
             Err(error) => {
                 self.close_session(id, format!("malformed update: {error}"));
                 return;
             }
         };
+        if !self.fits(bytes.len()) {
+            self.refuse_too_large(id);
+            return;
+        }
         let (changed, missing) = match self.integrate(update) {
             Ok(outcome) => outcome,
             Err(error) => {
+                self.registry
+                    .metrics
+                    .updates_refused
+                    .with_label_values(&["invalid"])
+                    .inc();
                 self.close_session(id, format!("update could not be applied: {error}"));
                 return;
             }
@@ -579,6 +826,13 @@ impl Room {
             .pending_updates
             .sub(through.saturating_sub(self.durable) as i64);
         self.durable = through;
+        while self
+            .inflight
+            .front()
+            .is_some_and(|(seq, _)| *seq <= through)
+        {
+            self.inflight.pop_front();
+        }
         while let Some((seq, id, received)) = self.pending_acks.front().copied() {
             if seq > through {
                 break;
@@ -665,12 +919,29 @@ async fn write_loop(
     let mut batch = Vec::new();
     let mut compaction: Option<JoinHandle<crate::storage::Result<()>>> = None;
     let mut last_compaction: Option<Instant> = None;
-    while let Some(first) = updates.recv().await {
+    // An update taken from the queue that did not fit the previous batch.
+    let mut carried: Option<(u64, Vec<u8>)> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match updates.recv().await {
+                Some(first) => first,
+                None => break,
+            },
+        };
         batch.clear();
+        let mut batch_bytes = first.1.len();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match updates.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) if batch_bytes + next.1.len() > MAX_BATCH_BYTES => {
+                    carried = Some(next);
+                    break;
+                }
+                Ok(next) => {
+                    batch_bytes += next.1.len();
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -740,6 +1011,18 @@ fn compaction_succeeded(
             tracing::error!(%error, "compaction task failed");
             false
         }
+    }
+}
+
+/// What is pending in a document (blocks waiting for missing dependencies): comparing it before
+/// and after an update tells whether that update added to it.
+fn pending_fingerprint(txn: &yrs::TransactionMut<'_>) -> Option<(StateVector, StateVector, bool)> {
+    let store = txn.store();
+    let ds = store.pending_ds().is_some();
+    match store.pending_update() {
+        Some(pending) => Some((pending.update.state_vector(), pending.missing.clone(), ds)),
+        None if ds => Some((StateVector::default(), StateVector::default(), true)),
+        None => None,
     }
 }
 

@@ -43,19 +43,20 @@ impl DocumentStore for MemoryStore {
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
-        let stored = self.load(document).await?;
-        if stored.log.is_empty() {
-            return Ok(());
-        }
-        let folded_rows = stored.log.len();
-        let snapshot = fold(document, stored.updates())?;
+        // Read, fold and replace under one lock: two compactions of a document cannot
+        // interleave, and an append can never land between the read and the drain.
         self.with(|docs| {
-            if let Some(entry) = docs.get_mut(document) {
-                entry.snapshot = Some(snapshot);
-                entry.log.drain(..folded_rows);
+            let Some(entry) = docs.get_mut(document) else {
+                return Ok(());
+            };
+            if entry.log.is_empty() {
+                return Ok(());
             }
-        });
-        Ok(())
+            let snapshot = fold(document, entry.updates())?;
+            entry.snapshot = Some(snapshot);
+            entry.log.clear();
+            Ok(())
+        })
     }
 
     async fn ping(&self) -> Result<()> {
@@ -72,5 +73,11 @@ mod tests {
     async fn memory_store_keeps_the_contract() {
         contract::appended_updates_survive_compaction(&MemoryStore::default()).await;
         contract::corrupt_log_is_reported_not_dropped(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_compactions_are_atomic() {
+        contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(MemoryStore::default()))
+            .await;
     }
 }

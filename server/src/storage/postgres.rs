@@ -197,6 +197,7 @@ mod tests {
             .expect("clean");
         contract::appended_updates_survive_compaction(&store).await;
         contract::corrupt_log_is_reported_not_dropped(&store).await;
+        contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
     }
 
     #[tokio::test]

@@ -9,12 +9,14 @@
 //!
 //! Sync and awareness payloads are encoded and decoded by `yrs` (lib0 primitives, `SyncMessage`,
 //! `AwarenessUpdate`); this module only knows the envelope and the Hocuspocus-specific messages.
+//! Decoding goes through [`bounded`]: every count on the wire is checked against the bytes that
+//! follow before anything is reserved, and an update's structure is checked before yrs sees it.
 
-use yrs::StateVector;
-use yrs::encoding::read::{self, Cursor, Read};
+pub mod bounded;
+
+use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
 use yrs::sync::{AwarenessUpdate, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 /// Hocuspocus message type numbers (`packages/server/src/types.ts`).
@@ -68,7 +70,7 @@ pub enum DecodeError {
 #[error("{0}")]
 pub struct ReadError(String);
 
-fn malformed(part: &'static str) -> impl FnOnce(read::Error) -> DecodeError {
+fn malformed<E: std::fmt::Display>(part: &'static str) -> impl FnOnce(E) -> DecodeError {
     move |e| DecodeError::Malformed {
         part,
         source: ReadError(e.to_string()),
@@ -197,7 +199,7 @@ fn decode_message(cursor: &mut Cursor<'_>, framing: Framing) -> Result<Message, 
         (message_type::AWARENESS, _) => {
             let payload = cursor.read_buf().map_err(malformed("awareness"))?;
             Message::Awareness(
-                AwarenessUpdate::decode_v1(payload).map_err(malformed("awareness update"))?,
+                bounded::awareness_update(payload).map_err(malformed("awareness update"))?,
             )
         }
         (message_type::AUTH, Framing::Hocuspocus) => Message::Auth(decode_auth(cursor)?),
@@ -254,10 +256,14 @@ fn decode_sync(cursor: &mut Cursor<'_>) -> Result<SyncMessage, DecodeError> {
         return Err(DecodeError::UnknownSyncType);
     }
     let payload = cursor.read_buf().map_err(malformed("sync payload"))?;
+    if kind == MSG_SYNC_STEP_1 {
+        return Ok(SyncMessage::SyncStep1(
+            bounded::state_vector(payload).map_err(malformed("state vector"))?,
+        ));
+    }
+    // Checked here, on the socket's task: a room only ever decodes updates that walk.
+    bounded::check_update(payload).map_err(malformed("update"))?;
     Ok(match kind {
-        MSG_SYNC_STEP_1 => SyncMessage::SyncStep1(
-            StateVector::decode_v1(payload).map_err(malformed("state vector"))?,
-        ),
         MSG_SYNC_STEP_2 => SyncMessage::SyncStep2(payload.to_vec()),
         _ => SyncMessage::Update(payload.to_vec()),
     })
@@ -460,8 +466,18 @@ mod tests {
 
     use proptest::prelude::*;
     use yrs::sync::awareness::AwarenessUpdateEntry;
+    use yrs::{ReadTxn, StateVector, Text, Transact};
 
     use super::*;
+
+    /// A real update inserting `s` into a text.
+    fn text_update(s: &str) -> Vec<u8> {
+        let doc = yrs::Doc::new();
+        let text = doc.get_or_insert_text("t");
+        text.insert(&mut doc.transact_mut(), 0, s);
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
@@ -608,6 +624,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn counts_that_the_bytes_cannot_hold_are_malformed() {
+        // The 10-byte attack: Sync Step1 whose state vector claims 2^29 entries.
+        for frame in [
+            "01 61 00 00 05 80 80 80 80 02",
+            // Awareness claiming 2^29 clients.
+            "01 61 01 05 80 80 80 80 02",
+            // An update claiming 2^29 clients.
+            "01 61 00 02 05 80 80 80 80 02",
+        ] {
+            let error = decode_frame(&hex(frame)).expect_err(frame);
+            assert!(
+                matches!(&error, DecodeError::Malformed { source, .. } if source.0.contains("claims")),
+                "{frame}: {error}"
+            );
+        }
+        assert!(decode_yws(&hex("00 00 05 80 80 80 80 02")).is_err());
+    }
+
     fn arb_sync() -> impl Strategy<Value = SyncMessage> {
         prop_oneof![
             proptest::collection::vec((1u64..1 << 40, 0u32..1 << 30), 0..5).prop_map(|entries| {
@@ -617,8 +652,8 @@ mod tests {
                 }
                 SyncMessage::SyncStep1(sv)
             }),
-            proptest::collection::vec(any::<u8>(), 0..64).prop_map(SyncMessage::SyncStep2),
-            proptest::collection::vec(any::<u8>(), 0..64).prop_map(SyncMessage::Update),
+            "\\PC{0,20}".prop_map(|s| SyncMessage::SyncStep2(text_update(&s))),
+            "\\PC{0,20}".prop_map(|s| SyncMessage::Update(text_update(&s))),
         ]
     }
 

@@ -1,0 +1,484 @@
+//! Decoding that never reserves more than the bytes in hand justify.
+//!
+//! yrs' decoders size their collections from the count they read (`StateVector::decode`,
+//! `AwarenessUpdate::decode` and `Update::decode` call `try_reserve(count)`), so a 10-byte frame
+//! that claims 2^29 state-vector entries makes the process touch about a gigabyte before the
+//! decoder notices the bytes are missing. `try_reserve` only fails when the allocator refuses;
+//! on Linux it does not, and a hash table's control bytes are written up front.
+//!
+//! Every count read here is checked against the bytes that remain (each entry needs at least
+//! so many) before anything is reserved, and nested values are limited in depth (yrs decodes
+//! them recursively: a deep enough nesting overflows the stack). A frame of n bytes then costs
+//! O(n) memory. State vectors and awareness updates are decoded here directly; a v1 update is
+//! walked once, allocating nothing, and only then handed to yrs.
+
+use std::collections::HashMap;
+
+use yrs::block::ClientID;
+use yrs::encoding::read::{self, Cursor, Read};
+use yrs::sync::AwarenessUpdate;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::updates::decoder::Decode;
+use yrs::{StateVector, Update};
+
+/// Deepest nesting of `Any` values (arrays and maps) accepted in an update: serde_json's
+/// default recursion limit, far beyond what editors produce, far below what overflows a stack.
+pub const MAX_NESTING: usize = 128;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BoundError {
+    #[error("{what} claims {claimed} entries but only {remaining} bytes follow")]
+    Count {
+        what: &'static str,
+        claimed: u64,
+        remaining: usize,
+    },
+    #[error("values nested deeper than {MAX_NESTING} levels")]
+    TooDeep,
+    #[error("unknown {what} {value}")]
+    Unknown { what: &'static str, value: u8 },
+    #[error("client id {0} is wider than 53 bits")]
+    ClientId(u64),
+    #[error("{0}")]
+    Read(String),
+}
+
+impl From<read::Error> for BoundError {
+    fn from(error: read::Error) -> Self {
+        BoundError::Read(error.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, BoundError>;
+
+/// Yjs client ids are 53-bit; yrs folds wider ones onto others (and asserts in debug builds).
+const CLIENT_ID_BITS: u32 = 53;
+
+fn client(cursor: &mut Cursor<'_>) -> Result<ClientID> {
+    let id: u64 = cursor.read_var()?;
+    if id >> CLIENT_ID_BITS != 0 {
+        return Err(BoundError::ClientId(id));
+    }
+    Ok(ClientID::new(id))
+}
+
+fn remaining(cursor: &Cursor<'_>) -> usize {
+    cursor.buf.len().saturating_sub(cursor.next)
+}
+
+/// Reads a count of entries that take at least `min_bytes` each, and checks that they fit.
+fn count(cursor: &mut Cursor<'_>, what: &'static str, min_bytes: usize) -> Result<usize> {
+    let claimed: u64 = cursor.read_var()?;
+    let left = remaining(cursor);
+    let fits = usize::try_from(claimed)
+        .ok()
+        .and_then(|n| n.checked_mul(min_bytes))
+        .is_some_and(|needed| needed <= left);
+    if !fits {
+        return Err(BoundError::Count {
+            what,
+            claimed,
+            remaining: left,
+        });
+    }
+    // Fits in usize: checked above.
+    Ok(claimed as usize)
+}
+
+/// A v1 state vector: `[count][client, clock]*`, each entry at least two bytes.
+pub fn state_vector(bytes: &[u8]) -> Result<StateVector> {
+    let mut cursor = Cursor::new(bytes);
+    let entries = count(&mut cursor, "state vector", 2)?;
+    let mut sv = StateVector::default();
+    for _ in 0..entries {
+        let client = client(&mut cursor)?;
+        let clock: u32 = cursor.read_var()?;
+        // `set_max`, not insert: a repeated client keeps its highest clock, as a map would
+        // keep the last one; either way the entry count stays bounded by the bytes.
+        sv.set_max(client, clock);
+    }
+    Ok(sv)
+}
+
+/// A v1 awareness update: `[count][client, clock, json]*`, each entry at least three bytes.
+pub fn awareness_update(bytes: &[u8]) -> Result<AwarenessUpdate> {
+    let mut cursor = Cursor::new(bytes);
+    let entries = count(&mut cursor, "awareness update", 3)?;
+    let mut clients = HashMap::with_capacity(entries.min(64));
+    for _ in 0..entries {
+        let client = client(&mut cursor)?;
+        let clock: u32 = cursor.read_var()?;
+        let json = cursor.read_string()?;
+        clients.insert(
+            client,
+            AwarenessUpdateEntry {
+                clock,
+                json: json.into(),
+            },
+        );
+    }
+    Ok(AwarenessUpdate { clients })
+}
+
+/// Decodes a v1 update after checking every count and nesting in it.
+pub fn update(bytes: &[u8]) -> Result<Update> {
+    check_update(bytes)?;
+    Ok(Update::decode_v1(bytes)?)
+}
+
+/// Walks a v1 update exactly as yrs' `Update::decode` reads it (blocks per client, then the
+/// delete set), allocating nothing, and fails on the first count the remaining bytes cannot
+/// hold or the first value nested deeper than [`MAX_NESTING`].
+pub fn check_update(bytes: &[u8]) -> Result<()> {
+    let mut cursor = Cursor::new(bytes);
+    let c = &mut cursor;
+    // Per client: block count, client id, first clock.
+    let clients = count(c, "update", 3)?;
+    for _ in 0..clients {
+        // A block is at least its info byte and one more.
+        let blocks = count(c, "update client", 2)?;
+        client(c)?;
+        let _clock: u32 = c.read_var()?;
+        for _ in 0..blocks {
+            block(c)?;
+        }
+    }
+    // The delete set: per client its id and range count; per range a clock and a length.
+    let clients = count(c, "delete set", 2)?;
+    for _ in 0..clients {
+        client(c)?;
+        let ranges = count(c, "delete set client", 2)?;
+        for _ in 0..ranges {
+            let _clock: u32 = c.read_var()?;
+            let _len: u32 = c.read_var()?;
+        }
+    }
+    Ok(())
+}
+
+// yrs' block layout (`yrs::block`): the info byte's high bits say which references follow,
+// its low four bits the content type; 0 is a GC block and 10 a skip.
+const GC: u8 = 0;
+const SKIP: u8 = 10;
+const HAS_ORIGIN: u8 = 0b1000_0000;
+const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
+const HAS_PARENT_SUB: u8 = 0b0010_0000;
+
+fn id(c: &mut Cursor<'_>) -> Result<()> {
+    client(c)?;
+    let _clock: u32 = c.read_var()?;
+    Ok(())
+}
+
+fn block(c: &mut Cursor<'_>) -> Result<()> {
+    let info = c.read_u8()?;
+    if info == GC || info == SKIP {
+        let _len: u32 = c.read_var()?;
+        return Ok(());
+    }
+    if info & HAS_ORIGIN != 0 {
+        id(c)?;
+    }
+    if info & HAS_RIGHT_ORIGIN != 0 {
+        id(c)?;
+    }
+    if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+        let named: u32 = c.read_var()?;
+        if named == 1 {
+            c.read_string()?;
+        } else {
+            id(c)?;
+        }
+        if info & HAS_PARENT_SUB != 0 {
+            c.read_string()?;
+        }
+    }
+    content(c, info & 0b1111)
+}
+
+fn content(c: &mut Cursor<'_>, kind: u8) -> Result<()> {
+    match kind {
+        // Deleted: a length.
+        1 => {
+            let _len: u32 = c.read_var()?;
+        }
+        // JSON: yrs reads `len + 1` strings (and rejects a length past i32).
+        2 => {
+            let len: u32 = c.read_var()?;
+            let len = i32::try_from(len).map_err(|_| BoundError::Count {
+                what: "JSON content",
+                claimed: u64::from(len),
+                remaining: remaining(c),
+            })?;
+            let strings = len as u64 + 1;
+            if strings > remaining(c) as u64 {
+                return Err(BoundError::Count {
+                    what: "JSON content",
+                    claimed: strings,
+                    remaining: remaining(c),
+                });
+            }
+            for _ in 0..strings {
+                c.read_string()?;
+            }
+        }
+        // Binary.
+        3 => {
+            c.read_buf()?;
+        }
+        // String, embed (JSON text).
+        4 | 5 => {
+            c.read_string()?;
+        }
+        // Format: key and JSON text.
+        6 => {
+            c.read_string()?;
+            c.read_string()?;
+        }
+        // A shared type; XML elements carry their tag name.
+        7 => match c.read_u8()? {
+            3 => {
+                c.read_string()?;
+            }
+            0..=2 | 4..=6 | 9 | 15 => {}
+            other => {
+                return Err(BoundError::Unknown {
+                    what: "type reference",
+                    value: other,
+                });
+            }
+        },
+        // Any values.
+        8 => {
+            let values = count(c, "any content", 1)?;
+            for _ in 0..values {
+                any(c, 0)?;
+            }
+        }
+        // A subdocument: guid and options.
+        9 => {
+            c.read_string()?;
+            any(c, 0)?;
+        }
+        other => {
+            return Err(BoundError::Unknown {
+                what: "content type",
+                value: other,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One lib0 `Any` value (`yrs::Any::decode`), at nesting `depth`.
+fn any(c: &mut Cursor<'_>, depth: usize) -> Result<()> {
+    if depth >= MAX_NESTING {
+        return Err(BoundError::TooDeep);
+    }
+    match c.read_u8()? {
+        // undefined, null, false, true
+        127 | 126 | 121 | 120 => {}
+        125 => {
+            let _int: i64 = c.read_var()?;
+        }
+        124 => {
+            c.read_exact(4)?;
+        }
+        123 | 122 => {
+            c.read_exact(8)?;
+        }
+        119 => {
+            c.read_string()?;
+        }
+        // Map: per entry a key (at least its length byte) and a value (at least its tag).
+        118 => {
+            let entries = count(c, "any map", 2)?;
+            for _ in 0..entries {
+                c.read_string()?;
+                any(c, depth + 1)?;
+            }
+        }
+        117 => {
+            let items = count(c, "any array", 1)?;
+            for _ in 0..items {
+                any(c, depth + 1)?;
+            }
+        }
+        116 => {
+            c.read_buf()?;
+        }
+        other => {
+            return Err(BoundError::Unknown {
+                what: "any tag",
+                value: other,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::{any as arbitrary, *};
+    use yrs::updates::encoder::Encode;
+    use yrs::{Any, Array, Doc, Map, ReadTxn, Text, Transact, WriteTxn, XmlFragment};
+
+    use super::*;
+
+    fn rich_document() -> Doc {
+        let doc = Doc::new();
+        {
+            let mut txn = doc.transact_mut();
+            let text = txn.get_or_insert_text("text");
+            text.insert(&mut txn, 0, "hello world");
+            text.remove_range(&mut txn, 2, 3);
+            let map = txn.get_or_insert_map("map");
+            map.insert(&mut txn, "n", 1.5);
+            map.insert(&mut txn, "i", 42i64);
+            map.insert(&mut txn, "s", "str");
+            map.insert(
+                &mut txn,
+                "nested",
+                Any::from(HashMap::from([(
+                    "a".to_string(),
+                    Any::from(vec![Any::Null, Any::Bool(true), Any::from(vec![1u8, 2])]),
+                )])),
+            );
+            let array = txn.get_or_insert_array("array");
+            array.insert_range(&mut txn, 0, [1, 2, 3]);
+            array.remove(&mut txn, 1);
+            let xml = txn.get_or_insert_xml_fragment("prosemirror");
+            let p = xml.insert(&mut txn, 0, yrs::XmlElementPrelim::empty("paragraph"));
+            p.insert(&mut txn, 0, yrs::XmlTextPrelim::new("para"));
+        }
+        doc
+    }
+
+    #[test]
+    fn real_updates_pass_the_walk() {
+        let doc = rich_document();
+        let bytes = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        check_update(&bytes).expect("a real update walks");
+        update(&bytes).expect("and decodes");
+        assert_eq!(check_update(&[0, 0]), Ok(()));
+    }
+
+    #[test]
+    fn the_attack_frame_state_vector_is_refused_before_any_reservation() {
+        // 2^29 entries claimed, none present (the 10-byte frame).
+        let error = state_vector(&[0x80, 0x80, 0x80, 0x80, 0x02]).unwrap_err();
+        assert!(matches!(error, BoundError::Count { .. }), "{error}");
+    }
+
+    #[test]
+    fn amplifying_counts_are_refused_everywhere() {
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        // Clients of an update.
+        assert!(matches!(
+            check_update(&huge),
+            Err(BoundError::Count { what: "update", .. })
+        ));
+        // Blocks of one client.
+        let blocks = [&[1][..], &huge, &[1, 0]].concat();
+        assert!(matches!(
+            check_update(&blocks),
+            Err(BoundError::Count {
+                what: "update client",
+                ..
+            })
+        ));
+        // Delete-set clients.
+        let ds = [&[0][..], &huge].concat();
+        assert!(matches!(
+            check_update(&ds),
+            Err(BoundError::Count {
+                what: "delete set",
+                ..
+            })
+        ));
+        // Awareness entries.
+        assert!(matches!(
+            awareness_update(&huge),
+            Err(BoundError::Count { .. })
+        ));
+        // An Any array inside an item: client 1, clock 0, one block, info = Any content with a
+        // named parent "a", then the count.
+        let content = [&[1, 1, 1, 0, 8, 1, 1, b'a'][..], &huge].concat();
+        assert!(matches!(
+            check_update(&content),
+            Err(BoundError::Count {
+                what: "any content",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_yrs_recurses() {
+        // One Any array nested 100,000 deep: 200 KB that would overflow a worker's stack.
+        let mut bytes = vec![1, 1, 1, 0, 8, 1, 1, b'a', 1];
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&[117, 1]);
+        }
+        bytes.push(126);
+        bytes.push(0);
+        assert_eq!(check_update(&bytes), Err(BoundError::TooDeep));
+    }
+
+    #[test]
+    fn state_vectors_and_awareness_round_trip() {
+        let doc = rich_document();
+        let sv = doc.transact().state_vector();
+        assert_eq!(state_vector(&sv.encode_v1()).expect("decodes"), sv);
+        let update = AwarenessUpdate {
+            clients: HashMap::from([(
+                ClientID::new(7),
+                AwarenessUpdateEntry {
+                    clock: 3,
+                    json: "{\"user\":\"a\"}".into(),
+                },
+            )]),
+        };
+        assert_eq!(
+            awareness_update(&update.encode_v1()).expect("decodes"),
+            update
+        );
+    }
+
+    proptest! {
+        /// The walk reads what yrs reads: what it passes yrs decodes without panicking, and
+        /// what it finds malformed (not merely over a limit) yrs refuses too.
+        #[test]
+        fn the_walk_agrees_with_yrs(bytes in proptest::collection::vec(arbitrary::<u8>(), 0..128)) {
+            match check_update(&bytes) {
+                Ok(()) => {
+                    let _ = Update::decode_v1(&bytes);
+                }
+                Err(BoundError::Read(_) | BoundError::Unknown { .. }) => {
+                    prop_assert!(Update::decode_v1(&bytes).is_err());
+                }
+                Err(_) => {}
+            }
+        }
+
+        #[test]
+        fn edits_pass_the_walk(inserts in proptest::collection::vec(("[a-z]{0,8}", 0u32..20), 1..10)) {
+            let doc = Doc::new();
+            let text = doc.get_or_insert_text("t");
+            let array = doc.get_or_insert_array("a");
+            for (s, at) in inserts {
+                let mut txn = doc.transact_mut();
+                let len = text.len(&txn);
+                text.insert(&mut txn, at.min(len), &s);
+                array.push_back(&mut txn, s.clone());
+                if len > 2 {
+                    text.remove_range(&mut txn, 0, 1);
+                }
+            }
+            let update = doc.transact().encode_state_as_update_v1(&StateVector::default());
+            prop_assert_eq!(check_update(&update), Ok(()));
+        }
+    }
+}

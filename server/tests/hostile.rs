@@ -1,0 +1,332 @@
+//! Hostile clients: each attack limits or closes only the offender while an ordinary client
+//! keeps syncing on the same server.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use collab_server::protocol::{Auth, Message};
+use futures_util::SinkExt;
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::Doc;
+use yrs::block::ClientID;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::sync::{AwarenessUpdate, SyncMessage};
+
+fn memory(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec!["--database-url", "memory://"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Edits once and waits for the acknowledgement: the honest client is still served.
+async fn still_syncs(client: &mut Client, address: &str, doc: &Doc, word: &str) {
+    client
+        .send(
+            address,
+            Message::Sync(SyncMessage::Update(insert(doc, word))),
+        )
+        .await;
+    client
+        .expect(address, |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+}
+
+/// The value of an unlabelled metric on `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let body = reqwest::get(server.http("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn wait_for_metric(server: &TestServer, name: &str, wanted: impl Fn(f64) -> bool) -> f64 {
+    for _ in 0..200 {
+        let value = metric(server, name).await;
+        if wanted(value) {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{name} never reached the wanted value ({})",
+        metric(server, name).await
+    );
+}
+
+fn awareness(client: u64, clock: u32, json: &str) -> Message {
+    Message::Awareness(AwarenessUpdate {
+        clients: HashMap::from([(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: Arc::from(json),
+            },
+        )]),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_by_its_queued_bytes() {
+    let server = TestServer::start(&memory(&[
+        "--outbound-queue-bytes",
+        "1048576",
+        "--send-timeout-secs",
+        "2",
+    ]))
+    .await;
+    let doc = Doc::new();
+    let mut honest = Client::connect(&server.ws_url()).await;
+    honest.open("big", "", &doc).await;
+    // About 300 KB of document.
+    for i in 0..30 {
+        still_syncs(
+            &mut honest,
+            "big",
+            &doc,
+            &format!("{i:03}{}", "x".repeat(10_000)),
+        )
+        .await;
+    }
+    // 3,000 Step1 frames asking for the whole document, never reading a reply.
+    let mut greedy = Client::connect(&server.ws_url()).await;
+    let step1 = collab_server::protocol::encode_frame(
+        "big",
+        &Message::Sync(SyncMessage::SyncStep1(yrs::StateVector::default())),
+    );
+    for _ in 0..3000 {
+        if greedy
+            .ws
+            .send(WsMessage::Binary(step1.clone().into()))
+            .await
+            .is_err()
+        {
+            break; // already dropped
+        }
+    }
+    // The greedy socket is dropped: only the honest one is left.
+    wait_for_metric(&server, "collab_server_connections", |v| v == 1.0).await;
+    assert!(metric(&server, "collab_server_fanout_queue_drops_total").await >= 1.0);
+    still_syncs(&mut honest, "big", &doc, "after").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn awareness_of_another_session_cannot_be_overwritten_or_removed() {
+    let server = TestServer::start(&memory(&[])).await;
+    let mut watcher = Client::connect(&server.ws_url()).await;
+    watcher.open("presence", "", &Doc::new()).await;
+    let mut victim = Client::connect(&server.ws_url()).await;
+    victim.open("presence", "", &Doc::new()).await;
+    let mut attacker = Client::connect(&server.ws_url()).await;
+    attacker.open("presence", "", &Doc::new()).await;
+
+    victim
+        .send("presence", awareness(4242, 1, r#"{"user":"ada"}"#))
+        .await;
+    let sees = |client: u64, json: &'static str| {
+        move |m: &Message| match m {
+            Message::Awareness(u) => u
+                .clients
+                .get(&ClientID::new(client))
+                .is_some_and(|e| &*e.json == json)
+                .then_some(()),
+            _ => None,
+        }
+    };
+    watcher
+        .expect("presence", sees(4242, r#"{"user":"ada"}"#))
+        .await;
+    // The attacker overwrites (a higher clock) and removes the victim's state.
+    attacker
+        .send("presence", awareness(4242, 9, r#"{"user":"mallory"}"#))
+        .await;
+    attacker.send("presence", awareness(4242, 9, "null")).await;
+    // Then sets its own, which arrives after anything its earlier frames caused.
+    attacker
+        .send("presence", awareness(777, 1, r#"{"user":"mallory"}"#))
+        .await;
+    let mut changed_victim = false;
+    watcher
+        .expect("presence", |m| {
+            if let Message::Awareness(u) = m {
+                if u.clients.contains_key(&ClientID::new(4242)) {
+                    changed_victim = true;
+                }
+                return u.clients.contains_key(&ClientID::new(777)).then_some(());
+            }
+            None
+        })
+        .await;
+    assert!(
+        !changed_victim,
+        "another session changed the victim's presence"
+    );
+    assert!(metric(&server, "collab_server_awareness_refused_total").await >= 2.0);
+    // The victim still owns its state: its own removal goes through.
+    victim.send("presence", awareness(4242, 2, "null")).await;
+    watcher.expect("presence", sees(4242, "null")).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_past_the_document_limit_is_refused_for_that_document_only() {
+    let server = TestServer::start(&memory(&["--max-document-bytes", "4096"])).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let small = Doc::new();
+    client.open("small", "", &small).await;
+    still_syncs(&mut client, "small", &small, "fits").await;
+    let big = Doc::new();
+    client.open("big", "", &big).await;
+    client
+        .send(
+            "big",
+            Message::Sync(SyncMessage::Update(insert(&big, &"x".repeat(10_000)))),
+        )
+        .await;
+    let reason = client
+        .expect("big", |m| match m {
+            Message::Auth(Auth::PermissionDenied { reason }) => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("exceed 4096 bytes"), "{reason}");
+    // The socket and its other document carry on.
+    still_syncs(&mut client, "small", &small, " still").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn y_websocket_room_names_are_validated_like_document_names() {
+    let server = TestServer::start(&memory(&[])).await;
+    let long = "r".repeat(2000);
+    let mut yws = Client::connect(&format!("{}/{long}", server.ws_url())).await;
+    yws.send_raw(vec![0, 0, 1, 0]).await;
+    let close = yws.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("longer than"), "{}", close.reason);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn addresses_past_the_limit_close_the_socket_and_are_not_echoed() {
+    let server = TestServer::start(&memory(&[])).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let address = "a".repeat(100_000);
+    client
+        .send(
+            &address,
+            Message::Auth(Auth::Token {
+                token: String::new(),
+                provider_version: None,
+            }),
+        )
+        .await;
+    let close = client.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1007);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooding_socket_is_throttled_while_others_sync() {
+    let server = TestServer::start(&memory(&[
+        "--rate-messages-per-sec",
+        "100",
+        "--rate-messages-burst",
+        "20",
+    ]))
+    .await;
+    let doc = Doc::new();
+    let mut honest = Client::connect(&server.ws_url()).await;
+    honest.open("rated", "", &doc).await;
+    let mut flood = Client::connect(&server.ws_url()).await;
+    flood.open("rated", "", &Doc::new()).await;
+    for clock in 0..200 {
+        flood
+            .send("rated", awareness(99, clock, r#"{"n":1}"#))
+            .await;
+    }
+    wait_for_metric(&server, "collab_server_throttled_total", |v| v >= 1.0).await;
+    still_syncs(&mut honest, "rated", &doc, "unaffected").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let server = TestServer::start(&memory(&[
+        "--jwt-secret",
+        "s3cret",
+        "--keepalive-secs",
+        "1",
+        "--idle-timeout-secs",
+        "60",
+    ]))
+    .await;
+    let token = token("s3cret", json!({"sub": "u", "exp": now() + 1}));
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("expiring", &token, &Doc::new()).await;
+    // Past exp and the 5 s leeway the document is denied (the socket stays).
+    let reason = client
+        .expect("expiring", |m| match m {
+            Message::Auth(Auth::PermissionDenied { reason }) => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("expired"), "{reason}");
+    server.stop().await;
+}
+
+/// The issue's scenario: an update yrs rejects halfway (its second item's parent is the first,
+/// a string item) while the document is loaded; a client that joins afterwards, types and is
+/// acknowledged finds every acknowledged edit after a restart.
+#[tokio::test]
+async fn a_half_applied_update_leaves_no_trace_and_acknowledged_edits_survive() {
+    let dir = temp_dir("half-applied");
+    let data = path_arg(&dir);
+    let server = TestServer::start(&["--data-dir", &data]).await;
+    let mut keeper = Client::connect(&server.ws_url()).await;
+    keeper.open("victim", "", &Doc::new()).await;
+
+    let mut attacker = Client::connect(&server.ws_url()).await;
+    attacker.open("victim", "", &Doc::new()).await;
+    // One client (99), two string items: "x" in root "t", then "y" whose parent is item
+    // (99, 0) — a string, not a type. No deletions.
+    let crafted = vec![
+        1, 2, 99, 0, // one client, two blocks, client 99, clock 0
+        4, 1, 1, b't', 1, b'x', // string "x", parent: root "t"
+        4, 0, 99, 0, 1, b'y', // string "y", parent: item (99, 0)
+        0,    // delete set
+    ];
+    attacker
+        .send("victim", Message::Sync(SyncMessage::Update(crafted)))
+        .await;
+    let close = attacker.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1007, "{}", close.reason);
+
+    let doc = Doc::new();
+    let mut honest = Client::connect(&server.ws_url()).await;
+    honest.open("victim", "", &doc).await;
+    assert_eq!(text(&doc), "", "the half-applied item was served");
+    still_syncs(&mut honest, "victim", &doc, "kept ").await;
+    still_syncs(&mut honest, "victim", &doc, "safe").await;
+    drop((honest, keeper));
+    server.stop().await;
+
+    let server = TestServer::start(&["--data-dir", &data]).await;
+    let fresh = Doc::new();
+    let mut reader = Client::connect(&server.ws_url()).await;
+    reader.open("victim", "", &fresh).await;
+    assert_eq!(text(&fresh), "kept safe");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
