@@ -99,7 +99,7 @@ pub(super) async fn run(
 ) {
     let started = Instant::now();
     let store = registry.store().clone();
-    let loaded = load(&name, &store, Vec::new()).await;
+    let loaded = load(&name, &registry, Vec::new()).await;
     registry
         .metrics
         .document_load_duration
@@ -221,27 +221,40 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Loads a document: the stored snapshot and log, then `inflight` (updates not yet durable),
 /// folded off the async workers. Returns the document, the log rows read and the bytes read.
+/// Updates that cannot be integrated are quarantined (see [`crate::storage::integrate_all`])
+/// and counted.
 async fn load(
     name: &Arc<str>,
-    store: &Arc<dyn DocumentStore>,
+    registry: &Registry,
     inflight: Vec<Vec<u8>>,
 ) -> Result<(Doc, usize, usize), String> {
-    let stored = store.load(name).await.map_err(|e| e.to_string())?;
+    let stored = registry
+        .store()
+        .load(name)
+        .await
+        .map_err(|e| e.to_string())?;
     let name = name.clone();
     let folded = tokio::task::spawn_blocking(move || {
-        let ydoc = Doc::new();
         let bytes = stored.updates().map(<[u8]>::len).sum::<usize>()
             + inflight.iter().map(Vec::len).sum::<usize>();
-        crate::storage::integrate_all(
-            &name,
-            &ydoc,
-            stored.updates().chain(inflight.iter().map(Vec::as_slice)),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((ydoc, stored.log.len(), bytes))
+        let log: Vec<&[u8]> = stored
+            .log
+            .iter()
+            .chain(inflight.iter())
+            .map(Vec::as_slice)
+            .collect();
+        crate::storage::integrate_all(&name, stored.snapshot.as_deref(), &log)
+            .map(|folded| (folded, stored.log.len(), bytes))
+            .map_err(|e| e.to_string())
     })
-    .await;
-    folded.map_err(|e| format!("loading task failed: {e}"))?
+    .await
+    .map_err(|e| format!("loading task failed: {e}"))??;
+    let (folded, rows, bytes) = folded;
+    registry
+        .metrics
+        .updates_quarantined
+        .inc_by(folded.quarantined.len() as u64);
+    Ok((folded.doc, rows, bytes))
 }
 
 /// Runs CPU-heavy document work where it cannot stall other tasks' worker: `block_in_place`
@@ -438,8 +451,7 @@ impl Room {
             .iter()
             .map(|(_, bytes)| bytes.clone())
             .collect();
-        let store = self.registry.store().clone();
-        let (ydoc, _, size) = match load(&self.name, &store, inflight).await {
+        let (ydoc, _, size) = match load(&self.name, &self.registry, inflight).await {
             Ok(loaded) => loaded,
             Err(reason) => {
                 tracing::error!(%reason, "cannot rebuild the document after a failed update");
@@ -743,17 +755,27 @@ impl Room {
                 }
                 self.send_to(subscriber, &Message::Sync(SyncMessage::SyncStep2(diff)));
             }
-            SyncMessage::SyncStep2(update) | SyncMessage::Update(update)
-                if scope == Scope::ReadOnly =>
-            {
-                // Never applied, never forwarded. A Step2 that brings nothing new is "in sync".
+            SyncMessage::SyncStep2(update) if scope == Scope::ReadOnly => {
+                // Never applied, never forwarded. As Hocuspocus (`Y.snapshotContainsUpdate`):
+                // a Step2 that brings nothing new, deletions included, is "in sync" — a
+                // reconnecting read-only provider's Step2 carries the document's whole delete
+                // set, and answering it 0 would leave it with unsynced changes forever.
                 let contained = protocol::bounded::update(&update).is_ok_and(|u| {
-                    let known = self.awareness.doc().transact().state_vector();
-                    u.state_vector() <= known && u.delete_set().is_empty()
+                    let snapshot = self.awareness.doc().transact().snapshot();
+                    let mut deletes = u.delete_set().clone();
+                    deletes.diff_with(&snapshot.delete_set);
+                    u.state_vector() <= snapshot.state_map && deletes.is_empty()
                 });
                 if hocuspocus {
                     let subscriber = &self.sessions[&id].subscriber;
                     self.send_to(subscriber, &Message::SyncStatus(contained));
+                }
+            }
+            SyncMessage::Update(_) if scope == Scope::ReadOnly => {
+                // A read-only session's edit is never saved, and never reported as saved.
+                if hocuspocus {
+                    let subscriber = &self.sessions[&id].subscriber;
+                    self.send_to(subscriber, &Message::SyncStatus(false));
                 }
             }
             SyncMessage::SyncStep2(update) | SyncMessage::Update(update) => {

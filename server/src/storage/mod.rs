@@ -21,6 +21,7 @@ use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::config::StorageConfig;
@@ -128,34 +129,89 @@ pub trait DocumentStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 }
 
-/// Integrates stored updates (snapshot first, then the log in order) into `ydoc`: the one
-/// "snapshot + log" fold, used by loading, by reloading and by compaction.
-pub fn integrate_all<'a>(
-    document: &str,
-    ydoc: &Doc,
-    updates: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<()> {
+/// Updates set aside by one fold before the document is refused as corrupt.
+pub const MAX_QUARANTINED: usize = 16;
+
+/// A document folded from storage, and the log updates that could not be integrated.
+pub struct Folded {
+    pub doc: Doc,
+    /// Indices into the log given to [`integrate_all`] of the updates set aside: they are not
+    /// in `doc`, stay in the store, and are logged (and counted by the caller).
+    pub quarantined: Vec<usize>,
+}
+
+/// The one "snapshot + log" fold, used by loading, by reloading and by compaction.
+///
+/// A log update that cannot be decoded or integrated is quarantined, not fatal: a log where one
+/// replica stored what another rejects must not make the document unloadable everywhere. yrs
+/// may fail halfway into an update, so after such a failure the fold starts over without it
+/// (the document never holds part of a quarantined update). A snapshot that does not load, or
+/// more than [`MAX_QUARANTINED`] bad updates, make the document corrupt: serving it partly
+/// empty would let a client overwrite real content.
+pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> Result<Folded> {
     let corrupt = |reason: String| StoreError::Corrupt {
         document: document.to_owned(),
         reason,
     };
-    let mut txn = ydoc.transact_mut();
-    for bytes in updates {
-        let update = crate::protocol::bounded::update(bytes).map_err(|e| corrupt(e.to_string()))?;
-        txn.apply_update(update)
-            .map_err(|e| corrupt(e.to_string()))?;
+    if let Some(bytes) = snapshot {
+        crate::protocol::bounded::check_update(bytes)
+            .map_err(|e| corrupt(format!("snapshot: {e}")))?;
     }
-    Ok(())
+    let mut quarantined: Vec<usize> = Vec::new();
+    'fold: loop {
+        let doc = Doc::new();
+        let mut txn = doc.transact_mut();
+        if let Some(bytes) = snapshot {
+            // Checked above; yrs consumes an Update, so each attempt decodes it again.
+            let update =
+                yrs::Update::decode_v1(bytes).map_err(|e| corrupt(format!("snapshot: {e}")))?;
+            txn.apply_update(update)
+                .map_err(|e| corrupt(format!("snapshot: {e}")))?;
+        }
+        for (index, bytes) in log.iter().enumerate() {
+            if quarantined.contains(&index) {
+                continue;
+            }
+            let (reason, restart) = match crate::protocol::bounded::update(bytes) {
+                Ok(update) => match txn.apply_update(update) {
+                    Ok(()) => continue,
+                    Err(error) => (error.to_string(), true),
+                },
+                Err(error) => (error.to_string(), false),
+            };
+            tracing::error!(
+                document,
+                index,
+                %reason,
+                "a stored update cannot be integrated; quarantined (kept in the log, not served)"
+            );
+            quarantined.push(index);
+            if quarantined.len() > MAX_QUARANTINED {
+                return Err(corrupt(format!(
+                    "more than {MAX_QUARANTINED} stored updates cannot be integrated; last: {reason}"
+                )));
+            }
+            if restart {
+                continue 'fold;
+            }
+        }
+        drop(txn);
+        return Ok(Folded { doc, quarantined });
+    }
 }
 
-/// Merges a snapshot and log rows into one v1 update of the whole state (garbage collected).
-pub fn fold<'a>(document: &str, updates: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>> {
-    let ydoc = Doc::new();
-    integrate_all(document, &ydoc, updates)?;
-    let state = ydoc
+/// Merges a snapshot and log rows into one v1 update of the whole state (garbage collected),
+/// with the indices of the log rows quarantined (to keep, not delete).
+pub fn fold(
+    document: &str,
+    snapshot: Option<&[u8]>,
+    log: &[&[u8]],
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let Folded { doc, quarantined } = integrate_all(document, snapshot, log)?;
+    let state = doc
         .transact()
         .encode_state_as_update_v1(&StateVector::default());
-    Ok(state)
+    Ok((state, quarantined))
 }
 
 /// Opens the store the configuration selects, running migrations.
@@ -240,8 +296,7 @@ impl DocumentStore for Instrumented {
 #[cfg(test)]
 pub(crate) mod contract {
     //! The behaviour every store must have; each implementation's tests call these.
-    use yrs::updates::decoder::Decode;
-    use yrs::{GetString, Text, Transact, Update};
+    use yrs::{GetString, Text, Transact};
 
     use super::*;
 
@@ -257,14 +312,11 @@ pub(crate) mod contract {
     }
 
     pub fn text_of(stored: &StoredDocument) -> String {
-        let ydoc = Doc::new();
-        let text = ydoc.get_or_insert_text("t");
-        let mut txn = ydoc.transact_mut();
-        for update in stored.updates() {
-            txn.apply_update(Update::decode_v1(update).expect("valid"))
-                .expect("applies");
-        }
-        text.get_string(&txn)
+        let log: Vec<&[u8]> = stored.log.iter().map(Vec::as_slice).collect();
+        let folded = integrate_all("contract", stored.snapshot.as_deref(), &log).expect("folds");
+        assert!(folded.quarantined.is_empty(), "nothing quarantined");
+        let text = folded.doc.get_or_insert_text("t");
+        text.get_string(&folded.doc.transact())
     }
 
     pub async fn appended_updates_survive_compaction(store: &dyn DocumentStore) {
@@ -342,17 +394,46 @@ pub(crate) mod contract {
         assert_eq!(text_of(&stored), expected);
     }
 
-    pub async fn corrupt_log_is_reported_not_dropped(store: &dyn DocumentStore) {
+    /// A row that does not decode, and one that yrs rejects halfway (its second item's parent
+    /// is its first, a string): both are kept in the log, the rest is folded.
+    pub async fn corrupt_rows_are_quarantined_not_dropped(store: &dyn DocumentStore) {
         let name = "contract/corrupt";
+        let ydoc = Doc::new();
+        let half_applying = vec![1, 2, 99, 0, 4, 1, 1, b't', 1, b'x', 4, 0, 99, 0, 1, b'y', 0];
         store
-            .append(name, &[vec![0xff, 0xff, 0xff]])
+            .append(
+                name,
+                &[
+                    text_update(&ydoc, "good "),
+                    vec![0xff, 0xff, 0xff],
+                    half_applying.clone(),
+                    text_update(&ydoc, "rest"),
+                ],
+            )
             .await
             .expect("append");
-        let error = store
+        store
             .compact(name)
             .await
-            .expect_err("corrupt data must not compact");
-        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
-        assert_eq!(store.load(name).await.expect("load").log.len(), 1);
+            .expect("compaction folds the rest");
+        let stored = store.load(name).await.expect("load");
+        assert_eq!(
+            stored.log,
+            vec![vec![0xff, 0xff, 0xff], half_applying],
+            "kept aside"
+        );
+        let folded = integrate_all(
+            name,
+            stored.snapshot.as_deref(),
+            &stored.log.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        )
+        .expect("loads");
+        assert_eq!(folded.quarantined, vec![0, 1]);
+        let text = folded.doc.get_or_insert_text("t");
+        assert_eq!(
+            text.get_string(&folded.doc.transact()),
+            "good rest",
+            "no trace of \"x\""
+        );
     }
 }
