@@ -156,4 +156,7 @@ say "Node compatibility suite (tests/compat)"
   COLLAB_SERVER_BIN="$ROOT/target/debug/collab-server" npm test
 )
 
+say "Crash rounds: kill -9 at random moments on SQLite, PostgreSQL and two replicas (scripts/crash.sh)"
+scripts/crash.sh 3
+
 say "all tests passed"

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::cluster::envelope::MAX_IDENTIFIER_BYTES;
-use crate::cluster::{ClusterConfig, default_identifier};
+use crate::protocol::envelope::MAX_IDENTIFIER_BYTES;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -286,6 +285,37 @@ pub enum EnvError {
     Unknown(String),
     #[error("invalid collab-server environment: {0}")]
     Invalid(String),
+}
+
+/// What the Redis relay needs: where Redis is, the channel prefix, and this replica's name.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    pub url: String,
+    pub prefix: String,
+    pub identifier: String,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("prefix", &self.prefix)
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A default identifier: unique per process, recognisable in `PUBSUB` listings.
+pub fn default_identifier() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    let host: String = host.chars().take(64).collect();
+    format!("collab-{host}-{:016x}", hasher.finish())
 }
 
 /// Where documents are stored.

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod document;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod storage;
 

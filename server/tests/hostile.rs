@@ -212,6 +212,11 @@ async fn y_websocket_room_names_are_validated_like_document_names() {
     let long = "r".repeat(2000);
     let mut yws = Client::connect(&format!("{}/{long}", server.ws_url())).await;
     yws.send_raw(vec![0, 0, 1, 0]).await;
+    // y-websocket's PermissionDenied (auth 2, sub-type 0) reaches the client before the close.
+    match yws.recv_raw().await {
+        Some(WsMessage::Binary(frame)) => assert_eq!(&frame[..2], &[2, 0]),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
     let close = yws.expect_close().await.expect("close frame");
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.reason.contains("longer than"), "{}", close.reason);

@@ -22,8 +22,6 @@
 //! room: publishes go through a bounded queue (full = dropped and counted; the next resync
 //! heals), subscriptions are made by a background task that tells the room when it may sync.
 
-pub mod envelope;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +34,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::document::{Command, Registry};
+pub use crate::config::ClusterConfig;
 use crate::metrics::Metrics;
+use crate::protocol::envelope;
 use crate::protocol::{self, Frame, Message};
 
 /// How often a room with clients asks its peers for anything it missed.
@@ -49,22 +48,24 @@ const PUBLISH_BATCH: usize = 256;
 /// Messages buffered between the Redis reader and our dispatcher.
 const RECEIVE_BUFFER: usize = 16 * 1024;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// A subscription that failed while Redis stayed connected is retried this often.
+const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
 
-/// What the relay needs from the configuration.
-#[derive(Clone)]
-pub struct ClusterConfig {
-    pub url: String,
-    pub prefix: String,
-    pub identifier: String,
+/// What the relay hands to this process's documents.
+pub enum Inbound {
+    /// A peer's message for the document.
+    Message(Message),
+    /// Ask the peers for anything the document lacks (the subscription is (re)established).
+    Resync,
 }
 
-impl std::fmt::Debug for ClusterConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterConfig")
-            .field("prefix", &self.prefix)
-            .field("identifier", &self.identifier)
-            .finish_non_exhaustive()
-    }
+/// Where the relay delivers: the loaded documents of this process (the document registry
+/// implements it; the relay knows nothing of rooms).
+pub trait Rooms: Send + Sync + 'static {
+    /// Hands `inbound` to document `name` if it is loaded. Never waits.
+    fn deliver(&self, document: &str, inbound: Inbound);
+    /// Hands a fresh `inbound` to every loaded document.
+    fn deliver_all(&self, inbound: &dyn Fn() -> Inbound);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +143,7 @@ impl Cluster {
     }
 
     /// Starts the relay's tasks; rooms are reached through `registry`. Call once.
-    pub fn attach(self: &Arc<Self>, registry: Arc<Registry>) {
+    pub fn attach(self: &Arc<Self>, registry: Arc<dyn Rooms>) {
         let Some(pending) = self
             .pending
             .lock()
@@ -189,7 +190,7 @@ impl Cluster {
     }
 
     /// Subscribes to `document`'s channel in the background; its room gets
-    /// [`Command::Resync`] once the subscription stands.
+    /// [`Inbound::Resync`] once the subscription stands.
     pub fn watch(&self, document: Arc<str>) {
         let _ = self.control.send(Control::Watch(document));
     }
@@ -250,13 +251,33 @@ impl Cluster {
     async fn subscription_loop(
         self: Arc<Self>,
         mut control: mpsc::UnboundedReceiver<Control>,
-        registry: Arc<Registry>,
+        registry: Arc<dyn Rooms>,
     ) {
         let mut watched: HashMap<Arc<str>, usize> = HashMap::new();
+        // Documents whose subscription failed while Redis stayed connected: retried on a timer,
+        // so a replica never silently stops receiving a document's relay.
+        let mut failed: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
+        let mut retry = tokio::time::interval(SUBSCRIBE_RETRY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconnects = self.subscriber.reconnect_rx();
         let mut connected_once = false;
         loop {
             tokio::select! {
+                _ = retry.tick(), if !failed.is_empty() => {
+                    for document in std::mem::take(&mut failed) {
+                        if !watched.contains_key(&document) {
+                            continue;
+                        }
+                        match self.subscriber.subscribe(self.channel(&document)).await {
+                            Ok(()) => registry.deliver(&document, Inbound::Resync),
+                            Err(error) => {
+                                self.metrics.relay_errors.inc();
+                                tracing::debug!(%document, %error, "subscribe retry failed");
+                                failed.insert(document);
+                            }
+                        }
+                    }
+                }
                 command = control.recv() => match command {
                     Some(Control::Watch(document)) => {
                         let count = watched.entry(document.clone()).or_default();
@@ -266,18 +287,20 @@ impl Cluster {
                                 Ok(()) => {}
                                 Err(error) => {
                                     self.metrics.relay_errors.inc();
-                                    tracing::warn!(%document, %error, "failed to subscribe; retried on reconnect");
+                                    tracing::warn!(%document, %error, "failed to subscribe; retrying");
+                                    failed.insert(document);
                                     continue;
                                 }
                             }
                         }
-                        registry.deliver(&document, Command::Resync);
+                        registry.deliver(&document, Inbound::Resync);
                     }
                     Some(Control::Unwatch(document)) => {
                         if let Some(count) = watched.get_mut(&document) {
                             *count -= 1;
                             if *count == 0 {
                                 watched.remove(&document);
+                                failed.remove(&document);
                                 if let Err(error) = self.subscriber.unsubscribe(self.channel(&document)).await {
                                     tracing::debug!(%document, %error, "failed to unsubscribe");
                                 }
@@ -301,10 +324,11 @@ impl Cluster {
                     for document in watched.keys() {
                         if let Err(error) = self.subscriber.subscribe(self.channel(document)).await {
                             self.metrics.relay_errors.inc();
-                            tracing::warn!(%document, %error, "failed to resubscribe");
+                            tracing::warn!(%document, %error, "failed to resubscribe; retrying");
+                            failed.insert(document.clone());
                             continue;
                         }
-                        registry.deliver(document, Command::Resync);
+                        registry.deliver(document, Inbound::Resync);
                     }
                 }
                 _ = self.shutdown.cancelled() => break,
@@ -314,7 +338,7 @@ impl Cluster {
     }
 
     /// Routes every relay message to the room of its document.
-    async fn receive_loop(self: Arc<Self>, registry: Arc<Registry>) {
+    async fn receive_loop(self: Arc<Self>, registry: Arc<dyn Rooms>) {
         let mut messages = self.subscriber.message_rx();
         let prefix = format!("{}:", self.prefix);
         loop {
@@ -330,7 +354,7 @@ impl Cluster {
                         missed,
                         "fell behind the Redis relay; resyncing every document"
                     );
-                    registry.deliver_all(|| Command::Resync);
+                    registry.deliver_all(&|| Inbound::Resync);
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -344,7 +368,7 @@ impl Cluster {
             match decode(&self.identifier, payload) {
                 Ok(Some(relayed)) => {
                     self.metrics.relay_messages_in.inc();
-                    registry.deliver(document, Command::Remote(relayed));
+                    registry.deliver(document, Inbound::Message(relayed));
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -366,20 +390,6 @@ fn decode(own_identifier: &str, payload: &[u8]) -> Result<Option<Message>, Strin
         Frame::Document { message, .. } => Ok(Some(message)),
         Frame::Ping | Frame::Pong => Ok(None),
     }
-}
-
-/// A default identifier: unique per process, recognisable in `PUBSUB` listings.
-pub fn default_identifier() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.write_u128(nanos);
-    let host: String = host.chars().take(64).collect();
-    format!("collab-{host}-{:016x}", hasher.finish())
 }
 
 #[cfg(test)]
@@ -409,6 +419,7 @@ mod tests {
 
     #[test]
     fn default_identifiers_differ_and_fit_the_envelope() {
+        use crate::config::default_identifier;
         let (a, b) = (default_identifier(), default_identifier());
         assert_ne!(a, b);
         assert!(a.len() <= envelope::MAX_IDENTIFIER_BYTES);

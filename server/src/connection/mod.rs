@@ -7,21 +7,22 @@
 //! (joined to the document's room).
 
 pub mod admission;
-mod outbox;
 pub mod rate;
+mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::outbox::{
+    CloseReason, Outbox, OutboxLimits, WS_PING_INTERVAL, close_code, truncate_reason,
+};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-pub use outbox::{
-    CloseReason, Outbox, OutboxLimits, WS_PING_INTERVAL, close_code, truncate_reason, write_loop,
-};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use writer::write_loop;
 
 use crate::auth::{Authenticator, Denied};
 use crate::document::{Command, Framing, Registry, RoomHandle, Subscriber, SubscriberId};

@@ -20,9 +20,9 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use yrs::sync::{AwarenessUpdate, SyncMessage};
 
-use crate::cluster::Cluster;
-use crate::connection::Outbox;
+use crate::cluster::{Cluster, Inbound, Rooms};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::protocol::{Message, Scope};
 use crate::storage::DocumentStore;
 
@@ -58,6 +58,7 @@ impl Framing {
     }
 }
 
+#[derive(Clone)]
 pub struct Subscriber {
     pub id: SubscriberId,
     pub framing: Framing,
@@ -157,9 +158,8 @@ impl Registry {
         })
     }
 
-    /// Hands a relay command to the room of `name` if it is loaded (a document nobody here has
-    /// open needs nothing from its peers). Never waits: a full room queue drops the command,
-    /// which the room's next resync heals.
+    /// Hands a command to the room of `name` if it is loaded. Never waits: a full room queue
+    /// drops the command (for relay traffic the room's next resync heals it).
     pub fn deliver(&self, name: &str, command: Command) {
         let handle = self
             .rooms
@@ -195,36 +195,36 @@ impl Registry {
     }
 
     /// Joins `subscriber` to the document `name`, loading it if needed.
+    ///
+    /// A room that is retiring refuses new commands, or drops a join that reached its queue
+    /// after it decided to retire: the join then goes to a fresh room. Only shutdown and a
+    /// failed load are errors.
     pub async fn join(
         self: &Arc<Self>,
         name: &str,
         subscriber: Subscriber,
     ) -> Result<RoomHandle, JoinError> {
-        let mut subscriber = subscriber;
-        // A room that is retiring refuses new commands; the next attempt spawns a fresh one.
-        for _ in 0..8 {
+        loop {
             if self.shutdown.is_cancelled() {
                 return Err(JoinError::ShuttingDown);
             }
             let handle = self.open(name);
             let (reply, answer) = oneshot::channel();
-            if let Err(mpsc::error::SendError(command)) =
-                handle.tx.send(Command::Join { subscriber, reply }).await
-            {
-                let Command::Join { subscriber: s, .. } = command else {
-                    unreachable!("we sent a join")
-                };
-                subscriber = s;
+            let join = Command::Join {
+                subscriber: subscriber.clone(),
+                reply,
+            };
+            if handle.tx.send(join).await.is_err() {
                 tokio::task::yield_now().await;
                 continue;
             }
-            return match answer.await {
-                Ok(Ok(())) => Ok(handle),
-                Ok(Err(error)) => Err(error),
-                Err(_) => Err(JoinError::ShuttingDown),
-            };
+            match answer.await {
+                Ok(Ok(())) => return Ok(handle),
+                Ok(Err(error)) => return Err(error),
+                // Dropped unanswered by a retiring room.
+                Err(_) => tokio::task::yield_now().await,
+            }
         }
-        Err(JoinError::ShuttingDown)
     }
 
     /// Gets the room of `name`, spawning it if it is not loaded.
@@ -287,5 +287,78 @@ impl Registry {
 
     pub fn store(&self) -> &Arc<dyn DocumentStore> {
         &self.store
+    }
+}
+
+/// The relay's way in: a document nobody here has open needs nothing from its peers.
+impl Rooms for Registry {
+    fn deliver(&self, document: &str, inbound: Inbound) {
+        Registry::deliver(self, document, command_for(inbound));
+    }
+
+    fn deliver_all(&self, inbound: &dyn Fn() -> Inbound) {
+        Registry::deliver_all(self, || command_for(inbound()));
+    }
+}
+
+fn command_for(inbound: Inbound) -> Command {
+    match inbound {
+        Inbound::Message(message) => Command::Remote(message),
+        Inbound::Resync => Command::Resync,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::OutboxLimits;
+    use crate::storage::MemoryStore;
+
+    /// Joins racing rooms that retire the moment they are empty (no linger) always land in a
+    /// live room: no join is denied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_racing_retiring_rooms_are_never_denied() {
+        let metrics = Arc::new(Metrics::new());
+        let registry = Registry::new(
+            Arc::new(MemoryStore::default()),
+            metrics.clone(),
+            RoomSettings {
+                compact_after: 500,
+                linger: Duration::ZERO,
+                max_document_bytes: 0,
+            },
+            CancellationToken::new(),
+            None,
+        );
+        let (joiners, cycles) = (8, 12_500);
+        let mut tasks = Vec::new();
+        for _ in 0..joiners {
+            let registry = registry.clone();
+            let metrics = metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut denied = 0;
+                for _ in 0..cycles {
+                    let id = SubscriberId::next();
+                    let subscriber = Subscriber {
+                        id,
+                        framing: Framing::YWebsocket,
+                        scope: Scope::ReadWrite,
+                        outbox: Outbox::new(OutboxLimits::frames(16), metrics.clone()),
+                    };
+                    match registry.join("racy", subscriber).await {
+                        Ok(room) => {
+                            room.send(Command::Leave { id }).await;
+                        }
+                        Err(_) => denied += 1,
+                    }
+                }
+                denied
+            }));
+        }
+        let mut denied = 0;
+        for task in tasks {
+            denied += task.await.expect("task");
+        }
+        assert_eq!(denied, 0, "joins denied in {} cycles", joiners * cycles);
     }
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use yrs::block::ClientID;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
@@ -28,15 +27,10 @@ use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
 use crate::protocol::{self, Message, Scope};
-use crate::storage::DocumentStore;
 
 /// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
 const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
 const AWARENESS_SWEEP: Duration = Duration::from_secs(5);
-/// Most updates written in one group commit, and most bytes (a batch takes at least one update,
-/// however large).
-const MAX_BATCH: usize = 512;
-const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Awareness client ids one session may introduce (a provider uses one per document), and
 /// awareness states one document holds; entries past either are dropped.
 const MAX_AWARENESS_PER_SESSION: usize = 8;
@@ -44,10 +38,6 @@ const MAX_AWARENESS_PER_DOCUMENT: usize = 10_000;
 /// Documents whose stored size estimate passes this have their heavy work (full-state
 /// encoding) moved off the async worker.
 const HEAVY_DOCUMENT_BYTES: usize = 1024 * 1024;
-const RETRY_INITIAL: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
-/// Compactions of one document start at least this far apart (each folds the whole document).
-const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(2);
 /// A room asks its peers for missing updates at most this often (besides the periodic resync).
 const MISSING_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -123,7 +113,7 @@ pub(super) async fn run(
 
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(
+    let writer = tokio::spawn(crate::storage::writer::run(
         name.clone(),
         store.clone(),
         writer_rx,
@@ -475,7 +465,7 @@ impl Room {
     fn close_all(&mut self) {
         for session in self.sessions.values() {
             session.subscriber.outbox.close(
-                crate::connection::close_code::RESTART,
+                crate::outbox::close_code::RESTART,
                 "document reloading".into(),
             );
         }
@@ -519,7 +509,7 @@ impl Room {
             if subscriber.framing == Framing::YWebsocket {
                 subscriber
                     .outbox
-                    .close(crate::connection::close_code::POLICY, reason);
+                    .close(crate::outbox::close_code::POLICY, reason);
             }
         }
         self.leave(id);
@@ -925,114 +915,6 @@ impl Drop for Room {
         let remaining = self.sessions.len() as i64;
         self.registry.metrics.document_sessions.sub(remaining);
         tracing::trace!(document = %self.name, "room dropped");
-    }
-}
-
-/// The writer sub-task: group-commits updates to the store, reports durability, and starts
-/// compactions.
-async fn write_loop(
-    name: Arc<str>,
-    store: Arc<dyn DocumentStore>,
-    mut updates: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
-    durable: mpsc::UnboundedSender<u64>,
-    mut rows_since_compaction: usize,
-    compact_after: usize,
-) {
-    let mut batch = Vec::new();
-    let mut compaction: Option<JoinHandle<crate::storage::Result<()>>> = None;
-    let mut last_compaction: Option<Instant> = None;
-    // An update taken from the queue that did not fit the previous batch.
-    let mut carried: Option<(u64, Vec<u8>)> = None;
-    loop {
-        let first = match carried.take() {
-            Some(first) => first,
-            None => match updates.recv().await {
-                Some(first) => first,
-                None => break,
-            },
-        };
-        batch.clear();
-        let mut batch_bytes = first.1.len();
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match updates.try_recv() {
-                Ok(next) if batch_bytes + next.1.len() > MAX_BATCH_BYTES => {
-                    carried = Some(next);
-                    break;
-                }
-                Ok(next) => {
-                    batch_bytes += next.1.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        let through = batch.last().map_or(0, |(seq, _)| *seq);
-        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update)| update).collect();
-        let mut delay = RETRY_INITIAL;
-        let mut failures = 0u32;
-        loop {
-            match store.append(&name, &bytes).await {
-                Ok(()) => break,
-                Err(error) => {
-                    failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::error!(%error, failures, retry_in_ms = delay.as_millis() as u64,
-                            "cannot store updates; they stay unacknowledged and are retried");
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(RETRY_MAX);
-                }
-            }
-        }
-        if failures > 0 {
-            tracing::info!(failures, "stored updates after retrying");
-        }
-        let _ = durable.send(through);
-        rows_since_compaction += bytes.len();
-        // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
-        // document's acknowledgements never wait for it; at most one runs per document, and
-        // they are spaced out, since each one folds the whole document.
-        if let Some(task) = compaction.take_if(|task| task.is_finished())
-            && !compaction_succeeded(task.await)
-        {
-            rows_since_compaction += compact_after;
-        }
-        if compaction.is_none()
-            && rows_since_compaction >= compact_after
-            && last_compaction.is_none_or(|at: Instant| at.elapsed() >= MIN_COMPACTION_INTERVAL)
-        {
-            rows_since_compaction = 0;
-            last_compaction = Some(Instant::now());
-            let (store, name) = (store.clone(), name.clone());
-            compaction = Some(tokio::spawn(async move { store.compact(&name).await }));
-        }
-    }
-    if let Some(task) = compaction
-        && !compaction_succeeded(task.await)
-    {
-        rows_since_compaction += 1;
-    }
-    if rows_since_compaction > 0
-        && let Err(error) = store.compact(&name).await
-    {
-        tracing::warn!(%error, "compaction on unload failed; the log is kept");
-    }
-}
-
-fn compaction_succeeded(
-    outcome: Result<crate::storage::Result<()>, tokio::task::JoinError>,
-) -> bool {
-    match outcome {
-        Ok(Ok(())) => true,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "compaction failed; the log is kept and folded later");
-            false
-        }
-        Err(error) => {
-            tracing::error!(%error, "compaction task failed");
-            false
-        }
     }
 }
 

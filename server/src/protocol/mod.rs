@@ -13,6 +13,7 @@
 //! follow before anything is reserved, and an update's structure is checked before yrs sees it.
 
 pub mod bounded;
+pub mod envelope;
 
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;

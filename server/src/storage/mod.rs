@@ -13,6 +13,7 @@
 mod memory;
 mod postgres;
 mod sqlite;
+pub mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,4 +1,6 @@
-//! The outbound side of one socket: a bounded queue drained by a writer task.
+//! The outbound side of one socket: a bounded queue drained by a writer task
+//! (`connection::writer`). Rooms and connections only ever queue here; nothing in this module
+//! knows about sockets.
 //!
 //! Rooms push frames with [`Outbox::send`], which never waits: when the queue is full — in
 //! frames or in bytes — the socket is a slow consumer and is closed (4205, the client reconnects
@@ -16,21 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-/// Frames written before one flush.
-const WRITE_BATCH: usize = 64;
 /// WebSocket-level pings: clients answer them with a Pong, which counts as inbound traffic (an
 /// idle client with no awareness sends nothing else) and detects dead TCP connections.
 pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Close codes, chosen so that every provider version reconnects where it should.
 pub mod close_code {
@@ -81,28 +77,28 @@ struct Queue {
     bytes: usize,
 }
 
-struct Shared {
-    kill: CancellationToken,
+pub(crate) struct Shared {
+    pub(crate) kill: CancellationToken,
     /// Mirrors `kill` for [`Outbox::send`]: a token's `is_cancelled` takes a lock, and every
     /// broadcast asks it once per subscriber.
     closing: AtomicBool,
     close: Mutex<Option<CloseReason>>,
     /// Frames for the writer, at most `limits.frames` of them and `limits.bytes` in all.
     queue: Mutex<Queue>,
-    limits: OutboxLimits,
+    pub(crate) limits: OutboxLimits,
     /// Wakes the writer when a frame is queued into an empty queue, or a ping is wanted.
-    ready: Notify,
+    pub(crate) ready: Notify,
     /// Set by [`Outbox::ping`]; the writer sends a WebSocket Ping.
-    ping: AtomicBool,
+    pub(crate) ping: AtomicBool,
     started: Instant,
     last_sent_ms: AtomicU64,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A cheap, cloneable handle for queueing frames to one socket.
 #[derive(Clone)]
 pub struct Outbox {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Outbox {
@@ -174,7 +170,7 @@ impl Outbox {
 
     /// The next queued frame, for the writer. An emptied queue gives its memory back: most
     /// sockets are idle between bursts, and an idle socket should cost nothing here.
-    fn pop(&self) -> Option<Bytes> {
+    pub(crate) fn pop(&self) -> Option<Bytes> {
         let mut queue = self.queue();
         let frame = queue.frames.pop_front();
         if let Some(frame) = &frame {
@@ -192,7 +188,7 @@ impl Outbox {
     }
 
     /// Drops whatever is still queued (the socket is gone).
-    fn discard(&self) {
+    pub(crate) fn discard(&self) {
         let mut queue = self.queue();
         queue.frames = VecDeque::new();
         queue.bytes = 0;
@@ -237,123 +233,9 @@ impl Outbox {
         elapsed.saturating_sub(last)
     }
 
-    fn mark_sent(&self) {
+    pub(crate) fn mark_sent(&self) {
         let now = self.shared.started.elapsed().as_millis() as u64;
         self.shared.last_sent_ms.store(now, Ordering::Relaxed);
-    }
-}
-
-/// One write that did not complete: the socket failed, or made no progress in time.
-enum WriteFailed {
-    Socket,
-    Timeout,
-}
-
-/// Runs one sink operation within the send timeout.
-async fn within<F>(timeout: Duration, operation: F) -> Result<(), WriteFailed>
-where
-    F: Future<Output = Result<(), axum::Error>>,
-{
-    match tokio::time::timeout(timeout, operation).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(WriteFailed::Socket),
-        Err(_) => Err(WriteFailed::Timeout),
-    }
-}
-
-/// Drains the queue onto the socket until the outbox is closed, then sends the close frame.
-/// A write that fails or stalls past the send timeout closes the outbox, which ends the
-/// socket's read side too.
-pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbox) {
-    let shared = outbox.shared.clone();
-    let timeout = shared.limits.send_timeout;
-    let outcome: Result<(), WriteFailed> = 'write: loop {
-        tokio::select! {
-            biased;
-            _ = shared.kill.cancelled() => break Ok(()),
-            _ = shared.ready.notified() => {
-                if shared.ping.swap(false, Ordering::Relaxed)
-                    && let Err(failed) = within(timeout, sink.send(WsMessage::Ping(Bytes::new()))).await
-                {
-                    break Err(failed);
-                }
-                let (mut bytes, mut written, mut unflushed) = (0, 0, 0);
-                while let Some(frame) = outbox.pop() {
-                    bytes += frame.len();
-                    written += 1;
-                    if let Err(failed) = within(timeout, sink.feed(WsMessage::Binary(frame))).await {
-                        break 'write Err(failed);
-                    }
-                    unflushed += 1;
-                    if unflushed == WRITE_BATCH {
-                        if let Err(failed) = within(timeout, sink.flush()).await {
-                            break 'write Err(failed);
-                        }
-                        unflushed = 0;
-                    }
-                }
-                // A wake-up may find the queue already emptied by the previous round.
-                if written == 0 {
-                    continue;
-                }
-                if let Err(failed) = within(timeout, sink.flush()).await {
-                    break Err(failed);
-                }
-                shared.metrics.bytes_out.inc_by(bytes as u64);
-                outbox.mark_sent();
-            }
-        }
-    };
-    let failed = match outcome {
-        Ok(()) => false,
-        Err(WriteFailed::Socket) => {
-            outbox.close(close_code::NORMAL, String::new());
-            true
-        }
-        Err(WriteFailed::Timeout) => {
-            shared.metrics.fanout_drops.inc();
-            outbox.close(
-                close_code::RESET_CONNECTION,
-                "Reset Connection: send timed out".into(),
-            );
-            true
-        }
-    };
-    outbox.discard();
-    // Boxed: the closing handshake's futures would otherwise size every idle writer's task.
-    let finished = Box::pin(finish(sink, &outbox, failed));
-    finished.await;
-}
-
-/// Sends the close frame (unless writing already failed) and closes the socket.
-async fn finish(mut sink: SplitSink<WebSocket, WsMessage>, outbox: &Outbox, failed: bool) {
-    if !failed && let Some(CloseReason { code, reason }) = outbox.close_reason() {
-        outbox
-            .shared
-            .metrics
-            .closes
-            .with_label_values(&[close_label(code)])
-            .inc();
-        let frame = CloseFrame {
-            code,
-            reason: truncate_reason(&reason).into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
-    }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-}
-
-fn close_label(code: u16) -> &'static str {
-    match code {
-        close_code::NORMAL => "normal",
-        close_code::INVALID_PAYLOAD => "invalid_payload",
-        close_code::POLICY => "policy",
-        close_code::RESTART => "shutdown",
-        close_code::RESET_CONNECTION => "reset",
-        close_code::UNAUTHORIZED => "unauthorized",
-        close_code::TIMEOUT => "timeout",
-        1009 => "too_big",
-        _ => "other",
     }
 }
 

@@ -1,0 +1,131 @@
+//! The per-document writer task: group commit, retry with backoff, compaction spacing.
+//!
+//! A room hands it `(sequence, update)` pairs and learns from it the highest sequence that is
+//! durable; only then does the room acknowledge. How it stops: when the room drops its sender,
+//! the queue closes, the writer stores what is left, folds the log into the snapshot, and exits
+//! (the room awaits that).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::DocumentStore;
+
+/// Most updates written in one group commit, and most bytes (a batch takes at least one update,
+/// however large).
+const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Retry backoff while the database is unreachable. The longest wait stays well under the
+/// shutdown deadline (25 s by default), so a store that comes back is used before it.
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Compactions of one document start at least this far apart (each folds the whole document).
+const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The writer sub-task: group-commits updates to the store, reports durability, and starts
+/// compactions.
+pub async fn run(
+    name: Arc<str>,
+    store: Arc<dyn DocumentStore>,
+    mut updates: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    durable: mpsc::UnboundedSender<u64>,
+    mut rows_since_compaction: usize,
+    compact_after: usize,
+) {
+    let mut batch = Vec::new();
+    let mut compaction: Option<JoinHandle<super::Result<()>>> = None;
+    let mut last_compaction: Option<Instant> = None;
+    // An update taken from the queue that did not fit the previous batch.
+    let mut carried: Option<(u64, Vec<u8>)> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match updates.recv().await {
+                Some(first) => first,
+                None => break,
+            },
+        };
+        batch.clear();
+        let mut batch_bytes = first.1.len();
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match updates.try_recv() {
+                Ok(next) if batch_bytes + next.1.len() > MAX_BATCH_BYTES => {
+                    carried = Some(next);
+                    break;
+                }
+                Ok(next) => {
+                    batch_bytes += next.1.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let through = batch.last().map_or(0, |(seq, _)| *seq);
+        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update)| update).collect();
+        let mut delay = RETRY_INITIAL;
+        let mut failures = 0u32;
+        loop {
+            match store.append(&name, &bytes).await {
+                Ok(()) => break,
+                Err(error) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::error!(%error, failures, retry_in_ms = delay.as_millis() as u64,
+                            "cannot store updates; they stay unacknowledged and are retried");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        if failures > 0 {
+            tracing::info!(failures, "stored updates after retrying");
+        }
+        let _ = durable.send(through);
+        rows_since_compaction += bytes.len();
+        // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
+        // document's acknowledgements never wait for it; at most one runs per document, and
+        // they are spaced out, since each one folds the whole document.
+        if let Some(task) = compaction.take_if(|task| task.is_finished())
+            && !compaction_succeeded(task.await)
+        {
+            rows_since_compaction += compact_after;
+        }
+        if compaction.is_none()
+            && rows_since_compaction >= compact_after
+            && last_compaction.is_none_or(|at: Instant| at.elapsed() >= MIN_COMPACTION_INTERVAL)
+        {
+            rows_since_compaction = 0;
+            last_compaction = Some(Instant::now());
+            let (store, name) = (store.clone(), name.clone());
+            compaction = Some(tokio::spawn(async move { store.compact(&name).await }));
+        }
+    }
+    if let Some(task) = compaction
+        && !compaction_succeeded(task.await)
+    {
+        rows_since_compaction += 1;
+    }
+    if rows_since_compaction > 0
+        && let Err(error) = store.compact(&name).await
+    {
+        tracing::warn!(%error, "compaction on unload failed; the log is kept");
+    }
+}
+
+fn compaction_succeeded(outcome: Result<super::Result<()>, tokio::task::JoinError>) -> bool {
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "compaction failed; the log is kept and folded later");
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, "compaction task failed");
+            false
+        }
+    }
+}
