@@ -146,6 +146,12 @@ cargo build --workspace --bins --locked
 say "cargo test"
 cargo test --workspace --locked
 
+say "Dependency policy: licenses, bans, sources, advisories (scripts/deny.sh; skipped without cargo-deny)"
+scripts/deny.sh
+
+say "Fuzzing: a few seconds per target (scripts/fuzz.sh; skipped without cargo-fuzz)"
+scripts/fuzz.sh --if-available "${COLLAB_TEST_FUZZ_SECONDS:-5}"
+
 say "Helm chart, CRD, manifests and ECS output (tests/deploy)"
 scripts/test-deploy.sh
 

@@ -335,3 +335,37 @@ async fn a_half_applied_update_leaves_no_trace_and_acknowledged_edits_survive() 
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn with_an_admin_port_metrics_and_error_details_leave_the_public_port() {
+    let admin_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let port = admin_port.to_string();
+    let server = TestServer::start(&["--database-url", "memory://", "--metrics-port", &port]).await;
+    let public = reqwest::get(server.http("/metrics")).await.expect("public");
+    assert_eq!(public.status(), 404, "/metrics on the public port");
+    let ready: serde_json::Value = reqwest::get(server.http("/ready"))
+        .await
+        .expect("ready")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready, json!({"status": "ready"}));
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let mut metrics = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("{admin}/metrics")).await {
+            metrics = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        metrics.map(|s| s.as_u16()),
+        Some(200),
+        "/metrics on the admin port"
+    );
+    server.stop().await;
+}

@@ -50,6 +50,7 @@ const RECEIVE_BUFFER: usize = 16 * 1024;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// A subscription that failed while Redis stayed connected is retried this often.
 const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the relay hands to this process's documents.
 pub enum Inbound {
@@ -268,7 +269,7 @@ impl Cluster {
                         if !watched.contains_key(&document) {
                             continue;
                         }
-                        match self.subscriber.subscribe(self.channel(&document)).await {
+                        match self.subscribe(&document).await {
                             Ok(()) => registry.deliver(&document, Inbound::Resync),
                             Err(error) => {
                                 self.metrics.relay_errors.inc();
@@ -283,7 +284,7 @@ impl Cluster {
                         let count = watched.entry(document.clone()).or_default();
                         *count += 1;
                         if *count == 1 {
-                            match self.subscriber.subscribe(self.channel(&document)).await {
+                            match self.subscribe(&document).await {
                                 Ok(()) => {}
                                 Err(error) => {
                                     self.metrics.relay_errors.inc();
@@ -322,7 +323,7 @@ impl Cluster {
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
                     for document in watched.keys() {
-                        if let Err(error) = self.subscriber.subscribe(self.channel(document)).await {
+                        if let Err(error) = self.subscribe(document).await {
                             self.metrics.relay_errors.inc();
                             tracing::warn!(%document, %error, "failed to resubscribe; retrying");
                             failed.insert(document.clone());
@@ -335,6 +336,25 @@ impl Cluster {
             }
         }
         let _ = self.subscriber.quit().await;
+    }
+
+    /// Subscribes to a document's channel, within [`SUBSCRIBE_TIMEOUT`]: a refused SUBSCRIBE
+    /// may never be answered the way the client waits for, and the subscription loop must not
+    /// hang on it.
+    async fn subscribe(&self, document: &str) -> Result<(), String> {
+        match tokio::time::timeout(
+            SUBSCRIBE_TIMEOUT,
+            self.subscriber.subscribe(self.channel(document)),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} s",
+                SUBSCRIBE_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// Routes every relay message to the room of its document.

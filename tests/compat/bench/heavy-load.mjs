@@ -6,9 +6,10 @@
 // load's duration. With the fold in spawn_blocking and the full-state encoding under
 // block_in_place, the small document's fan-out must not wait for the large one.
 //   COLLAB_SERVER_BIN=target/release/collab-server node bench/heavy-load.mjs [MB]
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 
-import { Server, Y, destroyAll, hocuspocus, synced, waitFor } from '../lib/harness.mjs'
+import { Server, destroyAll, hocuspocus, synced, waitFor } from '../lib/harness.mjs'
 
 const megabytes = Number.parseInt(process.argv[2] ?? '50', 10)
 const server = new Server({ args: ['--max-message-bytes', String(256 << 20)], env: { LOG_LEVEL: 'warn' } })
@@ -30,12 +31,12 @@ const reader = hocuspocus(3, { url: server.url, name: 'small' })
 await synced(writer)
 await synced(reader)
 const samples = []
-const map = reader.doc.getMap('t')
+const map = reader.doc.getMap('bench')
 map.observe(() => {
   const sent = map.get('sent')
   if (typeof sent === 'number') samples.push({ at: Date.now(), delay: performance.timeOrigin + performance.now() - sent })
 })
-const wmap = writer.doc.getMap('t')
+const wmap = writer.doc.getMap('bench')
 const timer = setInterval(() => wmap.set('sent', performance.timeOrigin + performance.now()), 10)
 const quantiles = (list) => {
   const d = list.map((s) => s.delay).sort((a, b) => a - b)
@@ -45,8 +46,12 @@ const quantiles = (list) => {
 await new Promise((resolve) => setTimeout(resolve, 2000))
 const baselineEnd = Date.now()
 const started = Date.now()
-const opener = hocuspocus(3, { url: server.url, name: 'large', doc: new Y.Doc() })
-await synced(opener, 'the large document')
+// In another process: applying the large state would block this one's event loop.
+await new Promise((resolve, reject) => {
+  const child = spawn(process.execPath, [new URL('./open-document.mjs', import.meta.url).pathname, server.url, 'large'],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+  child.on('exit', (code) => code === 0 ? resolve() : reject(new Error(`opener exited ${code}`)))
+})
 const loaded = Date.now()
 await new Promise((resolve) => setTimeout(resolve, 300))
 clearInterval(timer)
