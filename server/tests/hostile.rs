@@ -369,3 +369,91 @@ async fn with_an_admin_port_metrics_and_error_details_leave_the_public_port() {
     );
     server.stop().await;
 }
+
+/// Bytes queued before authentication are given back per document: a socket that keeps one
+/// document waiting while it authenticates many others is not mistaken for a flood.
+#[tokio::test]
+async fn pending_bytes_are_released_per_document() {
+    let server = TestServer::start(&memory(&["--jwt-secret", "s"])).await;
+    let good = token("s", json!({"exp": now() + 600}));
+    let mut client = Client::connect(&server.ws_url()).await;
+    // One document stays pending for the whole test.
+    client
+        .send(
+            "held",
+            Message::Sync(SyncMessage::SyncStep1(yrs::StateVector::default())),
+        )
+        .await;
+    let payload = insert(&Doc::new(), &"p".repeat(100_000));
+    for i in 0..60 {
+        let name = format!("doc-{i}");
+        // 100 KB queued before its Auth, then released by it: 6 MB in all, past the 5 MiB
+        // pending limit if releases were not counted.
+        client
+            .send(&name, Message::Sync(SyncMessage::Update(payload.clone())))
+            .await;
+        client.auth(&name, &good).await;
+        client
+            .expect(&name, |m| {
+                matches!(m, Message::Auth(Auth::Authenticated { .. })).then_some(())
+            })
+            .await;
+    }
+    let doc = Doc::new();
+    client.open("still-open", &good, &doc).await;
+    still_syncs(&mut client, "still-open", &doc, "fine").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn denied_documents_per_socket_are_limited() {
+    let server = TestServer::start(&memory(&["--jwt-secret", "s"])).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    for i in 0..100 {
+        client.auth(&format!("denied-{i}"), "not a token").await;
+    }
+    for i in 0..100 {
+        client
+            .expect(&format!("denied-{i}"), |m| {
+                matches!(m, Message::Auth(Auth::PermissionDenied { .. })).then_some(())
+            })
+            .await;
+    }
+    // The 101st denial closes the socket instead of being remembered.
+    client.auth("denied-100", "not a token").await;
+    let close = client.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 4205, "{}", close.reason);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_session_introduces_a_bounded_number_of_awareness_ids() {
+    let server = TestServer::start(&memory(&[])).await;
+    let mut watcher = Client::connect(&server.ws_url()).await;
+    watcher.open("crowd", "", &Doc::new()).await;
+    let mut sender = Client::connect(&server.ws_url()).await;
+    sender.open("crowd", "", &Doc::new()).await;
+    let clients: HashMap<ClientID, AwarenessUpdateEntry> = (1..=50u64)
+        .map(|id| {
+            (
+                ClientID::new(id),
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: Arc::from(r#"{"x":1}"#),
+                },
+            )
+        })
+        .collect();
+    sender
+        .send("crowd", Message::Awareness(AwarenessUpdate { clients }))
+        .await;
+    let seen = watcher
+        .expect("crowd", |m| match m {
+            Message::Awareness(u) if !u.clients.is_empty() => Some(u.clients.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(seen, 8, "a session may introduce 8 awareness ids");
+    assert!(metric(&server, "collab_server_awareness_refused_total").await >= 42.0);
+    server.stop().await;
+}

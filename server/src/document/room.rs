@@ -419,10 +419,10 @@ impl Room {
     fn integrate(&mut self, update: Update) -> Result<(bool, bool), String> {
         let mut txn = self.awareness.doc().transact_mut();
         let pending_before = pending_fingerprint(&txn);
-        if let Err(error) = txn.apply_update(update) {
+        if let Err(error) = protocol::bounded::apply(&mut txn, update) {
             drop(txn);
             self.tainted = true;
-            return Err(error.to_string());
+            return Err(error);
         }
         let pending_after = pending_fingerprint(&txn);
         let missing = pending_after.is_some() && pending_after != pending_before;

@@ -122,6 +122,25 @@ pub fn awareness_update(bytes: &[u8]) -> Result<AwarenessUpdate> {
     Ok(AwarenessUpdate { clients })
 }
 
+/// Applies an update in `txn`, containing a panic inside yrs as an error. yrs' integration is
+/// not robust against every crafted update that decodes (fuzzing found clock arithmetic that
+/// overflows while replacing skipped ranges); the caller treats the error like any failed
+/// update: the document is rebuilt without it (a room) or the update is quarantined (a load).
+pub fn apply(txn: &mut yrs::TransactionMut<'_>, update: Update) -> std::result::Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.apply_update(update))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("yrs panicked integrating the update: {what}"))
+        }
+    }
+}
+
 /// Decodes a v1 update after checking every count and nesting in it.
 pub fn update(bytes: &[u8]) -> Result<Update> {
     check_update(bytes)?;
@@ -140,9 +159,14 @@ pub fn check_update(bytes: &[u8]) -> Result<()> {
         // A block is at least its info byte and one more.
         let blocks = count(c, "update client", 2)?;
         client(c)?;
-        let _clock: u32 = c.read_var()?;
+        // yrs adds each block's length to the clock in u32 (overflowing, with checks off,
+        // into nonsense): the clocks must stay within u32. Lengths are bounded from above.
+        let mut clock = u64::from(c.read_var::<u32>()?);
         for _ in 0..blocks {
-            block(c)?;
+            clock += block(c)?;
+            if clock > u64::from(u32::MAX) {
+                return Err(BoundError::Unsupported("clocks past 2^32"));
+            }
         }
     }
     // The delete set: per client its id and range count; per range a clock and a length.
@@ -151,8 +175,11 @@ pub fn check_update(bytes: &[u8]) -> Result<()> {
         client(c)?;
         let ranges = count(c, "delete set client", 2)?;
         for _ in 0..ranges {
-            let _clock: u32 = c.read_var()?;
-            let _len: u32 = c.read_var()?;
+            let clock: u32 = c.read_var()?;
+            let len: u32 = c.read_var()?;
+            if clock.checked_add(len).is_none() {
+                return Err(BoundError::Unsupported("deleted ranges past 2^32"));
+            }
         }
     }
     Ok(())
@@ -172,11 +199,12 @@ fn id(c: &mut Cursor<'_>) -> Result<()> {
     Ok(())
 }
 
-fn block(c: &mut Cursor<'_>) -> Result<()> {
+/// Walks one block; returns an upper bound of its length in clock ticks.
+fn block(c: &mut Cursor<'_>) -> Result<u64> {
     let info = c.read_u8()?;
     if info == GC || info == SKIP {
-        let _len: u32 = c.read_var()?;
-        return Ok(());
+        let len: u32 = c.read_var()?;
+        return Ok(u64::from(len));
     }
     if info & HAS_ORIGIN != 0 {
         id(c)?;
@@ -198,34 +226,40 @@ fn block(c: &mut Cursor<'_>) -> Result<()> {
     content(c, info & 0b1111)
 }
 
-fn content(c: &mut Cursor<'_>, kind: u8) -> Result<()> {
-    match kind {
+/// Walks one item's content; returns an upper bound of its length (a string's UTF-8 bytes
+/// are at least its UTF-16 units).
+fn content(c: &mut Cursor<'_>, kind: u8) -> Result<u64> {
+    let len = match kind {
         // Deleted: a length.
-        1 => {
-            let _len: u32 = c.read_var()?;
-        }
+        1 => u64::from(c.read_var::<u32>()?),
         // Legacy JSON content (Yjs writes `ContentAny` since 13.0): yrs reads one string more
         // than it writes, so a document holding it encodes a state that does not decode.
         2 => return Err(BoundError::Unsupported("legacy JSON content")),
         // Binary.
         3 => {
             c.read_buf()?;
+            1
         }
-        // String, embed (JSON text).
-        4 | 5 => {
+        // String.
+        4 => c.read_string()?.len() as u64,
+        // Embed (JSON text).
+        5 => {
             c.read_string()?;
+            1
         }
         // Format: key and JSON text.
         6 => {
             c.read_string()?;
             c.read_string()?;
+            1
         }
         // A shared type; XML elements carry their tag name.
         7 => match c.read_u8()? {
             3 => {
                 c.read_string()?;
+                1
             }
-            0..=2 | 4..=6 | 9 | 15 => {}
+            0..=2 | 4..=6 | 9 | 15 => 1,
             other => {
                 return Err(BoundError::Unknown {
                     what: "type reference",
@@ -239,6 +273,7 @@ fn content(c: &mut Cursor<'_>, kind: u8) -> Result<()> {
             for _ in 0..values {
                 any(c, 0)?;
             }
+            values as u64
         }
         // Subdocuments: yrs leaks every one it decodes, and a document holding one with
         // pending updates can panic while encoding its state. Hocuspocus providers do not
@@ -250,8 +285,8 @@ fn content(c: &mut Cursor<'_>, kind: u8) -> Result<()> {
                 value: other,
             });
         }
-    }
-    Ok(())
+    };
+    Ok(len)
 }
 
 fn signed_varint(c: &mut Cursor<'_>) -> Result<()> {
@@ -459,6 +494,18 @@ mod tests {
             check_update(&subdoc),
             Err(BoundError::Unsupported(_))
         ));
+        // Clocks past u32 (yrs adds in u32: an overflow panic with checks on, nonsense without):
+        // a deleted range, and a block whose length passes 2^32 from a high first clock.
+        let range = unhex("0001010102ffffffff0f");
+        assert!(matches!(
+            check_update(&range),
+            Err(BoundError::Unsupported(_))
+        ));
+        let blocks = unhex("010101feffffff0f0401016102616200");
+        assert!(matches!(
+            check_update(&blocks),
+            Err(BoundError::Unsupported(_))
+        ));
         // Integers yrs reads fine still pass, large and negative.
         let doc = Doc::new();
         {
@@ -473,6 +520,31 @@ mod tests {
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
         check_update(&bytes).expect("ordinary integers walk");
+    }
+
+    /// Found by fuzzing (`update`): it walks and decodes, and yrs overflows a clock while
+    /// integrating it (a GC block replacing a skipped range). The panic is contained.
+    #[test]
+    fn a_panic_inside_yrs_integration_is_contained() {
+        let bytes = unhex(concat!(
+            "0901d201010004010174000101000801013c0175017501750175017501770175017501750175017501750175",
+            "230175017501750175017501755475017501752d750175017501750175017501750175010000002d00000000",
+            "006d0000000000000000000075230175017501750175017501755475017501752d7501750175017501750175",
+            "01750175010000002d00000000006d0000000000000000000000000000000000000000000000000000000000",
+            "00000000007c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c",
+            "7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c7c",
+            "7c7c7c7c7c7c7c7c7c0000ffffff2dffffffff00000000000000000000000000000000000000000000000000",
+            "0000000000006f75",
+        ));
+        let update = update(&bytes).expect("walks and decodes");
+        let doc = Doc::new();
+        let mut txn = doc.transact_mut();
+        let outcome = apply(&mut txn, update);
+        // yrs is built with overflow checks (dev and release profiles): it panics inside.
+        assert!(
+            matches!(&outcome, Err(reason) if reason.contains("panicked")),
+            "{outcome:?}"
+        );
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
             // Checked above; yrs consumes an Update, so each attempt decodes it again.
             let update =
                 yrs::Update::decode_v1(bytes).map_err(|e| corrupt(format!("snapshot: {e}")))?;
-            txn.apply_update(update)
+            crate::protocol::bounded::apply(&mut txn, update)
                 .map_err(|e| corrupt(format!("snapshot: {e}")))?;
         }
         for (index, bytes) in log.iter().enumerate() {
@@ -174,9 +174,9 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
                 continue;
             }
             let (reason, restart) = match crate::protocol::bounded::update(bytes) {
-                Ok(update) => match txn.apply_update(update) {
+                Ok(update) => match crate::protocol::bounded::apply(&mut txn, update) {
                     Ok(()) => continue,
-                    Err(error) => (error.to_string(), true),
+                    Err(error) => (error, true),
                 },
                 Err(error) => (error.to_string(), false),
             };

@@ -129,3 +129,80 @@ fn compaction_succeeded(outcome: Result<super::Result<()>, tokio::task::JoinErro
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::storage::{Result, StoredDocument};
+
+    /// Records the bytes of every append.
+    #[derive(Default)]
+    struct Recording {
+        batches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl DocumentStore for Recording {
+        fn backend(&self) -> &'static str {
+            "recording"
+        }
+        async fn load(&self, _: &str) -> Result<StoredDocument> {
+            Ok(StoredDocument::default())
+        }
+        async fn append(&self, _: &str, updates: &[Vec<u8>]) -> Result<()> {
+            let bytes = updates.iter().map(Vec::len).sum();
+            self.batches.lock().expect("lock").push(bytes);
+            Ok(())
+        }
+        async fn compact(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn ping(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn one_group_commit_is_capped_in_bytes() {
+        let store = Arc::new(Recording::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
+        // 20 updates of 1 MiB and one of 10 MiB, all queued before the writer looks.
+        for seq in 1..=20 {
+            tx.send((seq, vec![0u8; 1 << 20])).expect("send");
+        }
+        tx.send((21, vec![0u8; 10 << 20])).expect("send");
+        drop(tx);
+        run(
+            Arc::from("doc"),
+            store.clone(),
+            rx,
+            durable_tx,
+            0,
+            usize::MAX,
+        )
+        .await;
+        let batches = store.batches.lock().expect("lock").clone();
+        assert_eq!(
+            batches.iter().sum::<usize>(),
+            30 << 20,
+            "every byte written"
+        );
+        assert!(
+            batches
+                .iter()
+                .all(|&b| b <= MAX_BATCH_BYTES || b == 10 << 20),
+            "batches: {batches:?}"
+        );
+        assert!(batches.len() >= 4, "batches: {batches:?}");
+        let mut last = 0;
+        while let Ok(through) = durable_rx.try_recv() {
+            last = through;
+        }
+        assert_eq!(last, 21, "everything reported durable");
+    }
+}
