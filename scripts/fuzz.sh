@@ -2,8 +2,9 @@
 # Fuzzes every cargo-fuzz target in fuzz/ for a while, from a temporary copy of the committed
 # corpus (fuzz/corpus/<target>/ stays as committed; new inputs are discarded).
 #
-#   scripts/fuzz.sh [--if-available] [SECONDS] [TARGET...]
+#   scripts/fuzz.sh [--if-available] [--replay] [SECONDS] [TARGET...]
 #
+# --replay runs every committed corpus input once instead (no mutation, deterministic).
 # SECONDS per target (default 60); TARGETs default to all of `cargo fuzz list`. Prints per
 # target libFuzzer's executed units and whether it crashed; exits non-zero on any crash (the
 # input is kept in fuzz/artifacts/<target>/, which git ignores). Needs cargo-fuzz
@@ -13,11 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if_available=false
+replay=false
 seconds=60
 targets=()
 for arg in "$@"; do
   case "$arg" in
     --if-available) if_available=true ;;
+    --replay) replay=true ;;
     -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *[!0-9]*) targets+=("$arg") ;;
     *) seconds=$arg ;;
@@ -73,8 +76,14 @@ for target in "${targets[@]}"; do
     update) [ "${FUZZ_DETECT_LEAKS:-0}" = 1 ] || extra+=(-detect_leaks=0) ;;
   esac
   status=0
+  if $replay; then
+    # Every corpus input once, no mutation: a deterministic regression check.
+    extra+=(-runs=0)
+  else
+    extra+=(-max_total_time="$seconds")
+  fi
   "${fuzz[@]}" run --target-dir "$target_dir" "$target" "$corpus" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+    -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
     ${extra[@]+"${extra[@]}"} >"$log" 2>&1 || status=$?
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   executions=${executions:-unknown}
@@ -101,6 +110,6 @@ for target in "${targets[@]}"; do
 done
 
 echo
-echo "==> fuzz summary (${seconds}s per target)"
+if $replay; then echo "==> fuzz summary (corpus replay)"; else echo "==> fuzz summary (${seconds}s per target)"; fi
 printf '  %s\n' "${summary[@]}"
 exit "$failed"
