@@ -24,30 +24,7 @@ fn memory(extra: &[&'static str]) -> Vec<&'static str> {
 
 /// Edits once and waits for the acknowledgement: the honest client is still served.
 async fn still_syncs(client: &mut Client, address: &str, doc: &Doc, word: &str) {
-    client
-        .send(
-            address,
-            Message::Sync(SyncMessage::Update(insert(doc, word))),
-        )
-        .await;
-    client
-        .expect(address, |m| {
-            matches!(m, Message::SyncStatus(true)).then_some(())
-        })
-        .await;
-}
-
-/// The value of an unlabelled metric on `/metrics`.
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    let body = reqwest::get(server.http("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    client.edit_acknowledged(address, doc, word).await;
 }
 
 async fn wait_for_metric(server: &TestServer, name: &str, wanted: impl Fn(f64) -> bool) -> f64 {
@@ -328,10 +305,8 @@ async fn a_half_applied_update_leaves_no_trace_and_acknowledged_edits_survive() 
     server.stop().await;
 
     let server = TestServer::start(&["--data-dir", &data]).await;
-    let fresh = Doc::new();
     let mut reader = Client::connect(&server.ws_url()).await;
-    reader.open("victim", "", &fresh).await;
-    assert_eq!(text(&fresh), "kept safe");
+    assert_eq!(reader.read_text("victim", "").await, "kept safe");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

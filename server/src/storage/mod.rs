@@ -215,6 +215,24 @@ pub fn fold(
     Ok((state, quarantined))
 }
 
+/// Compaction's fold of stored rows `(id, content)` after `snapshot`: the merged state, and
+/// the ids to delete (every row folded; quarantined rows stay in the log).
+pub fn fold_rows(
+    document: &str,
+    snapshot: Option<&[u8]>,
+    rows: &[(i64, Vec<u8>)],
+) -> Result<(Vec<u8>, Vec<i64>)> {
+    let log: Vec<&[u8]> = rows.iter().map(|(_, content)| content.as_slice()).collect();
+    let (merged, quarantined) = fold(document, snapshot, &log)?;
+    let folded = rows
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !quarantined.contains(index))
+        .map(|(_, (id, _))| *id)
+        .collect();
+    Ok((merged, folded))
+}
+
 /// Opens the store the configuration selects, running migrations.
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn DocumentStore>> {
     let started = Instant::now();

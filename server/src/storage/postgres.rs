@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
-use super::{DocumentStore, Result, StoreError, StoredDocument, fold};
+use super::{DocumentStore, Result, StoreError, StoredDocument, fold_rows};
 
 const BACKEND: &str = "postgres";
 
@@ -133,18 +133,13 @@ impl DocumentStore for PostgresStore {
         }
         // NB: delete exactly the rows folded, never `id <= last`: ids come from a sequence, so
         // another replica's append that took a smaller id may commit after this read.
-        let folded: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
-        let log: Vec<Vec<u8>> = rows.iter().map(|row| row.get("content")).collect();
         let snapshot = snapshot.flatten().filter(|s| !s.is_empty());
-        let log: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
-        let (merged, quarantined) = fold(document, snapshot.as_deref(), &log)?;
-        // Quarantined rows stay in the log (kept aside, retried at every load).
-        let folded: Vec<i64> = folded
+        let rows: Vec<(i64, Vec<u8>)> = rows
             .iter()
-            .enumerate()
-            .filter(|(index, _)| !quarantined.contains(index))
-            .map(|(_, id)| *id)
+            .map(|row| (row.get("id"), row.get("content")))
             .collect();
+        // Quarantined rows stay in the log (kept aside, retried at every load).
+        let (merged, folded) = fold_rows(document, snapshot.as_deref(), &rows)?;
         sqlx::query(
             "INSERT INTO documents (name, content, updated_at) VALUES ($1, $2, now()) \
              ON CONFLICT (name) DO UPDATE SET content = EXCLUDED.content, updated_at = now()",

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row};
 
-use super::{DocumentStore, Result, StoreError, StoredDocument, fold};
+use super::{DocumentStore, Result, StoreError, StoredDocument, fold_rows};
 
 const BACKEND: &str = "sqlite";
 
@@ -133,17 +133,12 @@ impl DocumentStore for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let folded: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
-        let log: Vec<Vec<u8>> = rows.iter().map(|row| row.get("content")).collect();
-        let log: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
-        let (merged, quarantined) = fold(document, snapshot.as_deref(), &log)?;
-        // Quarantined rows stay in the log (kept aside, retried at every load).
-        let folded: Vec<i64> = folded
+        let rows: Vec<(i64, Vec<u8>)> = rows
             .iter()
-            .enumerate()
-            .filter(|(index, _)| !quarantined.contains(index))
-            .map(|(_, id)| *id)
+            .map(|row| (row.get("id"), row.get("content")))
             .collect();
+        // Quarantined rows stay in the log (kept aside, retried at every load).
+        let (merged, folded) = fold_rows(document, snapshot.as_deref(), &rows)?;
         sqlx::query(
             "INSERT INTO documents (name, content, updated_at) \
              VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \

@@ -203,6 +203,26 @@ impl Client {
         }
     }
 
+    /// Appends `word` to the document's text, sends the update and waits for its SyncStatus.
+    pub async fn edit_acknowledged(&mut self, address: &str, ydoc: &Doc, word: &str) {
+        self.send(
+            address,
+            Message::Sync(SyncMessage::Update(insert(ydoc, word))),
+        )
+        .await;
+        self.expect(address, |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    }
+
+    /// Opens `address` on a fresh document and returns its text.
+    pub async fn read_text(&mut self, address: &str, token: &str) -> String {
+        let ydoc = Doc::new();
+        self.open(address, token, &ydoc).await;
+        text(&ydoc)
+    }
+
     /// Auth + Step1 + answer the server's Step1; returns once the document is in sync.
     pub async fn open(&mut self, address: &str, token: &str, ydoc: &Doc) {
         self.auth(address, token).await;
@@ -275,4 +295,17 @@ pub fn token(secret: &str, claims: serde_json::Value) -> String {
 
 pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
+}
+
+/// The value of an unlabelled metric on `/metrics` (0 when absent).
+pub async fn metric(server: &TestServer, name: &str) -> f64 {
+    let body = reqwest::get(server.http("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
