@@ -155,10 +155,18 @@ pub fn check_update(bytes: &[u8]) -> Result<()> {
     let c = &mut cursor;
     // Per client: block count, client id, first clock.
     let clients = count(c, "update", 3)?;
+    // Every encoder (Yjs, yrs, `Y.mergeUpdates`) lists a client once; yrs appends a repeated
+    // one's blocks to the first, overlapping clocks, which its integration does not survive
+    // (fuzzing found a use-after-free there). Bounded by the bytes, like the count.
+    let mut seen = std::collections::HashSet::with_capacity(clients.min(64));
     for _ in 0..clients {
         // A block is at least its info byte and one more.
         let blocks = count(c, "update client", 2)?;
-        client(c)?;
+        if !seen.insert(client(c)?) {
+            return Err(BoundError::Unsupported(
+                "clients listed twice in one update",
+            ));
+        }
         // yrs adds each block's length to the clock in u32 (overflowing, with checks off,
         // into nonsense): the clocks must stay within u32. Lengths are bounded from above.
         let mut clock = u64::from(c.read_var::<u32>()?);
@@ -522,8 +530,25 @@ mod tests {
         check_update(&bytes).expect("ordinary integers walk");
     }
 
-    /// Found by fuzzing (`update`): it walks and decodes, and yrs overflows a clock while
-    /// integrating it (a GC block replacing a skipped range). The panic is contained.
+    /// Found by fuzzing (`update`, AddressSanitizer: a heap use-after-free in yrs'
+    /// `resolve_conflict`): one client listed five times, with overlapping clocks.
+    #[test]
+    fn a_client_listed_twice_is_refused() {
+        let bytes = unhex(concat!(
+            "0901a40101010101010000000000000000000101010101000000000101010101010101010101010101",
+            "7a010101010101010101010101010101010101010154c8f4ff030120000000007a00740361626200",
+        ));
+        assert_eq!(
+            check_update(&bytes),
+            Err(BoundError::Unsupported(
+                "clients listed twice in one update"
+            ))
+        );
+    }
+
+    /// Found by fuzzing (`update`): yrs overflows a clock while integrating it (a GC block
+    /// replacing a skipped range of a client listed twice). The walk now refuses it; decoded
+    /// past the walk, the panic inside yrs is contained by `apply`.
     #[test]
     fn a_panic_inside_yrs_integration_is_contained() {
         let bytes = unhex(concat!(
@@ -536,7 +561,8 @@ mod tests {
             "7c7c7c7c7c7c7c7c7c0000ffffff2dffffffff00000000000000000000000000000000000000000000000000",
             "0000000000006f75",
         ));
-        let update = update(&bytes).expect("walks and decodes");
+        assert!(check_update(&bytes).is_err(), "the walk refuses it now");
+        let update = Update::decode_v1(&bytes).expect("yrs decodes it");
         let doc = Doc::new();
         let mut txn = doc.transact_mut();
         let outcome = apply(&mut txn, update);
