@@ -227,6 +227,39 @@ pub struct Config {
     #[arg(long, env = "COLLAB_SERVER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Secrets of the document API (`/api/documents`), comma-separated (several while one is
+    /// rotated); callers send `Authorization: Bearer <secret>`. Unset: no API.
+    #[arg(long, env = "COLLAB_SERVER_API_SECRET", value_delimiter = ',')]
+    pub api_secret: Vec<Secret>,
+
+    /// Serve the document API only on COLLAB_SERVER_METRICS_PORT, not on the public port.
+    #[arg(long, env = "COLLAB_SERVER_API_ADMIN_ONLY", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub api_admin_only: bool,
+
+    /// Largest document API request body, in bytes (larger: 413).
+    #[arg(long, env = "COLLAB_SERVER_API_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub api_max_body_bytes: u64,
+
+    /// Where webhooks are POSTed (the bodies and signature of @hocuspocus/extension-webhook).
+    /// Unset: no webhooks.
+    #[arg(long, env = "COLLAB_SERVER_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// HMAC-SHA256 key of the `X-Hocuspocus-Signature-256` header.
+    #[arg(long, env = "COLLAB_SERVER_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<Secret>,
+
+    /// Comma-separated webhook events: change, connect, disconnect, create.
+    #[arg(
+        long,
+        env = "COLLAB_SERVER_WEBHOOK_EVENTS",
+        value_delimiter = ',',
+        default_value = "change"
+    )]
+    pub webhook_events: Vec<String>,
+
     /// Seconds without any inbound frame before a socket is closed (4408).
     #[arg(long, env = "COLLAB_SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
@@ -276,6 +309,33 @@ pub enum ConfigError {
     InvalidRedisUrl,
     #[error("COLLAB_SERVER_INSTANCE_ID must be 1 to 255 bytes")]
     InvalidInstanceId,
+    #[error("COLLAB_SERVER_API_ADMIN_ONLY needs COLLAB_SERVER_METRICS_PORT (the admin port)")]
+    ApiAdminOnlyWithoutAdminPort,
+    #[error("COLLAB_SERVER_API_SECRET: a secret must not be empty")]
+    EmptyApiSecret,
+    #[error("COLLAB_SERVER_WEBHOOK_URL must be an http:// or https:// URL")]
+    InvalidWebhookUrl,
+    #[error(
+        "COLLAB_SERVER_WEBHOOK_EVENTS: unknown event {0} (change, connect, disconnect, create)"
+    )]
+    UnknownWebhookEvent(String),
+}
+
+/// Which webhook events are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookEvents {
+    pub change: bool,
+    pub connect: bool,
+    pub disconnect: bool,
+    pub create: bool,
+}
+
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: reqwest::Url,
+    /// The HMAC key (empty if unset, as the extension's default).
+    pub secret: String,
+    pub events: WebhookEvents,
 }
 
 /// Why [`Config::from_env`] rejected an environment.
@@ -387,6 +447,53 @@ impl Config {
             args.push(format!("--{long}={}", value.into()));
         }
         Self::from_args(args).map_err(|error| EnvError::Invalid(error.to_string()))
+    }
+
+    /// The document API's secrets (empty: no API), checked against the ports configured.
+    pub fn api_secrets(&self) -> Result<Vec<Secret>, ConfigError> {
+        let secrets: Vec<Secret> = self
+            .api_secret
+            .iter()
+            .map(|s| Secret(s.expose().trim().to_owned()))
+            .collect();
+        if secrets.iter().any(|s| s.expose().is_empty()) {
+            return Err(ConfigError::EmptyApiSecret);
+        }
+        if self.api_admin_only && self.metrics_port.is_none() {
+            return Err(ConfigError::ApiAdminOnlyWithoutAdminPort);
+        }
+        Ok(secrets)
+    }
+
+    /// Webhooks, if a URL is configured.
+    pub fn webhook(&self) -> Result<Option<WebhookConfig>, ConfigError> {
+        let Some(url) = &self.webhook_url else {
+            return Ok(None);
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|_| ConfigError::InvalidWebhookUrl)?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::InvalidWebhookUrl);
+        }
+        let mut events = WebhookEvents::default();
+        for event in self.webhook_events.iter().map(|e| e.trim()) {
+            match event {
+                "change" => events.change = true,
+                "connect" => events.connect = true,
+                "disconnect" => events.disconnect = true,
+                "create" => events.create = true,
+                "" => {}
+                other => return Err(ConfigError::UnknownWebhookEvent(other.to_owned())),
+            }
+        }
+        Ok(Some(WebhookConfig {
+            url: parsed,
+            secret: self
+                .webhook_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+                .unwrap_or_default(),
+            events,
+        }))
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -2,6 +2,9 @@
 //! WebSocket upgrade on every other path (Hocuspocus ignores the path; y-websocket puts its room
 //! there).
 //!
+//! With `COLLAB_SERVER_API_SECRET` set, the document API ([`crate::api`]) is under `/api`, on
+//! this port and the admin port (or on the admin port only).
+//!
 //! With a metrics port configured, `/metrics` is served only there, and the public `/ready`
 //! says only whether the server is ready: why it is not (database or Redis errors) goes to the
 //! log and to the admin port's `/ready`.
@@ -38,6 +41,8 @@ pub struct AppState {
     pub admin_port: bool,
     /// Set on SIGTERM: `/ready` turns 503 so load balancers stop sending new clients.
     pub draining: AtomicBool,
+    /// The document API, and whether it is served on the admin port only.
+    pub api: Option<(Arc<crate::api::Api>, bool)>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -49,16 +54,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/ready", get(ready))
             .route("/metrics", get(metrics))
     };
-    router.fallback(websocket).with_state(state)
+    let router = router.fallback(websocket).with_state(state.clone());
+    match &state.api {
+        Some((api, false)) => crate::api::router(api.clone()).merge(router),
+        _ => router,
+    }
 }
 
 /// The admin router (a separate port, if configured): health, readiness and metrics only.
 pub fn admin_router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone());
+    match &state.api {
+        Some((api, _)) => crate::api::router(api.clone()).merge(router),
+        None => router,
+    }
 }
 
 /// `/ready` for the public port when an admin port exists: the status, no error text.

@@ -9,6 +9,7 @@
 //!   fan out to every outbox) ─▶ writer (group commit to `storage`) ─▶ SyncStatus ack
 //! ```
 
+pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -84,6 +85,7 @@ pub async fn run(
         );
     }
     let cluster_config = config.cluster()?;
+    let api_secrets = config.api_secrets()?;
     tracing::info!(storage = %storage_config, "opening storage");
     let metrics = Arc::new(Metrics::new());
     let store = storage::Instrumented::wrap(storage::open(&storage_config).await?, metrics.clone());
@@ -143,7 +145,23 @@ pub async fn run(
         },
         shutdown: connections_shutdown.clone(),
     });
+    let api = (!api_secrets.is_empty()).then(|| {
+        tracing::info!(
+            admin_only = config.api_admin_only,
+            "document API enabled at /api/documents"
+        );
+        (
+            api::Api::new(
+                &api_secrets,
+                registry.clone(),
+                metrics.clone(),
+                usize::try_from(config.api_max_body_bytes).unwrap_or(usize::MAX),
+            ),
+            config.api_admin_only,
+        )
+    });
     let state = Arc::new(AppState {
+        api,
         context,
         max_message_bytes: config.max_message_bytes,
         admission: Admission::new(AdmissionConfig {

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub updates_refused: IntCounterVec,
     pub updates_quarantined: IntCounter,
     pub awareness_refused: IntCounter,
+    pub api_requests: IntCounterVec,
+    pub api_duration: HistogramVec,
+    pub webhooks: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -196,6 +199,36 @@ impl Metrics {
         for reason in ["document_too_large", "invalid"] {
             updates_refused.with_label_values(&[reason]);
         }
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                name("api_requests_total"),
+                "Document API requests, by route and status code",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let api_duration = HistogramVec::new(
+            HistogramOpts::new(
+                name("api_request_duration_seconds"),
+                "Document API request time, by route (writes include being stored)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                name("webhook_deliveries_total"),
+                "Webhook deliveries, by event and outcome (sent, failed after retries, dropped: queue full)",
+            ),
+            &["event", "outcome"],
+        )
+        .expect("valid metric");
+        for event in ["change", "connect", "disconnect", "create"] {
+            for outcome in ["sent", "failed", "dropped"] {
+                webhooks.with_label_values(&[event, outcome]);
+            }
+        }
         let closes = IntCounterVec::new(
             Opts::new(
                 name("socket_closes_total"),
@@ -232,6 +265,9 @@ impl Metrics {
             Box::new(updates_refused.clone()),
             Box::new(updates_quarantined.clone()),
             Box::new(awareness_refused.clone()),
+            Box::new(api_requests.clone()),
+            Box::new(api_duration.clone()),
+            Box::new(webhooks.clone()),
         ] {
             families.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
             registry
@@ -295,6 +331,9 @@ impl Metrics {
             updates_refused,
             updates_quarantined,
             awareness_refused,
+            api_requests,
+            api_duration,
+            webhooks,
         }
     }
 

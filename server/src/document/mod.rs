@@ -78,6 +78,67 @@ pub enum JoinError {
     ShuttingDown,
 }
 
+/// Why a request of the document API failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error("malformed update: {0}")]
+    Malformed(String),
+    #[error("update could not be applied: {0}")]
+    Invalid(String),
+    #[error("the document would exceed {0} bytes")]
+    TooLarge(usize),
+    /// The edit refused to run (for example a root of another type); nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    /// Updates in flight did not become durable in time; nothing was deleted.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A change computed inside the room, on the live document, in one transaction. `Err` leaves
+/// the document untouched: an edit checks before it writes.
+pub type Edit = Box<dyn FnOnce(&mut yrs::TransactionMut<'_>) -> Result<(), String> + Send>;
+
+/// What the document API asks of a room. Every reply comes once the request's effect is durable.
+pub enum Request {
+    /// The whole document as one Yjs v1 update.
+    State {
+        reply: oneshot::Sender<Result<Vec<u8>, RequestError>>,
+    },
+    /// Applies an update as if a client had sent it (fanned out, relayed, stored).
+    Apply {
+        update: Vec<u8>,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    /// Runs an edit; its transaction's update is then treated like [`Request::Apply`]'s.
+    Edit {
+        edit: Edit,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    /// Ends every session of the document with `reason`, tells the peer replicas, deletes the
+    /// stored document (after the writes in flight) and starts the room over empty.
+    /// `true` if anything was stored.
+    Delete {
+        reason: String,
+        reply: oneshot::Sender<Result<bool, RequestError>>,
+    },
+}
+
+impl Request {
+    fn fail(self, error: JoinError) {
+        let error = RequestError::Join(error);
+        match self {
+            Request::State { reply } => drop(reply.send(Err(error))),
+            Request::Apply { reply, .. } | Request::Edit { reply, .. } => {
+                drop(reply.send(Err(error)))
+            }
+            Request::Delete { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+}
+
 pub enum Command {
     Join {
         subscriber: Subscriber,
@@ -98,6 +159,8 @@ pub enum Command {
     Remote(Message),
     /// Ask the peers for anything this room lacks (the relay subscription is (re)established).
     Resync,
+    /// From the document API.
+    Request(Request),
 }
 
 /// A cheap handle to a room's command channel.
@@ -225,6 +288,53 @@ impl Registry {
                 Err(_) => tokio::task::yield_now().await,
             }
         }
+    }
+
+    /// Sends a request to the room of `name`, loading the document if needed, and waits for
+    /// the answer. `build` makes the request again when a retiring room dropped it unanswered.
+    pub async fn request<T>(
+        self: &Arc<Self>,
+        name: &str,
+        mut build: impl FnMut(oneshot::Sender<Result<T, RequestError>>) -> Request,
+    ) -> Result<T, RequestError> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(JoinError::ShuttingDown.into());
+            }
+            let handle = self.open(name);
+            let (reply, answer) = oneshot::channel();
+            if handle
+                .tx
+                .send(Command::Request(build(reply)))
+                .await
+                .is_err()
+            {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    }
+
+    /// The live state of `name` if it is loaded here (`None` otherwise: read it from storage).
+    pub async fn loaded_state(&self, name: &str) -> Option<Result<Vec<u8>, RequestError>> {
+        let handle = self
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()?;
+        let (reply, answer) = oneshot::channel();
+        if !handle
+            .send(Command::Request(Request::State { reply }))
+            .await
+        {
+            return None;
+        }
+        answer.await.ok()
     }
 
     /// Gets the room of `name`, spawning it if it is not loaded.

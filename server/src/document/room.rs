@@ -23,7 +23,9 @@ use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-use super::{Command, Framing, JoinError, Registry, Subscriber, SubscriberId};
+use super::{
+    Command, Edit, Framing, JoinError, Registry, Request, RequestError, Subscriber, SubscriberId,
+};
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
 use crate::protocol::{self, Message, Scope};
@@ -40,6 +42,50 @@ const MAX_AWARENESS_PER_DOCUMENT: usize = 10_000;
 const HEAVY_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// A room asks its peers for missing updates at most this often (besides the periodic resync).
 const MISSING_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a deletion waits for the updates in flight to be stored before it gives up.
+const DELETE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The reason a room sends its peers (as a relay `Close`) when its document was deleted.
+const DELETED_REASON_PREFIX: &str = "collab-server: document deleted";
+
+/// Who waits for an update to be durable.
+enum Ack {
+    /// A Hocuspocus session: gets `SyncStatus`.
+    Session(SubscriberId),
+    /// A document API request.
+    Api(tokio::sync::oneshot::Sender<Result<(), RequestError>>),
+}
+
+/// Where an update came from, and who hears of its fate.
+enum Origin {
+    Session { id: SubscriberId, hocuspocus: bool },
+    Api(tokio::sync::oneshot::Sender<Result<(), RequestError>>),
+}
+
+impl Origin {
+    /// The update was refused: a session is closed (bad input) or denied the document (too
+    /// large); an API caller gets the error.
+    fn refuse(self, room: &mut Room, error: RequestError) {
+        match self {
+            Origin::Session { id, .. } => match error {
+                RequestError::TooLarge(limit) => room.deny(
+                    id,
+                    &format!("permission-denied: document would exceed {limit} bytes"),
+                ),
+                error => room.close_session(id, error.to_string()),
+            },
+            Origin::Api(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// A deletion the room loop carries out (it waits on the writer and the store).
+struct Deletion {
+    reason: String,
+    /// `None` when a peer replica deleted the document (nobody to answer, nothing to relay).
+    reply: Option<tokio::sync::oneshot::Sender<Result<bool, RequestError>>>,
+}
 
 struct Session {
     subscriber: Subscriber,
@@ -68,7 +114,7 @@ struct Room {
     /// Sequence number of the last update the writer made durable.
     durable: u64,
     /// Acknowledgements waiting for durability: (sequence, session, received at).
-    pending_acks: VecDeque<(u64, SubscriberId, Instant)>,
+    pending_acks: VecDeque<(u64, Ack, Instant)>,
     writer: mpsc::UnboundedSender<(u64, Vec<u8>)>,
     cluster: Option<Arc<Cluster>>,
     /// When this room last asked its peers for updates it lacks.
@@ -156,7 +202,11 @@ pub(super) async fn run(
         let relayed = room.cluster.is_some() && !room.sessions.is_empty();
         tokio::select! {
             command = commands.recv() => match command {
-                Some(command) => room.handle(command),
+                Some(command) => {
+                    if let Some(deletion) = room.handle(command) {
+                        room.delete(deletion, &mut durable_rx).await;
+                    }
+                }
                 None => break,
             },
             Some(through) = durable_rx.recv() => room.acknowledge(through),
@@ -266,11 +316,14 @@ async fn refuse_all(
     registry: &Registry,
     error: JoinError,
 ) {
+    let refuse = |command: Command| match command {
+        Command::Join { reply, .. } => drop(reply.send(Err(error.clone()))),
+        Command::Request(request) => request.fail(error.clone()),
+        _ => {}
+    };
     loop {
         while let Ok(command) = commands.try_recv() {
-            if let Command::Join { reply, .. } = command {
-                let _ = reply.send(Err(error.clone()));
-            }
+            refuse(command);
         }
         if registry.retire(name, room_id, || commands.is_empty()) {
             break;
@@ -278,22 +331,155 @@ async fn refuse_all(
     }
     commands.close();
     while let Ok(command) = commands.try_recv() {
-        if let Command::Join { reply, .. } = command {
-            let _ = reply.send(Err(error.clone()));
-        }
+        refuse(command);
     }
 }
 
 impl Room {
-    fn handle(&mut self, command: Command) {
+    /// Handles one command; a deletion is returned for the room loop to carry out.
+    fn handle(&mut self, command: Command) -> Option<Deletion> {
         match command {
             Command::Join { subscriber, reply } => self.join(subscriber, reply),
             Command::Leave { id } => self.leave(id),
             Command::Sync { id, message } => self.sync(id, message),
             Command::Awareness { id, update } => self.apply_awareness(id, update),
+            Command::Remote(Message::Close(Some(reason)))
+                if reason.starts_with(DELETED_REASON_PREFIX) =>
+            {
+                return Some(Deletion {
+                    reason,
+                    reply: None,
+                });
+            }
             Command::Remote(message) => self.remote(message),
             Command::Resync => self.resync(),
+            Command::Request(request) => return self.request(request),
         }
+        None
+    }
+
+    fn request(&mut self, request: Request) -> Option<Deletion> {
+        match request {
+            Request::State { reply } => {
+                let doc = self.awareness.doc();
+                let encode = || {
+                    doc.transact()
+                        .encode_state_as_update_v1(&StateVector::default())
+                };
+                let state = if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
+                    heavy(encode)
+                } else {
+                    encode()
+                };
+                let _ = reply.send(Ok(state));
+            }
+            Request::Apply { update, reply } => {
+                self.apply_update(Origin::Api(reply), update);
+            }
+            Request::Edit { edit, reply } => self.edit(edit, reply),
+            Request::Delete { reason, reply } => {
+                return Some(Deletion {
+                    reason: format!("{DELETED_REASON_PREFIX}: {reason}"),
+                    reply: Some(reply),
+                });
+            }
+        }
+        None
+    }
+
+    /// Runs an API edit on the live document; its update then goes the way of a client's.
+    fn edit(&mut self, edit: Edit, reply: tokio::sync::oneshot::Sender<Result<(), RequestError>>) {
+        let started = Instant::now();
+        let outcome = {
+            let mut txn = self.awareness.doc().transact_mut();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| edit(&mut txn)));
+            match ran {
+                Ok(Ok(())) => Ok(txn.encode_update_v1()),
+                Ok(Err(reason)) => Err((RequestError::Refused(reason), false)),
+                Err(_) => Err((
+                    RequestError::Invalid("the edit failed inside yrs".into()),
+                    true,
+                )),
+            }
+        };
+        let update = match outcome {
+            Ok(update) => update,
+            Err((error, partial)) => {
+                // A refused edit wrote nothing; one that panicked may have written part.
+                self.tainted |= partial;
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        self.registry
+            .metrics
+            .update_apply_duration
+            .observe(started.elapsed().as_secs_f64());
+        if !is_empty_update(&update) {
+            self.publish_update(&update);
+            self.store_and_broadcast(update);
+        }
+        self.acknowledge_when_durable(Ack::Api(reply), started);
+    }
+
+    /// Deletes the document: every session ends (told why), the writes in flight finish, the
+    /// store forgets the document, the peers are told, and the room starts over empty.
+    async fn delete(&mut self, deletion: Deletion, durable: &mut mpsc::UnboundedReceiver<u64>) {
+        let ids: Vec<SubscriberId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.deny(id, &deletion.reason);
+        }
+        let drained = tokio::time::timeout(DELETE_DRAIN_TIMEOUT, async {
+            while self.durable < self.enqueued {
+                match durable.recv().await {
+                    Some(through) => self.acknowledge(through),
+                    None => return false,
+                }
+            }
+            true
+        })
+        .await;
+        if !matches!(drained, Ok(true)) {
+            tracing::error!("deletion abandoned: updates in flight were not stored");
+            if let Some(reply) = deletion.reply {
+                let _ = reply.send(Err(RequestError::Unavailable(
+                    "updates in flight could not be stored; nothing was deleted".into(),
+                )));
+            }
+            return;
+        }
+        let deleted = match self.registry.store().delete(&self.name).await {
+            Ok(deleted) => deleted,
+            Err(error) => {
+                tracing::error!(%error, "failed to delete the stored document");
+                if let Some(reply) = deletion.reply {
+                    let _ = reply.send(Err(RequestError::Unavailable(error.to_string())));
+                }
+                return;
+            }
+        };
+        self.reset();
+        if deletion.reply.is_some()
+            && let Some(cluster) = &self.cluster
+        {
+            cluster.publish(&self.name, &Message::Close(Some(deletion.reason.clone())));
+        }
+        tracing::info!(reason = %deletion.reason, "document deleted");
+        if let Some(reply) = deletion.reply {
+            let _ = reply.send(Ok(deleted));
+        }
+    }
+
+    /// An empty document in place of the deleted one.
+    fn reset(&mut self) {
+        let doc = crate::storage::integrate_all(&self.name, None, &[])
+            .map(|folded| folded.doc)
+            .unwrap_or_default();
+        self.awareness = Awareness::with_clock(doc, now_millis);
+        self.awareness_owner.clear();
+        self.inflight.clear();
+        self.tainted = false;
+        self.size_estimate = 0;
     }
 
     /// Asks every peer replica for what this room lacks and for their awareness states, and
@@ -489,17 +675,11 @@ impl Room {
         exact.saturating_add(len) <= limit && limit - exact >= limit / 64
     }
 
-    /// Ends one session because its update would make the document too large: it is told why
-    /// (PermissionDenied for that document); the socket and its other documents stay.
-    fn refuse_too_large(&mut self, id: SubscriberId) {
-        let limit = self.registry.settings.max_document_bytes;
-        self.registry
-            .metrics
-            .updates_refused
-            .with_label_values(&["document_too_large"])
-            .inc();
-        let reason = format!("permission-denied: document would exceed {limit} bytes");
-        tracing::info!(subscriber = id.0, "refused an update: document too large");
+    /// Ends one session of this document: it is told why (PermissionDenied for that document;
+    /// a y-websocket socket is closed); a Hocuspocus socket and its other documents stay.
+    fn deny(&mut self, id: SubscriberId, reason: &str) {
+        let reason = reason.to_owned();
+        tracing::info!(subscriber = id.0, %reason, "ending a session");
         if let Some(session) = self.sessions.get(&id) {
             let subscriber = &session.subscriber;
             let message = Message::Auth(protocol::Auth::PermissionDenied {
@@ -561,7 +741,8 @@ impl Room {
             return;
         };
         self.registry.metrics.document_sessions.dec();
-        self.pending_acks.retain(|(_, who, _)| *who != id);
+        self.pending_acks
+            .retain(|(_, ack, _)| !matches!(ack, Ack::Session(who) if *who == id));
         let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
         for client in &clients {
             self.awareness_owner.remove(client);
@@ -769,22 +950,28 @@ impl Room {
                 }
             }
             SyncMessage::SyncStep2(update) | SyncMessage::Update(update) => {
-                self.apply_update(id, update, hocuspocus);
+                self.apply_update(Origin::Session { id, hocuspocus }, update);
             }
         }
     }
 
-    fn apply_update(&mut self, id: SubscriberId, bytes: Vec<u8>, hocuspocus: bool) {
+    fn apply_update(&mut self, origin: Origin, bytes: Vec<u8>) {
         let started = Instant::now();
         let update = match protocol::bounded::update(&bytes) {
             Ok(update) => update,
             Err(error) => {
-                self.close_session(id, format!("malformed update: {error}"));
+                origin.refuse(self, RequestError::Malformed(error.to_string()));
                 return;
             }
         };
         if !self.fits(bytes.len()) {
-            self.refuse_too_large(id);
+            self.registry
+                .metrics
+                .updates_refused
+                .with_label_values(&["document_too_large"])
+                .inc();
+            let limit = self.registry.settings.max_document_bytes;
+            origin.refuse(self, RequestError::TooLarge(limit));
             return;
         }
         let (changed, missing) = match self.integrate(update) {
@@ -795,7 +982,7 @@ impl Room {
                     .updates_refused
                     .with_label_values(&["invalid"])
                     .inc();
-                self.close_session(id, format!("update could not be applied: {error}"));
+                origin.refuse(self, RequestError::Invalid(error));
                 return;
             }
         };
@@ -804,30 +991,55 @@ impl Room {
             .update_apply_duration
             .observe(started.elapsed().as_secs_f64());
         if changed {
-            if let Some(cluster) = &self.cluster {
-                cluster.publish_frame(
-                    &self.name,
-                    &protocol::encode_update_frame(Some(&self.name), &bytes),
-                );
-            }
+            self.publish_update(&bytes);
             self.store_and_broadcast(bytes);
         }
         if missing {
             // With peers, what this client's update depends on may still be on its way.
             self.resync_missing();
         }
-        let metrics = &self.registry.metrics;
-        if hocuspocus {
-            // Acknowledge once everything up to this point is durable.
-            if self.durable >= self.enqueued {
+        match origin {
+            Origin::Session {
+                id,
+                hocuspocus: true,
+            } => self.acknowledge_when_durable(Ack::Session(id), started),
+            Origin::Session { .. } => {}
+            Origin::Api(reply) => self.acknowledge_when_durable(Ack::Api(reply), started),
+        }
+    }
+
+    /// Relays a local update to the peer replicas.
+    fn publish_update(&self, bytes: &[u8]) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_frame(
+                &self.name,
+                &protocol::encode_update_frame(Some(&self.name), bytes),
+            );
+        }
+    }
+
+    /// Acknowledges once everything up to this point is durable.
+    fn acknowledge_when_durable(&mut self, ack: Ack, started: Instant) {
+        if self.durable >= self.enqueued {
+            self.registry
+                .metrics
+                .ack_duration
+                .observe(started.elapsed().as_secs_f64());
+            self.send_ack(ack);
+        } else {
+            self.pending_acks.push_back((self.enqueued, ack, started));
+        }
+    }
+
+    fn send_ack(&self, ack: Ack) {
+        match ack {
+            Ack::Session(id) => {
                 if let Some(session) = self.sessions.get(&id) {
                     self.send_to(&session.subscriber, &Message::SyncStatus(true));
                 }
-                metrics
-                    .ack_duration
-                    .observe(started.elapsed().as_secs_f64());
-            } else {
-                self.pending_acks.push_back((self.enqueued, id, started));
+            }
+            Ack::Api(reply) => {
+                let _ = reply.send(Ok(()));
             }
         }
     }
@@ -845,17 +1057,18 @@ impl Room {
         {
             self.inflight.pop_front();
         }
-        while let Some((seq, id, received)) = self.pending_acks.front().copied() {
-            if seq > through {
+        while self
+            .pending_acks
+            .front()
+            .is_some_and(|(seq, _, _)| *seq <= through)
+        {
+            let Some((_, ack, received)) = self.pending_acks.pop_front() else {
                 break;
-            }
-            self.pending_acks.pop_front();
+            };
             metrics
                 .ack_duration
                 .observe(received.elapsed().as_secs_f64());
-            if let Some(session) = self.sessions.get(&id) {
-                self.send_to(&session.subscriber, &Message::SyncStatus(true));
-            }
+            self.send_ack(ack);
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DocumentStore, Result, StoredDocument, fold};
+use super::{DocumentInfo, DocumentStore, Listing, Result, StoredDocument, fold};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -65,6 +65,27 @@ impl DocumentStore for MemoryStore {
         })
     }
 
+    async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>> {
+        Ok(self.with(|docs| {
+            let mut listed: Vec<DocumentInfo> = docs
+                .iter()
+                .filter(|(name, stored)| !stored.is_empty() && listing.admits(name))
+                .map(|(name, stored)| DocumentInfo {
+                    name: name.clone(),
+                    updated_at: None,
+                    stored_bytes: stored.updates().map(|u| u.len() as u64).sum(),
+                })
+                .collect();
+            listed.sort_by(|a, b| a.name.cmp(&b.name));
+            listed.truncate(listing.limit as usize);
+            listed
+        }))
+    }
+
+    async fn delete(&self, document: &str) -> Result<bool> {
+        Ok(self.with(|docs| docs.remove(document).is_some_and(|d| !d.is_empty())))
+    }
+
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
@@ -79,6 +100,7 @@ mod tests {
     async fn memory_store_keeps_the_contract() {
         contract::appended_updates_survive_compaction(&MemoryStore::default()).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&MemoryStore::default()).await;
+        contract::lists_and_deletes(&MemoryStore::default(), "contract-list/").await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

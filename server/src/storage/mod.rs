@@ -64,6 +64,14 @@ pub enum StoreError {
     },
     #[error("stored state of document {document} is not a valid Yjs update: {reason}")]
     Corrupt { document: String, reason: String },
+    #[error("failed to list documents: {0}")]
+    List(#[source] sqlx::Error),
+    #[error("failed to delete document {document}: {source}")]
+    Delete {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database is not reachable: {0}")]
     Unreachable(#[source] sqlx::Error),
     #[error("failed to create data directory {path}: {source}")]
@@ -84,6 +92,8 @@ impl StoreError {
             StoreError::Append { .. } => "append",
             StoreError::Compact { .. } => "compact",
             StoreError::Corrupt { .. } => "corrupt",
+            StoreError::List(_) => "list",
+            StoreError::Delete { .. } => "delete",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::DataDirectory { .. } => "data_directory",
         }
@@ -111,6 +121,31 @@ impl StoredDocument {
     }
 }
 
+/// One stored document, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentInfo {
+    pub name: String,
+    /// When it was last written (RFC 3339, UTC), if the store knows.
+    pub updated_at: Option<String>,
+    /// Bytes stored: snapshot plus log.
+    pub stored_bytes: u64,
+}
+
+/// Which documents to list: names starting with `prefix`, after `after`, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub prefix: String,
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+impl Listing {
+    /// Whether `name` is listed (ignoring the limit).
+    pub fn admits(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix) && self.after.as_deref().is_none_or(|after| name > after)
+    }
+}
+
 #[async_trait]
 pub trait DocumentStore: Send + Sync + 'static {
     /// `"sqlite"`, `"postgres"` or `"memory"`.
@@ -125,6 +160,12 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Folds the log into the snapshot: merge, write the snapshot, delete the folded rows, in one
     /// transaction. Safe to run while appends continue.
     async fn compact(&self, document: &str) -> Result<()>;
+
+    /// Documents with a snapshot or log rows, in name order.
+    async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>>;
+
+    /// Deletes a document's snapshot and log in one transaction. `false` if there was none.
+    async fn delete(&self, document: &str) -> Result<bool>;
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
@@ -307,6 +348,20 @@ impl DocumentStore for Instrumented {
         result
     }
 
+    async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>> {
+        let started = Instant::now();
+        let result = self.inner.list(listing).await;
+        self.observe("list", started, &result);
+        result
+    }
+
+    async fn delete(&self, document: &str) -> Result<bool> {
+        let started = Instant::now();
+        let result = self.inner.delete(document).await;
+        self.observe("delete", started, &result);
+        result
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
@@ -318,6 +373,73 @@ pub(crate) mod contract {
     use yrs::{GetString, Text, Transact};
 
     use super::*;
+
+    /// Listing pages through names in byte order by prefix; delete removes snapshot and log.
+    pub async fn lists_and_deletes(store: &dyn DocumentStore, prefix: &str) {
+        let everything = Listing {
+            prefix: prefix.to_owned(),
+            after: None,
+            limit: 1000,
+        };
+        for leftover in store.list(&everything).await.expect("list") {
+            store.delete(&leftover.name).await.expect("clean");
+        }
+        let ydoc = Doc::new();
+        for name in ["b", "a", "a/2", "a/1", "c"] {
+            let name = format!("{prefix}{name}");
+            store
+                .append(&name, &[text_update(&ydoc, "x")])
+                .await
+                .expect("append");
+        }
+        store
+            .compact(&format!("{prefix}a/1"))
+            .await
+            .expect("compact");
+        let page = |after: Option<&str>, sub: &str, limit| Listing {
+            prefix: format!("{prefix}{sub}"),
+            after: after.map(|a| format!("{prefix}{a}")),
+            limit,
+        };
+        let names = |listed: Vec<DocumentInfo>| -> Vec<String> {
+            listed
+                .into_iter()
+                .map(|d| {
+                    assert!(d.stored_bytes > 0, "{} has a size", d.name);
+                    d.name[prefix.len()..].to_owned()
+                })
+                .collect()
+        };
+        let first = store.list(&page(None, "", 2)).await.expect("list");
+        assert_eq!(names(first), ["a", "a/1"]);
+        let second = store.list(&page(Some("a/1"), "", 10)).await.expect("list");
+        assert_eq!(names(second), ["a/2", "b", "c"]);
+        let under_a = store.list(&page(None, "a/", 10)).await.expect("list");
+        assert_eq!(names(under_a), ["a/1", "a/2"]);
+
+        assert!(store.delete(&format!("{prefix}a/1")).await.expect("delete"));
+        assert!(
+            store
+                .load(&format!("{prefix}a/1"))
+                .await
+                .expect("load")
+                .is_empty()
+        );
+        assert!(
+            !store
+                .delete(&format!("{prefix}a/1"))
+                .await
+                .expect("delete again")
+        );
+        let under_a = store.list(&page(None, "a/", 10)).await.expect("list");
+        assert_eq!(names(under_a), ["a/2"]);
+        for name in ["b", "a", "a/2", "c"] {
+            store
+                .delete(&format!("{prefix}{name}"))
+                .await
+                .expect("cleanup");
+        }
+    }
 
     pub fn text_update(ydoc: &Doc, insert: &str) -> Vec<u8> {
         let text = ydoc.get_or_insert_text("t");

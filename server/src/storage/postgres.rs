@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
-use super::{DocumentStore, Result, StoreError, StoredDocument, fold_rows};
+use super::{DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold_rows};
 
 const BACKEND: &str = "postgres";
 
@@ -158,6 +158,63 @@ impl DocumentStore for PostgresStore {
         Ok(())
     }
 
+    async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>> {
+        // COLLATE "C": byte order, like Rust's `str` order, whatever the database's collation.
+        let rows = sqlx::query(
+            "SELECT name, \
+               to_char(MAX(updated_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at, \
+               SUM(bytes)::BIGINT AS bytes FROM ( \
+               SELECT name, updated_at, octet_length(content) AS bytes FROM documents \
+               UNION ALL \
+               SELECT name, created_at, octet_length(content) FROM document_updates \
+             ) AS stored WHERE left(name, length($1)) = $1 \
+               AND ($2::TEXT IS NULL OR name COLLATE \"C\" > $2::TEXT COLLATE \"C\") \
+             GROUP BY name ORDER BY name COLLATE \"C\" LIMIT $3",
+        )
+        .bind(&listing.prefix)
+        .bind(listing.after.as_deref())
+        .bind(i64::from(listing.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::List)?;
+        Ok(rows
+            .iter()
+            .map(|row| DocumentInfo {
+                name: row.get("name"),
+                updated_at: row.get("updated_at"),
+                stored_bytes: row.get::<Option<i64>, _>("bytes").unwrap_or(0).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, document: &str) -> Result<bool> {
+        let delete_error = |source| StoreError::Delete {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self.pool.begin().await.map_err(delete_error)?;
+        // The compaction lock: a compaction of this document running now finishes first.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7043))")
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(delete_error)?;
+        let mut deleted = 0;
+        for statement in [
+            "DELETE FROM document_updates WHERE name = $1",
+            "DELETE FROM documents WHERE name = $1",
+        ] {
+            deleted += sqlx::query(statement)
+                .bind(document)
+                .execute(&mut *txn)
+                .await
+                .map_err(delete_error)?
+                .rows_affected();
+        }
+        txn.commit().await.map_err(delete_error)?;
+        Ok(deleted > 0)
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -194,6 +251,7 @@ mod tests {
             .expect("clean");
         contract::appended_updates_survive_compaction(&store).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&store).await;
+        contract::lists_and_deletes(&store, "contract-list/").await;
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
     }
 

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row};
 
-use super::{DocumentStore, Result, StoreError, StoredDocument, fold_rows};
+use super::{DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold_rows};
 
 const BACKEND: &str = "sqlite";
 
@@ -167,6 +167,58 @@ impl DocumentStore for SqliteStore {
         Ok(())
     }
 
+    async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>> {
+        // Names compared as bytes (SQLite's default BINARY collation), like Rust's `str` order.
+        let rows = sqlx::query(
+            "SELECT name, MAX(updated_at) AS updated_at, SUM(bytes) AS bytes FROM ( \
+               SELECT name, updated_at, length(content) AS bytes FROM documents \
+               UNION ALL \
+               SELECT name, created_at, length(content) FROM document_updates \
+             ) WHERE substr(name, 1, length(?1)) = ?1 AND (?2 IS NULL OR name > ?2) \
+             GROUP BY name ORDER BY name LIMIT ?3",
+        )
+        .bind(&listing.prefix)
+        .bind(listing.after.as_deref())
+        .bind(i64::from(listing.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::List)?;
+        Ok(rows
+            .iter()
+            .map(|row| DocumentInfo {
+                name: row.get("name"),
+                updated_at: row.get("updated_at"),
+                stored_bytes: row.get::<Option<i64>, _>("bytes").unwrap_or(0).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, document: &str) -> Result<bool> {
+        let delete_error = |source| StoreError::Delete {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(delete_error)?;
+        let mut deleted = 0;
+        for statement in [
+            "DELETE FROM document_updates WHERE name = ?",
+            "DELETE FROM documents WHERE name = ?",
+        ] {
+            deleted += sqlx::query(statement)
+                .bind(document)
+                .execute(&mut *txn)
+                .await
+                .map_err(delete_error)?
+                .rows_affected();
+        }
+        txn.commit().await.map_err(delete_error)?;
+        Ok(deleted > 0)
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -189,6 +241,7 @@ mod tests {
         let store = SqliteStore::open(&path).await.expect("open");
         contract::appended_updates_survive_compaction(&store).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&store).await;
+        contract::lists_and_deletes(&store, "contract-list/").await;
         drop(store);
         // Reopening runs the migrations again without harm and finds the data.
         let reopened = SqliteStore::open(&path).await.expect("reopen");

@@ -161,6 +161,15 @@ mod tests {
         async fn compact(&self, _: &str) -> Result<()> {
             Ok(())
         }
+        async fn list(
+            &self,
+            _: &crate::storage::Listing,
+        ) -> Result<Vec<crate::storage::DocumentInfo>> {
+            Ok(Vec::new())
+        }
+        async fn delete(&self, _: &str) -> Result<bool> {
+            Ok(false)
+        }
         async fn ping(&self) -> Result<()> {
             Ok(())
         }
