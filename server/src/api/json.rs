@@ -244,8 +244,8 @@ fn mark_name(attribute: &str) -> &str {
     attribute
 }
 
-/// Each top-level node's text on its own line; inside a node, child elements (blocks such as
-/// list items) are separated by newlines, text runs are joined.
+/// Each top-level node's text on its own line; inside a node, child blocks (list items) are
+/// separated by newlines; text runs and inline nodes are joined.
 fn plain_text<T: ReadTxn>(txn: &T, fragment: &XmlFragmentRef, out: &mut String) {
     for child in fragment.children(txn) {
         out.push_str(&node_text(txn, child, 0));
@@ -265,7 +265,10 @@ fn node_text<T: ReadTxn>(txn: &T, node: XmlOut, depth: usize) -> String {
             .collect(),
         XmlOut::Element(element) if depth < MAX_DEPTH => {
             let children: Vec<XmlOut> = element.children(txn).collect();
-            let blocks = children.iter().any(|c| matches!(c, XmlOut::Element(_)));
+            // Children that are all elements are blocks (list items); next to text they are
+            // inline (a hard break, a mention) and add their own text only.
+            let blocks = children.iter().any(|c| matches!(c, XmlOut::Element(_)))
+                && !children.iter().any(|c| matches!(c, XmlOut::Text(_)));
             let parts: Vec<String> = children
                 .into_iter()
                 .map(|child| node_text(txn, child, depth + 1))

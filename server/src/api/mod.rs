@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request as HttpR
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -91,7 +91,8 @@ pub fn router(api: Arc<Api>) -> Router {
             get(read).put(replace).delete(delete),
         )
         .route("/api/documents/{name}/updates", post(apply))
-        .fallback(not_found)
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api)
@@ -139,7 +140,10 @@ fn route_label(path: &str) -> &'static str {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route (percent-encode slashes in document names: /api/documents/org%2Fdoc)",
+    )
 }
 
 /// An error as JSON: `{"error": "..."}`.
