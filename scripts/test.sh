@@ -156,6 +156,9 @@ scripts/fuzz.sh --if-available "${COLLAB_TEST_FUZZ_SECONDS:-5}" auth envelope fr
 # would make this run fail at random until yrs is fixed. Run `scripts/fuzz.sh 60 update` to see it.
 scripts/fuzz.sh --if-available --replay update
 
+say "Document API against docs/api.yaml (scripts/test-api.sh: schemathesis)"
+scripts/test-api.sh target/debug/collab-server
+
 say "Helm chart, CRD, manifests and ECS output (tests/deploy)"
 scripts/test-deploy.sh
 

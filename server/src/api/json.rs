@@ -91,12 +91,12 @@ pub fn document<T: ReadTxn>(txn: &T) -> JsonMap<String, Value> {
     roots
 }
 
-/// One root as JSON (`null` if absent or empty).
-pub fn root<T: ReadTxn>(txn: &T, name: &str) -> Value {
+/// One root as JSON (`null` if empty); `None` if the document has no such root.
+pub fn root<T: ReadTxn>(txn: &T, name: &str) -> Option<Value> {
     txn.root_refs()
         .find(|(root, _)| *root == name)
         .and_then(|(_, out)| branch_of(&out))
-        .map_or(Value::Null, |branch| root_json(txn, branch))
+        .map(|branch| root_json(txn, branch))
 }
 
 /// The plain text of one root: a text's characters, a fragment's text content (no markup), a
