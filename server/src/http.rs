@@ -173,9 +173,32 @@ async fn websocket(
             return (status, refused.to_string()).into_response();
         }
     };
+    let request = state.context.registry.webhooks().map(|_| {
+        let mut headers_json = serde_json::Map::new();
+        for (name, value) in &headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            match headers_json.get_mut(name.as_str()) {
+                Some(serde_json::Value::String(existing)) => {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
+                }
+                _ => {
+                    headers_json.insert(name.as_str().to_owned(), value.into());
+                }
+            }
+        }
+        Arc::new(crate::webhook::RequestInfo {
+            headers: headers_json,
+            parameters: query
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        })
+    });
     let info = Upgrade {
         path: uri.path().trim_start_matches('/').to_owned(),
         token: query.get("token").cloned(),
+        request,
     };
     let context = state.context.clone();
     upgrade

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod protocol;
 pub mod storage;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,6 +87,7 @@ pub async fn run(
     }
     let cluster_config = config.cluster()?;
     let api_secrets = config.api_secrets()?;
+    let webhook_config = config.webhook()?;
     tracing::info!(storage = %storage_config, "opening storage");
     let metrics = Arc::new(Metrics::new());
     let store = storage::Instrumented::wrap(storage::open(&storage_config).await?, metrics.clone());
@@ -119,6 +121,14 @@ pub async fn run(
     );
     if let Some(cluster) = &cluster {
         cluster.attach(registry.clone());
+    }
+    if let Some(webhook_config) = &webhook_config {
+        tracing::info!(url = %webhook_config.url, events = ?webhook_config.events, "webhooks enabled");
+        registry.set_webhooks(webhook::Webhooks::start(
+            webhook_config,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
     }
     let connections_shutdown = CancellationToken::new();
     let context = Arc::new(Context {

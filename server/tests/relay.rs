@@ -188,3 +188,60 @@ async fn readiness_reports_an_unreachable_redis() {
         .await;
     server.stop().await;
 }
+
+/// A window claimed by one replica is refused to the others until it expires (one `change`
+/// webhook per window per document across replicas).
+#[tokio::test]
+async fn a_claimed_window_belongs_to_one_replica_until_it_expires() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use collab_server::cluster::Cluster;
+    use collab_server::config::ClusterConfig;
+    use collab_server::metrics::Metrics;
+    use tokio_util::sync::CancellationToken;
+
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let prefix = format!("collab-claim-{}", now_nanos());
+    let connect = |id: &str| {
+        Cluster::connect(
+            &ClusterConfig {
+                url: redis.clone(),
+                prefix: prefix.clone(),
+                identifier: id.to_owned(),
+            },
+            Arc::new(Metrics::new()),
+            CancellationToken::new(),
+        )
+        .expect("cluster")
+    };
+    let (a, b) = (connect("a"), connect("b"));
+    let ttl = Duration::from_millis(300);
+    let mut claimed = false;
+    for _ in 0..100 {
+        // The clients connect in the background: retry until Redis answers.
+        match a.claim("window:doc", ttl).await {
+            Ok(result) => {
+                claimed = result;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(claimed, "the first replica gets the window");
+    assert!(
+        !b.claim("window:doc", ttl).await.expect("claim"),
+        "the second does not"
+    );
+    assert!(
+        b.claim("window:other", ttl).await.expect("claim"),
+        "windows are per document"
+    );
+    tokio::time::sleep(ttl * 2).await;
+    assert!(
+        b.claim("window:doc", ttl).await.expect("claim"),
+        "an expired window can be claimed again"
+    );
+}

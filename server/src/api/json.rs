@@ -91,6 +91,18 @@ pub fn document<T: ReadTxn>(txn: &T) -> JsonMap<String, Value> {
     roots
 }
 
+/// Every root of a document given as one v1 update.
+pub fn document_of_state(state: &[u8]) -> Result<JsonMap<String, Value>, String> {
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, Transact, Update};
+    let doc = Doc::new();
+    let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| e.to_string())?;
+    Ok(document(&doc.transact()))
+}
+
 /// One root as JSON (`null` if empty); `None` if the document has no such root.
 pub fn root<T: ReadTxn>(txn: &T, name: &str) -> Option<Value> {
     txn.root_refs()

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 use crate::config::Secret;
 use crate::document::{Edit, JoinError, Registry, Request, RequestError};
@@ -351,38 +351,12 @@ enum Rendered {
     Text(String),
 }
 
-/// The full state of a document: the live one if loaded here, else folded from storage (not
-/// loaded). 404 if it holds nothing.
+/// The full state of a document (live if loaded here, else from storage); 404 if empty.
 async fn state_of(api: &Api, name: &str) -> Result<Vec<u8>, ApiError> {
-    if let Some(state) = api.registry.loaded_state(name).await {
-        let state = state?;
-        if state.as_slice() == [0, 0] {
-            return Err(ApiError::never_written(name));
-        }
-        return Ok(state);
-    }
-    let stored = api
-        .registry
-        .store()
-        .load(name)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    if stored.is_empty() {
-        return Err(ApiError::never_written(name));
-    }
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let log: Vec<&[u8]> = stored.log.iter().map(Vec::as_slice).collect();
-        crate::storage::integrate_all(&name, stored.snapshot.as_deref(), &log).map(|folded| {
-            folded
-                .doc
-                .transact()
-                .encode_state_as_update_v1(&StateVector::default())
-        })
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+    api.registry
+        .state(name)
+        .await?
+        .ok_or_else(|| ApiError::never_written(name))
 }
 
 async fn apply(

@@ -176,6 +176,25 @@ impl Cluster {
     }
 
     /// Queues `message` for every peer of `document`. Never waits.
+    /// Takes `key` (under this relay's prefix) for `ttl` if no replica holds it: `true` for the
+    /// replica that got it.
+    pub async fn claim(&self, key: &str, ttl: std::time::Duration) -> Result<bool, ClusterError> {
+        use fred::interfaces::KeysInterface;
+        use fred::types::{Expiration, SetOptions};
+        let claimed: Option<String> = self
+            .publisher
+            .set(
+                format!("{}:{key}", self.prefix),
+                self.identifier.to_string(),
+                Some(Expiration::PX(ttl.as_millis().max(1) as i64)),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(ClusterError::Client)?;
+        Ok(claimed.is_some())
+    }
+
     pub fn publish(&self, document: &str, message: &Message) {
         self.publish_frame(document, &protocol::encode_frame(document, message));
     }

@@ -70,6 +70,8 @@ pub struct Upgrade {
     pub path: String,
     /// `?token=` (y-websocket clients authenticate at upgrade time).
     pub token: Option<String>,
+    /// Headers and query parameters, kept only when webhooks report them.
+    pub request: Option<Arc<crate::webhook::RequestInfo>>,
 }
 
 /// Serves one WebSocket until it closes.
@@ -108,6 +110,7 @@ pub fn serve(
             last_inbound: Instant::now(),
             opened: Instant::now(),
             last_ping: Instant::now(),
+            request: None,
             keepalive_timer: {
                 let mut timer = tokio::time::interval(tick);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -202,6 +205,8 @@ struct Connection {
     /// When the writer was last asked for a WebSocket Ping.
     last_ping: Instant,
     keepalive_timer: tokio::time::Interval,
+    /// The upgrade request, for webhooks (`None` without them).
+    request: Option<Arc<crate::webhook::RequestInfo>>,
 }
 
 /// What the read loop should do next.
@@ -212,6 +217,7 @@ enum Next {
 
 impl Connection {
     async fn run(&mut self, upgrade: Upgrade) {
+        self.request = upgrade.request.clone();
         let Next::Frame(first) = self.next_frame().await else {
             return;
         };
@@ -420,12 +426,26 @@ impl Connection {
             .auth
             .with_label_values(&["granted"])
             .inc();
+        let hook = match self.hook_session(&room).await {
+            Ok(hook) => hook,
+            Err(reason) => {
+                let reply = Message::Auth(Auth::PermissionDenied {
+                    reason: reason.clone(),
+                });
+                if let Some(frame) = protocol::encode_yws(&reply) {
+                    self.outbox.send(Bytes::from(frame));
+                }
+                self.outbox.close(close_code::POLICY, reason);
+                return;
+            }
+        };
         let id = SubscriberId::next();
         let subscriber = Subscriber {
             id,
             framing: Framing::YWebsocket,
             scope: grant.scope,
             outbox: self.outbox.clone(),
+            hook,
         };
         let handle = match self.context.registry.join(&room, subscriber).await {
             Ok(handle) => handle,
@@ -641,6 +661,27 @@ impl Connection {
         true
     }
 
+    /// With webhooks: the session's report (its `connect` answer as context, when that event
+    /// is on), or why the `connect` webhook denies it.
+    async fn hook_session(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<crate::webhook::HookSession>>, String> {
+        let Some(webhooks) = self.context.registry.webhooks() else {
+            return Ok(None);
+        };
+        let request = self.request.clone().unwrap_or_default();
+        let context = if webhooks.events().connect {
+            webhooks.connect(name, &request).await?
+        } else {
+            serde_json::json!({})
+        };
+        Ok(Some(Arc::new(crate::webhook::HookSession {
+            context,
+            request,
+        })))
+    }
+
     /// Gives back what one pending session counted against the socket's pending limits.
     fn release_pending(&mut self, frames: usize, bytes: usize) {
         self.pending_frames = self.pending_frames.saturating_sub(frames);
@@ -713,6 +754,13 @@ impl Connection {
             self.context.metrics.message(Direction::Out, "auth");
             self.outbox.send(Bytes::from(frame));
         }
+        let hook = match self.hook_session(&name).await {
+            Ok(hook) => hook,
+            Err(reason) => {
+                self.deny(address, reason);
+                return false;
+            }
+        };
         let id = SubscriberId::next();
         let subscriber = Subscriber {
             id,
@@ -721,6 +769,7 @@ impl Connection {
             },
             scope,
             outbox: self.outbox.clone(),
+            hook,
         };
         match self.context.registry.join(&name, subscriber).await {
             Ok(room) => {

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::protocol::{Message, Scope};
 use crate::storage::DocumentStore;
+use crate::webhook::{HookSession, Webhooks};
 
 /// Commands queued per room before senders wait.
 const ROOM_QUEUE: usize = 1024;
@@ -64,6 +65,8 @@ pub struct Subscriber {
     pub framing: Framing,
     pub scope: Scope,
     pub outbox: Outbox,
+    /// What webhooks report about this session (only when webhooks are configured).
+    pub hook: Option<Arc<HookSession>>,
 }
 
 /// Why a session could not join a document.
@@ -199,6 +202,7 @@ pub struct Registry {
     next_room_id: AtomicU64,
     /// The Redis relay to peer replicas, when configured.
     cluster: Option<Arc<Cluster>>,
+    webhooks: std::sync::OnceLock<Arc<Webhooks>>,
 }
 
 impl Registry {
@@ -218,7 +222,51 @@ impl Registry {
             tracker: TaskTracker::new(),
             next_room_id: AtomicU64::new(1),
             cluster,
+            webhooks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Rooms report changes, loads and departures to these from now on.
+    pub fn set_webhooks(self: &Arc<Self>, webhooks: Arc<Webhooks>) {
+        webhooks.attach(self);
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    pub fn webhooks(&self) -> Option<&Arc<Webhooks>> {
+        self.webhooks.get()
+    }
+
+    /// The whole state of `name` as one v1 update: live if loaded here, else folded from
+    /// storage without loading it. `None` if it holds nothing.
+    pub async fn state(&self, name: &str) -> Result<Option<Vec<u8>>, RequestError> {
+        if let Some(state) = self.loaded_state(name).await {
+            let state = state?;
+            return Ok((state.as_slice() != [0, 0]).then_some(state));
+        }
+        let unavailable = |e: String| RequestError::Unavailable(e);
+        let stored = self
+            .store
+            .load(name)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let log: Vec<&[u8]> = stored.log.iter().map(Vec::as_slice).collect();
+            crate::storage::integrate_all(&name, stored.snapshot.as_deref(), &log).map(|folded| {
+                use yrs::{ReadTxn, StateVector, Transact};
+                folded
+                    .doc
+                    .transact()
+                    .encode_state_as_update_v1(&StateVector::default())
+            })
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .map(Some)
+        .map_err(|e| unavailable(e.to_string()))
     }
 
     /// Hands a command to the room of `name` if it is loaded. Never waits: a full room queue
@@ -454,6 +502,7 @@ mod tests {
                         framing: Framing::YWebsocket,
                         scope: Scope::ReadWrite,
                         outbox: Outbox::new(OutboxLimits::frames(16), metrics.clone()),
+                        hook: None,
                     };
                     match registry.join("racy", subscriber).await {
                         Ok(room) => {

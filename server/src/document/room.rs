@@ -119,6 +119,9 @@ struct Room {
     cluster: Option<Arc<Cluster>>,
     /// When this room last asked its peers for updates it lacks.
     last_resync: Option<Instant>,
+    /// The last change made here (not relayed) and who made it (`None`: the API), until it
+    /// is durable and reported to the webhooks.
+    local_change: Option<(u64, Option<Arc<crate::webhook::HookSession>>)>,
 }
 
 fn now_millis() -> u64 {
@@ -182,7 +185,14 @@ pub(super) async fn run(
         writer: writer_tx,
         cluster: registry.cluster().cloned(),
         last_resync: None,
+        local_change: None,
     };
+    if let Some(webhooks) = registry.webhooks()
+        && webhooks.events().create
+        && let Some(fields) = webhooks.create(&name).await
+    {
+        room.seed(&fields);
+    }
     // Subscribes in the background; the relay sends `Resync` once it may sync with peers.
     if let Some(cluster) = &room.cluster {
         cluster.watch(name.clone());
@@ -418,8 +428,35 @@ impl Room {
         if !is_empty_update(&update) {
             self.publish_update(&update);
             self.store_and_broadcast(update);
+            self.local_change = Some((self.enqueued, None));
         }
         self.acknowledge_when_durable(Ack::Api(reply), started);
+    }
+
+    /// The `create` webhook's answer: each field names a root to seed (ProseMirror JSON, or any
+    /// shape the API's JSON takes) if that root is empty. Stored like any change.
+    fn seed(&mut self, fields: &serde_json::Map<String, serde_json::Value>) {
+        let update = {
+            let mut txn = self.awareness.doc().transact_mut();
+            for (field, value) in fields {
+                let empty =
+                    crate::api::json::root(&txn, field).is_none_or(|current| current.is_null());
+                if !empty {
+                    continue;
+                }
+                let seeded = crate::api::json::Content::parse(field, value).and_then(|content| {
+                    crate::api::json::replace(&mut txn, &[(field.clone(), content)])
+                });
+                if let Err(error) = seeded {
+                    tracing::warn!(field, %error, "create webhook: field not seeded");
+                }
+            }
+            txn.encode_update_v1()
+        };
+        if !is_empty_update(&update) {
+            self.publish_update(&update);
+            self.store_and_broadcast(update);
+        }
     }
 
     /// Deletes the document: every session ends (told why), the writes in flight finish, the
@@ -741,6 +778,9 @@ impl Room {
             return;
         };
         self.registry.metrics.document_sessions.dec();
+        if let (Some(webhooks), Some(hook)) = (self.registry.webhooks(), &session.subscriber.hook) {
+            webhooks.disconnect(&self.name, hook.clone());
+        }
         self.pending_acks
             .retain(|(_, ack, _)| !matches!(ack, Ack::Session(who) if *who == id));
         let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
@@ -991,8 +1031,16 @@ impl Room {
             .update_apply_duration
             .observe(started.elapsed().as_secs_f64());
         if changed {
+            let hook = match &origin {
+                Origin::Session { id, .. } => self
+                    .sessions
+                    .get(id)
+                    .and_then(|s| s.subscriber.hook.clone()),
+                Origin::Api(_) => None,
+            };
             self.publish_update(&bytes);
             self.store_and_broadcast(bytes);
+            self.local_change = Some((self.enqueued, hook));
         }
         if missing {
             // With peers, what this client's update depends on may still be on its way.
@@ -1050,6 +1098,15 @@ impl Room {
             .pending_updates
             .sub(through.saturating_sub(self.durable) as i64);
         self.durable = through;
+        if self
+            .local_change
+            .as_ref()
+            .is_some_and(|(seq, _)| *seq <= through)
+            && let Some((_, hook)) = self.local_change.take()
+            && let Some(webhooks) = self.registry.webhooks()
+        {
+            webhooks.changed(&self.name, hook);
+        }
         while self
             .inflight
             .front()
