@@ -1,0 +1,220 @@
+//! The document API beside WebSocket clients, in this process: where it is served, and that API
+//! writes and a client's stream of edits interleave without losing either.
+
+mod support;
+
+use collab_server::config::{Config, ConfigError};
+use serde_json::{Value, json};
+use support::*;
+use yrs::Doc;
+
+const SECRET: &str = "api-test-secret";
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
+async fn put(server_http: &str, name: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{server_http}/api/documents/{name}?format=json"))
+        .bearer_auth(SECRET)
+        .json(&body)
+        .send()
+        .await
+        .expect("put")
+}
+
+async fn read(server: &TestServer, name: &str) -> Value {
+    reqwest::Client::new()
+        .get(server.http(&format!("/api/documents/{name}?format=json")))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn admin_only_serves_the_api_on_the_admin_port_alone() {
+    let admin_port = free_port();
+    let port = admin_port.to_string();
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--metrics-port",
+        &port,
+        "--api-secret",
+        SECRET,
+        "--api-admin-only",
+        "true",
+    ])
+    .await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("{admin}/health")).await {
+            answered = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        answered.map(|s| s.as_u16()),
+        Some(200),
+        "the admin port is up"
+    );
+    assert_eq!(put(&admin, "doc", json!({"t": "x"})).await.status(), 200);
+    let public = put(&server.http(""), "doc", json!({"t": "y"})).await;
+    assert_eq!(public.status(), 404, "no API on the public port");
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{admin}/api/documents"))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["documents"][0]["name"], "doc");
+    server.stop().await;
+}
+
+#[test]
+fn api_settings_that_cannot_work_are_refused_at_start() {
+    let config = |args: &[&str]| {
+        let mut all = vec!["collab-server"];
+        all.extend_from_slice(args);
+        Config::from_args(all).expect("parses")
+    };
+    assert_eq!(
+        config(&["--api-secret", "s", "--api-admin-only", "true"]).api_secrets(),
+        Err(ConfigError::ApiAdminOnlyWithoutAdminPort)
+    );
+    assert_eq!(
+        config(&["--api-secret", "a,,b"]).api_secrets(),
+        Err(ConfigError::EmptyApiSecret)
+    );
+    assert_eq!(
+        config(&["--api-secret", "a, b"])
+            .api_secrets()
+            .map(|s| s.len()),
+        Ok(2)
+    );
+    assert!(matches!(
+        config(&["--webhook-url", "ftp://x"]).webhook(),
+        Err(ConfigError::InvalidWebhookUrl)
+    ));
+    assert!(matches!(
+        config(&["--webhook-url", "http://x", "--webhook-events", "change,typo"]).webhook(),
+        Err(ConfigError::UnknownWebhookEvent(event)) if event == "typo"
+    ));
+}
+
+/// A client streams acknowledged edits to one root while the API rewrites another root and
+/// posts updates to a third: every acknowledged edit and every API write is in the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_writes_and_a_clients_edits_interleave_without_loss() {
+    let dir = std::env::temp_dir().join(format!("collab-api-it-{}", std::process::id()));
+    let database = format!("sqlite://{}", dir.join("collab.db").display());
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
+    let http = server.http("");
+    let writer = tokio::spawn(async move {
+        for i in 0..40 {
+            let response = put(&http, "mixed", json!({"title": format!("title {i}")})).await;
+            assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        }
+    });
+    let poster = {
+        let url = server.http("/api/documents/mixed/updates");
+        tokio::spawn(async move {
+            let doc = Doc::new();
+            let list = doc.get_or_insert_array("posted");
+            for i in 0..40 {
+                let update = {
+                    use yrs::{Array, ReadTxn, Transact};
+                    let before = doc.transact().state_vector();
+                    let mut txn = doc.transact_mut();
+                    list.push_back(&mut txn, i as i64);
+                    drop(txn);
+                    doc.transact().encode_state_as_update_v1(&before)
+                };
+                let response = reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(SECRET)
+                    .body(update)
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(response.status(), 200);
+            }
+        })
+    };
+    let mut client = Client::connect(&server.ws_url()).await;
+    let ydoc = Doc::new();
+    client.open("mixed", "", &ydoc).await;
+    let mut expected = String::new();
+    for i in 0..60 {
+        let word = format!("{i} ");
+        client.edit_acknowledged("mixed", &ydoc, &word).await;
+        expected.push_str(&word);
+    }
+    writer.await.expect("writer");
+    poster.await.expect("poster");
+    server.stop().await;
+
+    // After a restart, from storage.
+    let server = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
+    let document = read(&server, "mixed").await;
+    assert_eq!(
+        document["t"],
+        json!(expected),
+        "every acknowledged client edit"
+    );
+    assert_eq!(document["title"], json!("title 39"), "the last PUT");
+    assert_eq!(
+        document["posted"],
+        json!((0..40).collect::<Vec<i64>>()),
+        "every posted update"
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_update_past_the_document_limit_is_413_and_changes_nothing() {
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--api-secret",
+        SECRET,
+        "--max-document-bytes",
+        "2000",
+    ])
+    .await;
+    assert_eq!(
+        put(&server.http(""), "small", json!({"t": "kept"}))
+            .await
+            .status(),
+        200
+    );
+    let big = {
+        let doc = Doc::new();
+        insert(&doc, &"x".repeat(5000))
+    };
+    let response = reqwest::Client::new()
+        .post(server.http("/api/documents/small/updates"))
+        .bearer_auth(SECRET)
+        .body(big)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "the document would exceed 2000 bytes");
+    assert_eq!(read(&server, "small").await, json!({"t": "kept"}));
+    server.stop().await;
+}
