@@ -162,11 +162,25 @@ scripts/test-api.sh target/debug/collab-server
 say "Helm chart, CRD, manifests and ECS output (tests/deploy)"
 scripts/test-deploy.sh
 
+say "The embedded editor is what editor/ builds (scripts/check-editor.sh)"
+scripts/check-editor.sh
+
+# The browser test drives Debian's Chromium with playwright-core.
+if [ ! -x "${COLLAB_TEST_CHROMIUM:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "Chromium not found: installing Debian's chromium (for the browser test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+      echo "scripts/test.sh: could not install chromium; the browser test is skipped" >&2
+  else
+    echo "scripts/test.sh: no Chromium at ${COLLAB_TEST_CHROMIUM:-/usr/bin/chromium}; the browser test is skipped (install Debian's chromium)" >&2
+  fi
+fi
+
 say "Node compatibility suite (tests/compat)"
 (
   cd tests/compat
   npm ci --no-audit --no-fund --loglevel=error
-  COLLAB_SERVER_BIN="$ROOT/target/debug/collab-server" npm test
+  COLLAB_SERVER_BIN="$ROOT/target/debug/collab-server" COLLAB_TEST_OUTPUT_DIR="${COLLAB_TEST_OUTPUT_DIR:-$ROOT/target/test-output}" npm test
 )
 
 say "Crash rounds: kill -9 at random moments on SQLite, PostgreSQL and two replicas (scripts/crash.sh)"

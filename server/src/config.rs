@@ -260,6 +260,11 @@ pub struct Config {
     )]
     pub webhook_events: Vec<String>,
 
+    /// Serve the collaborative editor at `/`. Default: on when no authentication is configured.
+    #[arg(long, env = "COLLAB_SERVER_DEMO", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo: Option<bool>,
+
     /// Seconds without any inbound frame before a socket is closed (4408).
     #[arg(long, env = "COLLAB_SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub admin_port: bool,
     /// Set on SIGTERM: `/ready` turns 503 so load balancers stop sending new clients.
     pub draining: AtomicBool,
+    /// Serve the collaborative editor at `/` ([`crate::demo`]).
+    pub demo: bool,
     /// The document API, and whether it is served on the admin port only.
     pub api: Option<(Arc<crate::api::Api>, bool)>,
 }
@@ -144,14 +146,21 @@ async fn websocket(
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(_) if uri.path() == "/" => {
-            return (
-                StatusCode::OK,
-                "collab-server: connect with a Hocuspocus or y-websocket client\n",
-            )
-                .into_response();
+        Err(_) => {
+            if state.demo
+                && let Some(page) = crate::demo::asset(uri.path())
+            {
+                return page;
+            }
+            if uri.path() == "/" {
+                return (
+                    StatusCode::OK,
+                    "collab-server: connect with a Hocuspocus or y-websocket client\n",
+                )
+                    .into_response();
+            }
+            return StatusCode::NOT_FOUND.into_response();
         }
-        Err(_) => return StatusCode::NOT_FOUND.into_response(),
     };
     if state.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down").into_response();

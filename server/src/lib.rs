@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod demo;
 pub mod document;
 pub mod http;
 pub mod metrics;
@@ -170,7 +171,9 @@ pub async fn run(
             config.api_admin_only,
         )
     });
+    let demo = config.demo.unwrap_or(auth_config == AuthConfig::Anonymous);
     let state = Arc::new(AppState {
+        demo,
         api,
         context,
         max_message_bytes: config.max_message_bytes,
@@ -201,6 +204,11 @@ pub async fn run(
 
     let address = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%address, "listening");
+    if demo {
+        tracing::info!(
+            "collaborative editor at http://{address}/ (COLLAB_SERVER_DEMO=false turns it off)"
+        );
+    }
     let deadline = config.shutdown_timeout();
     let draining = {
         let state = state.clone();
