@@ -59,6 +59,48 @@ pub struct Metrics {
     pub webhooks: IntCounterVec,
 }
 
+/// `connections_total{protocol}`.
+const PROTOCOLS: [&str; 2] = ["hocuspocus", "y-websocket"];
+/// `socket_closes_total{reason}`: `connection::writer::close_label` and the admission refusals.
+const CLOSE_REASONS: [&str; 11] = [
+    "normal",
+    "invalid_payload",
+    "policy",
+    "shutdown",
+    "reset",
+    "unauthorized",
+    "timeout",
+    "too_big",
+    "other",
+    "connection_limit",
+    "address_limit",
+];
+/// `auth_total{outcome}`: granted, and every `auth::Denied::kind`.
+const AUTH_OUTCOMES: [&str; 7] = [
+    "granted",
+    "missing_token",
+    "expired",
+    "invalid_token",
+    "unknown_key",
+    "document_not_allowed",
+    "keys_unavailable",
+];
+/// `store_duration_seconds{operation}`: the operations `storage::Instrumented` times.
+const STORE_OPERATIONS: [&str; 5] = ["load", "append", "compact", "list", "delete"];
+/// `store_errors_total{kind}`: every `storage::StoreError::kind`.
+const STORE_ERROR_KINDS: [&str; 10] = [
+    "connect",
+    "migrate",
+    "load",
+    "append",
+    "compact",
+    "corrupt",
+    "list",
+    "delete",
+    "unreachable",
+    "data_directory",
+];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
@@ -237,6 +279,27 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+
+        // Every label value a dashboard may group by exists from the first scrape (at 0), so
+        // panels show 0 rather than "No data".
+        for protocol in PROTOCOLS {
+            connections_total.with_label_values(&[protocol]);
+        }
+        for reason in CLOSE_REASONS {
+            closes.with_label_values(&[reason]);
+        }
+        for outcome in AUTH_OUTCOMES {
+            auth.with_label_values(&[outcome]);
+        }
+        for operation in STORE_OPERATIONS {
+            store_duration.with_label_values(&[operation]);
+        }
+        for kind in STORE_ERROR_KINDS {
+            store_errors.with_label_values(&[kind]);
+        }
+        for route in ["list", "read", "replace", "delete", "apply", "other"] {
+            api_duration.with_label_values(&[route]);
+        }
 
         let mut families = Vec::new();
         for collector in [
@@ -419,6 +482,13 @@ mod tests {
     fn dashboards_query_only_metrics_that_exist() {
         let metrics = Metrics::new();
         let known = metrics.family_names();
+        // What the first scrape of a fresh process holds: every queried series must be there.
+        let first_scrape = metrics.render();
+        let has_series = |name: &str| {
+            first_scrape.lines().any(|line| {
+                line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+            })
+        };
         let dashboards =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
         let mut checked = 0;
@@ -438,6 +508,11 @@ mod tests {
                     assert!(
                         known.iter().any(|k| k == base),
                         "{}: {name} is not exported (known: {known:?})",
+                        path.display()
+                    );
+                    assert!(
+                        has_series(&name),
+                        "{}: {name} has no series in the first scrape (initialise its labels)",
                         path.display()
                     );
                     checked += 1;

@@ -10,6 +10,7 @@
 //! Regenerate committed files with `COLLAB_OPERATOR_BLESS=1 cargo test -p collab-operator`.
 
 mod common;
+mod configuration;
 mod ecs;
 mod generated;
 mod golden;
