@@ -692,3 +692,24 @@ async fn silent_sockets_are_closed_after_the_idle_timeout() {
     assert_eq!(u16::from(close.code), 4408);
     server.stop().await;
 }
+
+/// Sessions that start empty share one encoding of the whole document, renewed whenever the
+/// document changes: each newcomer gets the document as it is at its arrival, with edits of
+/// every kind (a client's, the API's, after a reload) included.
+#[tokio::test]
+async fn newcomers_get_the_current_document_while_its_encoding_is_shared() {
+    let server = TestServer::start(&["--database-url", "memory://"]).await;
+    let mut writer = Client::connect(&server.ws_url()).await;
+    let ydoc = Doc::new();
+    writer.open("shared", "", &ydoc).await;
+    let mut expected = String::new();
+    for word in ["one", " two", " three"] {
+        writer.edit_acknowledged("shared", &ydoc, word).await;
+        expected.push_str(word);
+        for _ in 0..2 {
+            let mut newcomer = Client::connect(&server.ws_url()).await;
+            assert_eq!(newcomer.read_text("shared", "").await, expected);
+        }
+    }
+    server.stop().await;
+}

@@ -122,6 +122,10 @@ struct Room {
     /// The last change made here (not relayed) and who made it (`None`: the API), until it
     /// is durable and reported to the webhooks.
     local_change: Option<(u64, Option<Arc<crate::webhook::HookSession>>)>,
+    /// The whole document's Step2 frame, per address, for sessions that have nothing (an empty
+    /// state vector), while the document is unchanged: a reconnect storm on a large document
+    /// then shares one encoding (refcounted) instead of holding one copy per client.
+    whole_state_frames: Vec<(Option<Arc<str>>, Bytes)>,
 }
 
 fn now_millis() -> u64 {
@@ -186,6 +190,7 @@ pub(super) async fn run(
         cluster: registry.cluster().cloned(),
         last_resync: None,
         local_change: None,
+        whole_state_frames: Vec::new(),
     };
     if let Some(webhooks) = registry.webhooks()
         && webhooks.events().create
@@ -405,7 +410,12 @@ impl Room {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| edit(&mut txn)));
             match ran {
                 Ok(Ok(())) => Ok(txn.encode_update_v1()),
-                Ok(Err(reason)) => Err((RequestError::Refused(reason), false)),
+                // An edit checks before it writes; if one wrote part of itself anyway, that part
+                // is not stored, so the document is rebuilt without it.
+                Ok(Err(reason)) => {
+                    let partial = !is_empty_update(&txn.encode_update_v1());
+                    Err((RequestError::Refused(reason), partial))
+                }
                 Err(_) => Err((
                     RequestError::Invalid("the edit failed inside yrs".into()),
                     true,
@@ -513,6 +523,7 @@ impl Room {
             .map(|folded| folded.doc)
             .unwrap_or_default();
         self.awareness = Awareness::with_clock(doc, now_millis);
+        self.whole_state_frames.clear();
         self.awareness_owner.clear();
         self.inflight.clear();
         self.tainted = false;
@@ -680,6 +691,7 @@ impl Room {
             tracing::warn!(%error, "awareness states lost in the rebuild");
         }
         self.awareness = awareness;
+        self.whole_state_frames.clear();
         self.size_estimate = size;
         true
     }
@@ -733,7 +745,41 @@ impl Room {
     }
 
     /// Fans an applied update out to every local session and hands it to the writer.
+    /// The whole-document Step2 frame for session `id`'s address, encoded once per address
+    /// until the document changes (`None` if the session is gone or has no framing for it).
+    fn whole_state_frame(&mut self, id: SubscriberId) -> Option<Bytes> {
+        let address: Option<Arc<str>> = match &self.sessions.get(&id)?.subscriber.framing {
+            Framing::Hocuspocus { address } => Some(address.clone()),
+            Framing::YWebsocket => None,
+        };
+        if let Some((_, frame)) = self.whole_state_frames.iter().find(|(a, _)| *a == address) {
+            return Some(frame.clone());
+        }
+        let doc = self.awareness.doc();
+        let encode = || {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        let update = if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
+            heavy(encode)
+        } else {
+            encode()
+        };
+        let message = Message::Sync(SyncMessage::SyncStep2(update));
+        let frame = Bytes::from(match &address {
+            Some(address) => protocol::encode_frame(address, &message),
+            None => protocol::encode_yws(&message)?,
+        });
+        // A handful of addresses at most (the name, and 4.x routing keys); bounded anyway.
+        if self.whole_state_frames.len() >= 8 {
+            self.whole_state_frames.clear();
+        }
+        self.whole_state_frames.push((address, frame.clone()));
+        Some(frame)
+    }
+
     fn store_and_broadcast(&mut self, bytes: Vec<u8>) {
+        self.whole_state_frames.clear();
         let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
         self.broadcast(frame_for, "sync_update");
         self.enqueued += 1;
@@ -949,6 +995,18 @@ impl Room {
         let hocuspocus = matches!(session.subscriber.framing, Framing::Hocuspocus { .. });
         let scope = session.subscriber.scope;
         match message {
+            SyncMessage::SyncStep1(remote) if remote == StateVector::default() => {
+                let own = self.awareness.doc().transact().state_vector();
+                let frame = self.whole_state_frame(id);
+                let subscriber = &self.sessions[&id].subscriber;
+                if hocuspocus {
+                    self.send_to(subscriber, &Message::Sync(SyncMessage::SyncStep1(own)));
+                }
+                if let Some(frame) = frame {
+                    self.registry.metrics.message(Direction::Out, "sync_step2");
+                    subscriber.outbox.send(frame);
+                }
+            }
             SyncMessage::SyncStep1(remote) => {
                 let doc = self.awareness.doc();
                 let encode = || {
