@@ -368,13 +368,7 @@ impl Connection {
             let reason = Denied::Expired.to_string();
             self.deny_metrics(&Denied::Expired);
             if self.y_websocket {
-                let reply = Message::Auth(Auth::PermissionDenied {
-                    reason: reason.clone(),
-                });
-                if let Some(frame) = protocol::encode_yws(&reply) {
-                    self.outbox.send(Bytes::from(frame));
-                }
-                self.outbox.close(close_code::POLICY, reason);
+                self.deny_yws(reason);
             } else {
                 self.deny(address, reason);
             }
@@ -391,15 +385,21 @@ impl Connection {
 
     // ---- y-websocket ---------------------------------------------------------------------
 
+    /// Denies a y-websocket socket its room: PermissionDenied with the reason, then a close
+    /// (the socket carries that one room only).
+    fn deny_yws(&self, reason: String) {
+        let reply = Message::Auth(Auth::PermissionDenied {
+            reason: reason.clone(),
+        });
+        if let Some(frame) = protocol::encode_yws(&reply) {
+            self.outbox.send(Bytes::from(frame));
+        }
+        self.outbox.close(close_code::POLICY, reason);
+    }
+
     async fn run_yws(&mut self, room: Arc<str>, token: Option<String>, first: Bytes) {
         if let Err(reason) = validate_name(&room) {
-            let reply = Message::Auth(Auth::PermissionDenied {
-                reason: reason.clone(),
-            });
-            if let Some(frame) = protocol::encode_yws(&reply) {
-                self.outbox.send(Bytes::from(frame));
-            }
-            self.outbox.close(close_code::POLICY, reason);
+            self.deny_yws(reason);
             return;
         }
         let grant = match self
@@ -411,13 +411,7 @@ impl Connection {
             Ok(grant) => grant,
             Err(denied) => {
                 self.deny_metrics(&denied);
-                let reply = Message::Auth(Auth::PermissionDenied {
-                    reason: denied.to_string(),
-                });
-                if let Some(frame) = protocol::encode_yws(&reply) {
-                    self.outbox.send(Bytes::from(frame));
-                }
-                self.outbox.close(close_code::POLICY, denied.to_string());
+                self.deny_yws(denied.to_string());
                 return;
             }
         };
@@ -429,13 +423,7 @@ impl Connection {
         let hook = match self.hook_session(&room).await {
             Ok(hook) => hook,
             Err(reason) => {
-                let reply = Message::Auth(Auth::PermissionDenied {
-                    reason: reason.clone(),
-                });
-                if let Some(frame) = protocol::encode_yws(&reply) {
-                    self.outbox.send(Bytes::from(frame));
-                }
-                self.outbox.close(close_code::POLICY, reason);
+                self.deny_yws(reason);
                 return;
             }
         };
