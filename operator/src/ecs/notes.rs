@@ -139,6 +139,16 @@ pub fn notes(facts: &Facts<'_>) -> String {
             .map_or(0, |container| container.health_check.start_period),
         grace = options.health_check_grace_period_seconds(),
     ));
+    if options.health_check_grace_period_seconds() < server_contract::STARTUP_SECONDS {
+        line(String::new());
+        line(format!(
+            "**ecs.yaml sets `healthCheckGracePeriodSeconds` {} below the start-up window of {} \
+             s**: a task still running migrations may fail the target group's health check and \
+             be replaced before it listens. Leave it out unless the server starts faster.",
+            options.health_check_grace_period_seconds(),
+            server_contract::STARTUP_SECONDS
+        ));
+    }
     line(String::new());
     line(format!(
         "The deployment circuit breaker stops a deployment whose tasks keep failing and rolls back \
