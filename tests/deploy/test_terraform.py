@@ -132,3 +132,73 @@ def test_the_terraform_service_is_the_cli_service():
         assert ("aws_appautoscaling_target" in config["resource"]) is autoscaled
         if autoscaled:
             assert service["lifecycle"] == [{"ignore_changes": ["desired_count"]}]
+
+
+# A provider that makes no AWS call: enough for `terraform plan -refresh=false` of resources to
+# create (imports need the account, so imports.tf.json stays out of this copy).
+OFFLINE_PROVIDER = {
+    "provider": {
+        "aws": {
+            "region": "ap-northeast-1",
+            "access_key": "offline",
+            "secret_key": "offline",
+            "skip_credentials_validation": True,
+            "skip_requesting_account_id": True,
+            "skip_metadata_api_check": True,
+            "skip_region_validation": True,
+        }
+    }
+}
+
+
+def offline_plan(directory, tmp_path, *args):
+    """The JSON of an offline `terraform plan` of the rendered configuration (no imports)."""
+    shutil.copy(directory / "collab-server.tf.json", tmp_path / "collab-server.tf.json")
+    (tmp_path / "provider.tf.json").write_text(json.dumps(OFFLINE_PROVIDER))
+    init = terraform(tmp_path, "init", "-backend=false", "-input=false", f"-plugin-dir={PLUGIN_DIR}")
+    assert init.returncode == 0, init.stdout + init.stderr
+    plan = terraform(tmp_path, "plan", "-refresh=false", "-input=false", "-out=plan.tfplan", *args)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    show = terraform(tmp_path, "show", "-json", "plan.tfplan")
+    assert show.returncode == 0, show.stderr
+    return json.loads(show.stdout)
+
+
+@needs_terraform
+@pytest.mark.parametrize("directory", RENDERED, ids=ids(RENDERED))
+def test_the_provider_plans_the_container_of_the_cli_task_definition(directory, tmp_path):
+    """The provider itself evaluates the configuration: what it would register is the container
+    list of task-definition.json, and every declared resource is planned for creation."""
+    config = json.loads((directory / "collab-server.tf.json").read_text())
+    plan = offline_plan(directory, tmp_path)
+    changes = {change["address"]: change["change"] for change in plan["resource_changes"]}
+    declared = {f"{kind}.{name}" for kind, resources in config["resource"].items() for name in resources}
+    assert set(changes) == declared
+    assert all(change["actions"] == ["create"] for change in changes.values()), changes
+    [task] = [change["after"] for address, change in changes.items() if address.startswith("aws_ecs_task_definition.")]
+    expected = json.loads((directory / "task-definition.json").read_text())
+    # The provider stores environment variables and secrets sorted by name (their order means
+    # nothing to ECS).
+    def normalized(containers):
+        by_name = lambda item: item["name"]  # noqa: E731
+        return [
+            {
+                **container,
+                "environment": sorted(container["environment"], key=by_name),
+                "secrets": sorted(container.get("secrets", []), key=by_name),
+            }
+            for container in containers
+        ]
+    assert normalized(json.loads(task["container_definitions"])) == normalized(expected["containerDefinitions"])
+    assert (task["family"], task["cpu"], task["memory"]) == (expected["family"], expected["cpu"], expected["memory"])
+
+
+@needs_terraform
+def test_a_deployment_is_the_image_variable(tmp_path):
+    [directory] = [path for path in RENDERED if path.name == "zedi-dev"]
+    [variable] = json.loads((directory / "collab-server.tf.json").read_text())["variable"]
+    image = "590183877893.dkr.ecr.ap-northeast-1.amazonaws.com/zedi-dev-hocuspocus:0.1.1"
+    plan = offline_plan(directory, tmp_path, "-var", f"{variable}={image}")
+    [task] = [change["change"]["after"] for change in plan["resource_changes"] if change["type"] == "aws_ecs_task_definition"]
+    [container] = json.loads(task["container_definitions"])
+    assert container["image"] == image
