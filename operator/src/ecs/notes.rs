@@ -159,11 +159,11 @@ pub fn notes(facts: &Facts<'_>) -> String {
     ));
     line(String::new());
 
-    line("## Load balancer settings these files cannot carry".to_owned());
+    line("## Load balancer settings".to_owned());
     line(String::new());
     line(format!(
-        "Set them on the target group and the ALB (in Terraform, or with the commands shown). \
-         Target group `{target_group}`:"
+        "The service only refers to the target group; these settings live on it and on the ALB \
+         (the commands below, or Terraform). Target group `{target_group}`:"
     ));
     line(String::new());
     line(format!(
