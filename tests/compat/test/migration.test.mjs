@@ -144,6 +144,9 @@ test('edits cross between a Node task and a collab-server task through Redis, bo
     onNode.awareness.setLocalStateField('user', { name: 'on-node' })
     await waitFor(() => [...onRust.awareness.getStates().values()].some((s) => s.user?.name === 'on-node'),
       'the Node client\'s awareness on collab-server')
+    onRust4.awareness.setLocalStateField('user', { name: 'on-collab' })
+    await waitFor(() => [...onNode.awareness.getStates().values()].some((s) => s.user?.name === 'on-collab'),
+      'the collab-server client\'s awareness on the Node task')
     await acknowledged(onRust)
     const text = onNode.text.toString()
 
