@@ -290,6 +290,7 @@ impl EcsOptions {
         }
         self.check_network()?;
         self.check_target_group()?;
+        self.check_load_balancer()?;
         self.check_logs()?;
         if let Some(seconds) = self.health_check_grace_period_seconds
             && seconds < 0
@@ -460,7 +461,8 @@ impl EcsOptions {
         Ok(())
     }
 
-    fn check_autoscaling(&self) -> Result<(), Error> {
+    /// The ALB's ARN and the VPC id, both optional.
+    fn check_load_balancer(&self) -> Result<(), Error> {
         if let Some(value) = &self.load_balancer.load_balancer_arn {
             const FIELD: &str = "loadBalancer.loadBalancerArn";
             let Some(arn) = Arn::parse(value).filter(|arn| {
@@ -491,6 +493,10 @@ impl EcsOptions {
                 format!("{vpc} is not a VPC id (vpc- and 8 or 17 hex digits)"),
             );
         }
+        Ok(())
+    }
+
+    fn check_autoscaling(&self) -> Result<(), Error> {
         if let Some(requests) = self.autoscaling.requests_per_target {
             if requests == 0 {
                 return invalid("autoscaling.requestsPerTarget", "must be at least 1");
