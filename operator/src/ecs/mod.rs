@@ -743,7 +743,11 @@ fn render_validated(
         target_group_attributes: &target_group_attributes,
         target_group_health_check: &target_group_health_check,
         port: server.port,
-    });
+    })
+    .map_err(|error| Error::Serialize {
+        file: terraform::CONFIG_FILE,
+        error,
+    })?;
     let notes = notes::notes(&notes::Facts {
         spec,
         server: &server,

@@ -86,7 +86,8 @@ fn tags(options: &EcsOptions) -> Value {
     literal(json!(options.tags))
 }
 
-pub fn terraform(parts: &Parts<'_>) -> Terraform {
+/// The configuration and the imports; fails only if a container does not serialize.
+pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
     let Parts {
         options,
         task_definition,
@@ -102,7 +103,7 @@ pub fn terraform(parts: &Parts<'_>) -> Terraform {
 
     let mut containers = Vec::new();
     for container in &task_definition.container_definitions {
-        let mut value = literal(serde_json::to_value(container).unwrap_or(Value::Null));
+        let mut value = literal(serde_json::to_value(container)?);
         value["image"] = Value::String(format!("${{var.{image_variable}}}"));
         containers.push(value);
     }
@@ -358,13 +359,13 @@ pub fn terraform(parts: &Parts<'_>) -> Terraform {
         "locals": { containers_local: containers },
         "resource": resources,
     });
-    Terraform {
+    Ok(Terraform {
         config,
         imports: json!({
             "//": "Adopts the existing resources of this service into the configuration beside this file (terraform plan shows the import; delete this file for a service that does not exist yet).",
             "import": imports,
         }),
-    }
+    })
 }
 
 fn target_group_resource(
