@@ -191,6 +191,11 @@ def test_the_provider_plans_the_container_of_the_cli_task_definition(directory, 
         ]
     assert normalized(json.loads(task["container_definitions"])) == normalized(expected["containerDefinitions"])
     assert (task["family"], task["cpu"], task["memory"]) == (expected["family"], expected["cpu"], expected["memory"])
+    # Strings Terraform would read as templates (a tag "${...}", a key "%{...}") arrive literally.
+    tags = {item["key"]: item["value"] for item in expected.get("tags", [])}
+    [service] = [change["after"] for address, change in changes.items() if address.startswith("aws_ecs_service.")]
+    assert (task.get("tags") or {}) == tags
+    assert (service.get("tags") or {}) == tags
 
 
 @needs_terraform

@@ -64,14 +64,16 @@ fn escape(text: &str) -> String {
     text.replace("${", "$${").replace("%{", "%%{")
 }
 
-/// `value` with every string escaped (object keys are names, not templates).
+/// `value` with every string escaped, object keys too: in an expression Terraform reads a JSON
+/// object's property names as templates as well (tag keys, log options). Argument names are
+/// plain identifiers, which escaping leaves as they are.
 fn literal(value: Value) -> Value {
     match value {
         Value::String(text) => Value::String(escape(&text)),
         Value::Array(items) => Value::Array(items.into_iter().map(literal).collect()),
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(key, value)| (key, literal(value)))
+                .map(|(key, value)| (escape(&key), literal(value)))
                 .collect(),
         ),
         other => other,
