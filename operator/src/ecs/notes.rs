@@ -321,13 +321,20 @@ pub fn notes(facts: &Facts<'_>) -> String {
         line("## Fargate Spot".to_owned());
         line(String::new());
         line(format!(
-            "The first {} tasks run on demand, the rest {}:{} on `FARGATE` and `FARGATE_SPOT`. \
-             The cluster needs both capacity providers: `aws ecs put-cluster-capacity-providers \
-             --region {region} --cluster {cluster} --capacity-providers FARGATE FARGATE_SPOT \
-             --default-capacity-provider-strategy capacityProvider=FARGATE,weight=1`. A Spot task \
-             gets SIGTERM two minutes before it is reclaimed: its clients reconnect to the other \
-             tasks and it stores every document within its shutdown timeout.",
-            spot.on_demand_base, spot.on_demand_weight, spot.spot_weight
+            "{} on demand, the rest {}:{} on `FARGATE` and `FARGATE_SPOT`. The cluster needs \
+             both capacity providers: `aws ecs put-cluster-capacity-providers --region {region} \
+             --cluster {cluster} --capacity-providers FARGATE FARGATE_SPOT \
+             --default-capacity-provider-strategy capacityProvider=FARGATE,weight=1` (the list \
+             replaces the cluster's: name every provider it keeps). A Spot task gets SIGTERM two \
+             minutes before it is reclaimed: its clients reconnect to the other tasks and it \
+             stores every document within its shutdown timeout.",
+            match spot.on_demand_base {
+                0 => "No task is kept".to_owned(),
+                1 => "The first task runs".to_owned(),
+                base => format!("The first {base} tasks run"),
+            },
+            spot.on_demand_weight,
+            spot.spot_weight
         ));
         line(String::new());
     }
