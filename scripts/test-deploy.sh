@@ -6,7 +6,11 @@
 #   CollabServers against the CRD's openAPI schema, the Compose dev stack
 #   (deploy/docker-compose.yaml, validated by docker-compose when it is there), and the ECS
 #   task and service definitions of `collab-operator ecs render` (deploy/ecs/, the operator's
-#   ECS golden files) against botocore's ECS API model.
+#   ECS golden files) against botocore's ECS, elbv2 and application-autoscaling API models, and
+#   their Terraform output (`--format terraform`) by `terraform validate`, offline: `terraform`
+#   from the PATH, hashicorp/aws from a local plugin directory (the parent of what
+#   `find / -maxdepth 3 -type d -name registry.terraform.io` finds, or TF_PLUGIN_DIR); the
+#   Terraform checks are skipped, with the reason printed, when either is missing.
 #
 # The packages are pinned and installed into a venv under target/pyenv (created on first use).
 # Extra arguments go to pytest.
@@ -58,4 +62,4 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 
 echo "==> deployment artifacts (tests/deploy)"
-exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy "$@"
+exec "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider tests/deploy "$@"

@@ -180,6 +180,8 @@ say "Node compatibility suite (tests/compat)"
 (
   cd tests/compat
   npm ci --no-audit --no-fund --loglevel=error
+  # The seed's Node Hocuspocus server, for the ECS migration-window test (test/migration.test.mjs).
+  npm ci --prefix seed-fleet --no-audit --no-fund --loglevel=error
   COLLAB_SERVER_BIN="$ROOT/target/debug/collab-server" COLLAB_TEST_OUTPUT_DIR="${COLLAB_TEST_OUTPUT_DIR:-$ROOT/target/test-output}" npm test
 )
 

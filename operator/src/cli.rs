@@ -34,8 +34,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum EcsCommand {
-    /// Write task-definition.json, service.json, service-update.json and NOTES.md (AWS CLI
-    /// `--cli-input-json` inputs). Nothing is read from or sent to AWS.
+    /// Write the AWS CLI `--cli-input-json` inputs (task definition, service, target group,
+    /// autoscaling) or the Terraform configuration, and NOTES.md. Nothing is read from or sent
+    /// to AWS.
     Render(EcsRenderArgs),
 }
 
@@ -53,6 +54,29 @@ pub struct EcsRenderArgs {
     /// Directory to write the files into (created if missing).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+
+    /// `cli`: task-definition.json, service.json, service-update.json,
+    /// target-group-*.json and, when autoscaled, scalable-target.json and scaling-policy-*.json;
+    /// `terraform`: collab-server.tf.json and imports.tf.json.
+    #[arg(long, value_enum, default_value_t = EcsFormat::Cli)]
+    pub format: EcsFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EcsFormat {
+    /// AWS CLI `--cli-input-json` inputs.
+    Cli,
+    /// Terraform JSON configuration (`*.tf.json`).
+    Terraform,
+}
+
+impl From<EcsFormat> for crate::ecs::Format {
+    fn from(format: EcsFormat) -> Self {
+        match format {
+            EcsFormat::Cli => crate::ecs::Format::Cli,
+            EcsFormat::Terraform => crate::ecs::Format::Terraform,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -137,8 +161,30 @@ mod tests {
         assert_eq!(args.collab_server, PathBuf::from("collabserver.yaml"));
         assert_eq!(args.options, PathBuf::from("ecs.yaml"));
         assert_eq!(args.out, PathBuf::from("."));
+        assert_eq!(args.format, EcsFormat::Cli);
         let missing = Cli::try_parse_from(["collab-operator", "ecs", "render", "-f", "x.yaml"])
             .expect_err("--ecs is required");
         assert!(missing.to_string().contains("--ecs"), "{missing}");
+    }
+
+    #[test]
+    fn ecs_render_takes_the_terraform_format_and_refuses_others() {
+        let base = [
+            "collab-operator",
+            "ecs",
+            "render",
+            "-f",
+            "a.yaml",
+            "--ecs",
+            "b.yaml",
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(&["--format", "terraform"])).unwrap();
+        let Command::Ecs(EcsCommand::Render(args)) = cli.command else {
+            panic!("expected ecs render");
+        };
+        assert_eq!(args.format, EcsFormat::Terraform);
+        let error = Cli::try_parse_from(base.iter().chain(&["--format", "cloudformation"]))
+            .expect_err("unknown format");
+        assert!(error.to_string().contains("terraform"), "{error}");
     }
 }

@@ -45,7 +45,7 @@ fn ecs_render(args: &EcsRenderArgs) -> anyhow::Result<()> {
     })?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("failed to create {}", args.out.display()))?;
-    for (name, contents) in rendered.files()? {
+    for (name, contents) in rendered.files(args.format.into())? {
         let path = args.out.join(name);
         std::fs::write(&path, contents)
             .with_context(|| format!("failed to write {}", path.display()))?;

@@ -18,6 +18,14 @@ pub const METRICS_PORT: u16 = 9090;
 pub const HEALTH_PATH: &str = "/health";
 /// Readiness: 200 when storage answers, 503 while draining or when the database is unreachable.
 pub const READY_PATH: &str = "/ready";
+/// How often the start-up check asks `/health`, in seconds (the Kubernetes startup probe).
+pub const STARTUP_PROBE_PERIOD_SECONDS: i32 = 2;
+/// Failed start-up checks before the container is restarted.
+pub const STARTUP_PROBE_FAILURES: i32 = 60;
+/// The time the server may take to start (migrations run before the listener opens): two
+/// minutes, on Kubernetes (startup probe) and ECS (container health check start period and
+/// the service's health-check grace period) alike.
+pub const STARTUP_SECONDS: i32 = STARTUP_PROBE_PERIOD_SECONDS * STARTUP_PROBE_FAILURES;
 /// Prometheus text exposition.
 pub const METRICS_PATH: &str = "/metrics";
 /// Where the image keeps the binary (`deploy/docker/server.Dockerfile`; its entrypoint).

@@ -1,7 +1,9 @@
 """Offline checks of what `collab-operator ecs render` writes, against AWS's own API model: every
 rendered directory (the committed zedi-dev deployment in deploy/ecs/ and the operator's ECS
 golden files) validated with botocore's ECS model for RegisterTaskDefinition, CreateService and
-UpdateService, every enum value checked against the same model's shapes, and what the model does
+UpdateService, its `elbv2` model for the target group inputs and its `application-autoscaling`
+model for the autoscaling inputs, every enum value checked against the same models' shapes, and
+what the model does
 not know checked here: Fargate's cpu/memory table, its stopTimeout limit and nofile-only ulimits,
 the secret ARN forms, and that the files fit together.
 
@@ -29,6 +31,23 @@ FILES = {
     "service.json": "CreateService",
     "service-update.json": "UpdateService",
 }
+# Every directory has these too: (botocore service, operation).
+OTHER_FILES = {
+    "target-group-attributes.json": ("elbv2", "ModifyTargetGroupAttributes"),
+    "target-group-health-check.json": ("elbv2", "ModifyTargetGroup"),
+}
+# Only an autoscaled CollabServer's directory has these.
+AUTOSCALING_FILES = {
+    "scalable-target.json": ("application-autoscaling", "RegisterScalableTarget"),
+    "scaling-policy-cpu.json": ("application-autoscaling", "PutScalingPolicy"),
+    "scaling-policy-requests.json": ("application-autoscaling", "PutScalingPolicy"),
+}
+EXTRA_INPUTS = [
+    (directory, name, service, operation)
+    for directory in RENDERED
+    for name, (service, operation) in {**OTHER_FILES, **AUTOSCALING_FILES}.items()
+    if (directory / name).is_file()
+]
 
 # Fargate Linux task sizes: CPU units -> allowed memory (MiB), from the AWS documentation
 # ("Task CPU and memory"); written out independently of the Rust table it checks.
@@ -54,6 +73,12 @@ def model():
     return botocore.session.get_session().get_service_model("ecs")
 
 
+@pytest.fixture(scope="module")
+def models():
+    session = botocore.session.get_session()
+    return {name: session.get_service_model(name) for name in ("elbv2", "application-autoscaling")}
+
+
 def load(directory, name):
     return json.loads((directory / name).read_text())
 
@@ -66,8 +91,82 @@ def test_there_is_something_to_check():
     names = {path.name for path in RENDERED}
     assert {"zedi-dev", "collabserver", "hs256-ssm-parts"} <= names, names
     for directory in RENDERED:
-        for name in [*FILES, "NOTES.md"]:
+        for name in [*FILES, *OTHER_FILES, "NOTES.md"]:
             assert (directory / name).is_file(), directory / name
+    # The autoscaled golden case has every Application Auto Scaling input.
+    [autoscaled] = [path for path in RENDERED if path.name == "collabserver"]
+    for name in AUTOSCALING_FILES:
+        assert (autoscaled / name).is_file(), autoscaled / name
+
+
+@pytest.mark.parametrize(
+    "directory,name,service,operation",
+    EXTRA_INPUTS,
+    ids=[f"{path.relative_to(ROOT)}/{name}" for path, name, _, _ in EXTRA_INPUTS],
+)
+def test_target_group_and_autoscaling_inputs_validate_against_their_models(models, directory, name, service, operation):
+    params = load(directory, name)
+    shape = models[service].operation_model(operation).input_shape
+    botocore.validate.validate_parameters(params, shape)
+    assert enum_violations(params, shape) == []
+
+
+@pytest.mark.parametrize("directory", RENDERED, ids=ids(RENDERED))
+def test_the_target_group_serves_health_drains_quickly_and_is_not_sticky(directory):
+    service = load(directory, "service.json")
+    [binding] = service["loadBalancers"]
+    attributes = load(directory, "target-group-attributes.json")
+    health = load(directory, "target-group-health-check.json")
+    assert attributes["TargetGroupArn"] == health["TargetGroupArn"] == binding["targetGroupArn"]
+    values = {item["Key"]: item["Value"] for item in attributes["Attributes"]}
+    assert values == {"deregistration_delay.timeout_seconds": "30", "stickiness.enabled": "false"}
+    assert health["HealthCheckPath"] == "/health" and health["Matcher"] == {"HttpCode": "200"}
+    task = load(directory, "task-definition.json")
+    [container] = task["containerDefinitions"]
+    # The deregistration delay is over before SIGTERM; the task then has its whole stopTimeout.
+    assert int(values["deregistration_delay.timeout_seconds"]) <= container["stopTimeout"]
+
+
+def test_the_autoscaling_inputs_scale_the_service_they_were_rendered_with():
+    [directory] = [path for path in RENDERED if path.name == "collabserver"]
+    service = load(directory, "service.json")
+    target = load(directory, "scalable-target.json")
+    cluster = service["cluster"].rsplit("cluster/", 1)[-1]
+    assert target["ResourceId"] == f"service/{cluster}/{service['serviceName']}"
+    assert target["MinCapacity"] <= service["desiredCount"] <= target["MaxCapacity"]
+    metrics = set()
+    for name in ("scaling-policy-cpu.json", "scaling-policy-requests.json"):
+        policy = load(directory, name)
+        assert (policy["ResourceId"], policy["ScalableDimension"]) == (target["ResourceId"], target["ScalableDimension"])
+        specification = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+        metrics.add(specification["PredefinedMetricType"])
+        if specification["PredefinedMetricType"] == "ALBRequestCountPerTarget":
+            [binding] = service["loadBalancers"]
+            assert specification["ResourceLabel"].endswith(binding["targetGroupArn"].split(":targetgroup/")[1])
+            assert specification["ResourceLabel"].startswith("app/")
+    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+
+def test_the_container_health_check_waits_as_long_as_the_service_grace_period():
+    for directory in RENDERED:
+        task = load(directory, "task-definition.json")
+        service = load(directory, "service.json")
+        [container] = task["containerDefinitions"]
+        # The Kubernetes startup probe allows 2 s x 60 = 120 s; ECS must not kill a task sooner.
+        assert container["healthCheck"]["startPeriod"] == 120, directory
+        if service["healthCheckGracePeriodSeconds"] < container["healthCheck"]["startPeriod"]:
+            # ecs.yaml chose a shorter grace period: NOTES.md says what that risks.
+            notes = (directory / "NOTES.md").read_text()
+            assert "below the start-up window of 120 s" in notes, directory
+
+
+def test_the_elbv2_validator_rejects_what_elbv2_would(models):
+    shape = models["elbv2"].operation_model("ModifyTargetGroupAttributes").input_shape
+    [directory] = [path for path in RENDERED if path.name == "zedi-dev"]
+    attributes = load(directory, "target-group-attributes.json")
+    attributes["Attributes"][0]["Value"] = 30
+    with pytest.raises(ParamValidationError, match="Value"):
+        botocore.validate.validate_parameters(attributes, shape)
 
 
 @pytest.mark.parametrize("directory", RENDERED, ids=ids(RENDERED))
@@ -130,7 +229,10 @@ def test_the_task_definition_is_a_fargate_one(model, directory):
     assert health["command"] == ["CMD", "/usr/local/bin/collab-server", "healthcheck"]
     assert 5 <= health["interval"] <= 300 and 2 <= health["timeout"] <= 60
     assert 1 <= health["retries"] <= 10 and 0 <= health["startPeriod"] <= 300
-    assert container["readonlyRootFilesystem"] is True
+    # Read-only, unless ECS Exec's SSM agent must write (it comes with an init process).
+    exec_enabled = load(directory, "service.json")["enableExecuteCommand"]
+    assert container["readonlyRootFilesystem"] is (not exec_enabled)
+    assert container.get("linuxParameters", {}).get("initProcessEnabled", False) is exec_enabled
     volumes = {volume["name"] for volume in task["volumes"]}
     assert {mount["sourceVolume"] for mount in container["mountPoints"]} <= volumes
 
@@ -151,7 +253,15 @@ def test_the_services_run_that_task_behind_the_target_group(model, directory):
     ports = {mapping["containerPort"] for mapping in container["portMappings"]}
     create = load(directory, "service.json")
     update = load(directory, "service-update.json")
-    assert create["launchType"] == "FARGATE" and "FARGATE" in model.shape_for("LaunchType").enum
+    if "capacityProviderStrategy" in create:
+        # A strategy replaces the launch type; the first task stays on demand.
+        assert "launchType" not in create
+        providers = [item["capacityProvider"] for item in create["capacityProviderStrategy"]]
+        assert providers == ["FARGATE", "FARGATE_SPOT"]
+        assert create["capacityProviderStrategy"][0]["base"] >= 1
+        assert update["capacityProviderStrategy"] == create["capacityProviderStrategy"]
+    else:
+        assert create["launchType"] == "FARGATE" and "FARGATE" in model.shape_for("LaunchType").enum
     assert create["serviceName"] == update["service"] and create["cluster"] == update["cluster"]
     for service in (create, update):
         assert service["taskDefinition"] == task["family"]

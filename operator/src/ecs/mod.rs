@@ -12,11 +12,14 @@
 //! [`server_contract::environment`], exactly as the Kubernetes Deployment's does; Secret
 //! references become `secrets[].valueFrom` with the ARNs `ecs.yaml` maps them to.
 
+pub mod autoscaling;
 pub mod fargate;
 mod notes;
 pub mod options;
 pub mod service;
+pub mod target_group;
 pub mod task_definition;
+pub mod terraform;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,16 +35,20 @@ use crate::controller::validate::{
 };
 use crate::crd::CollabServer;
 use crate::server_contract::{self, EnvValue};
+use autoscaling::Autoscaling;
 use service::{
-    AwsVpcConfiguration, CreateService, DeploymentCircuitBreaker, DeploymentConfiguration,
-    DeploymentController, DeploymentControllerType, LoadBalancer, NetworkConfiguration,
-    SchedulingStrategy, ServiceSettings, UpdateService,
+    AwsVpcConfiguration, CapacityProvider, CapacityProviderStrategyItem, CreateService,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
+    DeploymentControllerType, LoadBalancer, NetworkConfiguration, SchedulingStrategy,
+    ServiceSettings, Tag, UpdateService,
 };
+use target_group::{TargetGroupAttributes, TargetGroupHealthCheck};
 use task_definition::{
-    Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LogConfiguration, LogDriver,
-    MountPoint, NetworkMode, OsFamily, PortMapping, RuntimePlatform, Secret, TaskDefinition,
-    TransportProtocol, Ulimit, UlimitName, Volume,
+    Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LinuxParameters,
+    LogConfiguration, LogDriver, MountPoint, NetworkMode, OsFamily, PortMapping, RuntimePlatform,
+    Secret, TaskDefinition, TransportProtocol, Ulimit, UlimitName, Volume,
 };
+use terraform::Terraform;
 
 /// Open files per task: Fargate's default, set explicitly; well above the server's default
 /// `COLLAB_SERVER_MAX_CONNECTIONS` (20000).
@@ -50,11 +57,13 @@ pub const NOFILE_LIMIT: u32 = 65535;
 const TMP_VOLUME: &str = "tmp";
 /// The platform version: 1.4.0 or later is needed for `:json-key::` secrets and 8+ vCPU.
 const PLATFORM_VERSION: &str = "LATEST";
-/// Health check timing of the container (as the image's own HEALTHCHECK).
+/// Health check timing of the container (as the image's own HEALTHCHECK). The start period is
+/// the server's start-up window ([`server_contract::STARTUP_SECONDS`], the Kubernetes startup
+/// probe's): failures before it ends do not count, so a task running migrations is not killed.
 const HEALTH_CHECK_INTERVAL_SECONDS: u32 = 30;
 const HEALTH_CHECK_TIMEOUT_SECONDS: u32 = 5;
 const HEALTH_CHECK_RETRIES: u32 = 3;
-const HEALTH_CHECK_START_PERIOD_SECONDS: u32 = 20;
+const HEALTH_CHECK_START_PERIOD_SECONDS: i32 = server_contract::STARTUP_SECONDS;
 
 /// The names the files get in the output directory.
 pub const TASK_DEFINITION_FILE: &str = "task-definition.json";
@@ -193,6 +202,15 @@ impl Error {
     }
 }
 
+/// Which files `ecs render` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// AWS CLI `--cli-input-json` inputs.
+    Cli,
+    /// Terraform JSON configuration (`*.tf.json`).
+    Terraform,
+}
+
 /// What `ecs render` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {
@@ -202,25 +220,75 @@ pub struct Rendered {
     pub service: CreateService,
     /// `aws ecs update-service --cli-input-json file://service-update.json`.
     pub service_update: UpdateService,
+    /// `aws elbv2 modify-target-group-attributes --cli-input-json`.
+    pub target_group_attributes: TargetGroupAttributes,
+    /// `aws elbv2 modify-target-group --cli-input-json`.
+    pub target_group_health_check: TargetGroupHealthCheck,
+    /// Application Auto Scaling inputs, when the CollabServer autoscales.
+    pub autoscaling: Option<Autoscaling>,
+    /// The same as Terraform configuration.
+    pub terraform: Terraform,
     /// What the JSON cannot say: load balancer settings, permissions, ignored spec fields.
     pub notes: String,
 }
 
 impl Rendered {
-    /// File names and contents, JSON pretty-printed with a final newline.
-    pub fn files(&self) -> Result<Vec<(&'static str, String)>, Error> {
-        Ok(vec![
-            (
-                TASK_DEFINITION_FILE,
-                to_json(TASK_DEFINITION_FILE, &self.task_definition)?,
-            ),
-            (SERVICE_FILE, to_json(SERVICE_FILE, &self.service)?),
-            (
-                SERVICE_UPDATE_FILE,
-                to_json(SERVICE_UPDATE_FILE, &self.service_update)?,
-            ),
-            (NOTES_FILE, self.notes.clone()),
-        ])
+    /// File names and contents of one format, JSON pretty-printed with a final newline;
+    /// `NOTES.md` with either.
+    pub fn files(&self, format: Format) -> Result<Vec<(&'static str, String)>, Error> {
+        let mut files = Vec::new();
+        match format {
+            Format::Cli => {
+                files.push((
+                    TASK_DEFINITION_FILE,
+                    to_json(TASK_DEFINITION_FILE, &self.task_definition)?,
+                ));
+                files.push((SERVICE_FILE, to_json(SERVICE_FILE, &self.service)?));
+                files.push((
+                    SERVICE_UPDATE_FILE,
+                    to_json(SERVICE_UPDATE_FILE, &self.service_update)?,
+                ));
+                files.push((
+                    target_group::ATTRIBUTES_FILE,
+                    to_json(target_group::ATTRIBUTES_FILE, &self.target_group_attributes)?,
+                ));
+                files.push((
+                    target_group::HEALTH_CHECK_FILE,
+                    to_json(
+                        target_group::HEALTH_CHECK_FILE,
+                        &self.target_group_health_check,
+                    )?,
+                ));
+                if let Some(scaling) = &self.autoscaling {
+                    files.push((
+                        autoscaling::SCALABLE_TARGET_FILE,
+                        to_json(autoscaling::SCALABLE_TARGET_FILE, &scaling.target)?,
+                    ));
+                    files.push((
+                        autoscaling::CPU_POLICY_FILE,
+                        to_json(autoscaling::CPU_POLICY_FILE, &scaling.cpu)?,
+                    ));
+                    if let Some(requests) = &scaling.requests {
+                        files.push((
+                            autoscaling::REQUESTS_POLICY_FILE,
+                            to_json(autoscaling::REQUESTS_POLICY_FILE, requests)?,
+                        ));
+                    }
+                }
+            }
+            Format::Terraform => {
+                files.push((
+                    terraform::CONFIG_FILE,
+                    to_json(terraform::CONFIG_FILE, &self.terraform.config)?,
+                ));
+                files.push((
+                    terraform::IMPORTS_FILE,
+                    to_json(terraform::IMPORTS_FILE, &self.terraform.imports)?,
+                ));
+            }
+        }
+        files.push((NOTES_FILE, self.notes.clone()));
+        Ok(files)
     }
 }
 
@@ -533,7 +601,7 @@ fn render_validated(
             interval: HEALTH_CHECK_INTERVAL_SECONDS,
             timeout: HEALTH_CHECK_TIMEOUT_SECONDS,
             retries: HEALTH_CHECK_RETRIES,
-            start_period: HEALTH_CHECK_START_PERIOD_SECONDS,
+            start_period: u32::try_from(HEALTH_CHECK_START_PERIOD_SECONDS).unwrap_or(0),
         },
         stop_timeout,
         ulimits: vec![Ulimit {
@@ -541,13 +609,25 @@ fn render_validated(
             soft_limit: NOFILE_LIMIT,
             hard_limit: NOFILE_LIMIT,
         }],
-        readonly_root_filesystem: true,
+        // The SSM agent of ECS Exec writes into the container's filesystem.
+        readonly_root_filesystem: !options.enable_execute_command,
         mount_points: vec![MountPoint {
             source_volume: TMP_VOLUME.to_owned(),
             container_path: "/tmp".to_owned(),
             read_only: false,
         }],
+        linux_parameters: options.enable_execute_command.then_some(LinuxParameters {
+            init_process_enabled: true,
+        }),
     };
+    let tags: Vec<Tag> = options
+        .tags
+        .iter()
+        .map(|(key, value)| Tag {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
     let task_definition = TaskDefinition {
         family: options.family().to_owned(),
         task_role_arn: options.task_role_arn.clone(),
@@ -564,7 +644,27 @@ fn render_validated(
         volumes: vec![Volume {
             name: TMP_VOLUME.to_owned(),
         }],
+        tags: tags.clone(),
     };
+    // Fargate Spot: a capacity provider strategy, which replaces the launch type.
+    let capacity_provider_strategy = options
+        .fargate_spot
+        .as_ref()
+        .map(|spot| {
+            vec![
+                CapacityProviderStrategyItem {
+                    capacity_provider: CapacityProvider::Fargate,
+                    weight: spot.on_demand_weight,
+                    base: spot.on_demand_base,
+                },
+                CapacityProviderStrategyItem {
+                    capacity_provider: CapacityProvider::FargateSpot,
+                    weight: spot.spot_weight,
+                    base: 0,
+                },
+            ]
+        })
+        .unwrap_or_default();
 
     let settings = ServiceSettings {
         platform_version: PLATFORM_VERSION.to_owned(),
@@ -591,18 +691,27 @@ fn render_validated(
             maximum_percent: 200,
             minimum_healthy_percent: 100,
         },
+        capacity_provider_strategy,
+        enable_execute_command: options.enable_execute_command,
+        propagate_tags: options.propagate_tags,
+        enable_ecs_managed_tags: true,
+        availability_zone_rebalancing: options.availability_zone_rebalancing,
     };
     let service = CreateService {
         cluster: options.cluster.clone(),
         service_name: options.service.clone(),
         task_definition: options.family().to_owned(),
         desired_count,
-        launch_type: Compatibility::Fargate,
+        launch_type: settings
+            .capacity_provider_strategy
+            .is_empty()
+            .then_some(Compatibility::Fargate),
         scheduling_strategy: SchedulingStrategy::Replica,
         deployment_controller: DeploymentController {
             type_: DeploymentControllerType::Ecs,
         },
         settings: settings.clone(),
+        tags,
     };
     let service_update = UpdateService {
         cluster: options.cluster.clone(),
@@ -611,17 +720,50 @@ fn render_validated(
         desired_count: update_desired_count,
         settings,
     };
+    let autoscaling = match server.scaling {
+        Scaling::Autoscaled {
+            min_replicas,
+            max_replicas,
+            target_cpu_utilization_percentage,
+        } => Some(autoscaling::autoscaling(
+            options,
+            min_replicas,
+            max_replicas,
+            target_cpu_utilization_percentage,
+        )),
+        Scaling::Fixed { .. } => None,
+    };
+    let (target_group_attributes, target_group_health_check) =
+        target_group::target_group(&options.load_balancer.target_group_arn);
+    let terraform = terraform::terraform(&terraform::Parts {
+        options,
+        task_definition: &task_definition,
+        service: &service,
+        autoscaling: autoscaling.as_ref(),
+        target_group_attributes: &target_group_attributes,
+        target_group_health_check: &target_group_health_check,
+        port: server.port,
+    })
+    .map_err(|error| Error::Serialize {
+        file: terraform::CONFIG_FILE,
+        error,
+    })?;
     let notes = notes::notes(&notes::Facts {
         spec,
         server: &server,
         options,
         task_definition: &task_definition,
         desired_count,
+        autoscaling: autoscaling.as_ref(),
     });
     Ok(Rendered {
         task_definition,
         service,
         service_update,
+        target_group_attributes,
+        target_group_health_check,
+        autoscaling,
+        terraform,
         notes,
     })
 }

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeSet;
 
+use super::autoscaling::{self, Autoscaling};
 use super::options::{EcsOptions, check_value_from};
+use super::target_group::{self, DEREGISTRATION_DELAY_SECONDS};
 use super::task_definition::TaskDefinition;
+use super::terraform;
 use crate::controller::validate::{Scaling, ValidatedCollabServer};
 use crate::crd::CollabServer;
 use crate::server_contract;
 
-/// Target group deregistration delay the notes recommend, in seconds.
-pub const DEREGISTRATION_DELAY_SECONDS: i64 = 30;
 /// The ALB's default idle timeout, in seconds.
 const ALB_DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 60;
 
@@ -21,6 +22,7 @@ pub struct Facts<'a> {
     pub options: &'a EcsOptions,
     pub task_definition: &'a TaskDefinition,
     pub desired_count: i32,
+    pub autoscaling: Option<&'a Autoscaling>,
 }
 
 /// The keepalive interval the server runs with: the CollabServer's `env`, else the default.
@@ -34,13 +36,6 @@ fn keepalive_seconds(server: &ValidatedCollabServer) -> i64 {
         .unwrap_or(server_contract::DEFAULT_KEEPALIVE_SECONDS)
 }
 
-/// `cluster/NAME` of a cluster name or ARN, for Application Auto Scaling resource ids.
-fn cluster_name(cluster: &str) -> &str {
-    cluster
-        .rsplit_once("cluster/")
-        .map_or(cluster, |(_, name)| name)
-}
-
 pub fn notes(facts: &Facts<'_>) -> String {
     let Facts {
         spec,
@@ -48,6 +43,7 @@ pub fn notes(facts: &Facts<'_>) -> String {
         options,
         task_definition,
         desired_count,
+        autoscaling,
     } = facts;
     let region = &options.region;
     let cluster = &options.cluster;
@@ -69,9 +65,29 @@ pub fn notes(facts: &Facts<'_>) -> String {
     line(format!("# {service} on ECS Fargate"));
     line(String::new());
     line(format!(
-        "Written by `collab-operator ecs render` with `task-definition.json`, `service.json` and \
-         `service-update.json` (the CollabServer `{}`); render again rather than edit them. The \
-         renderer reads nothing from AWS: the ids and ARNs are the ones `ecs.yaml` gives.",
+        "Written by `collab-operator ecs render` with the AWS CLI inputs (`--format cli`: \
+         `task-definition.json`, `service.json`, `service-update.json`, `{}`, `{}`{}) or the \
+         Terraform configuration (`--format terraform`: `{}`, `{}`), from the CollabServer \
+         `{}`; render again rather than edit them. The renderer reads nothing from AWS: the ids \
+         and ARNs are the ones `ecs.yaml` gives.",
+        target_group::ATTRIBUTES_FILE,
+        target_group::HEALTH_CHECK_FILE,
+        if autoscaling.is_some() {
+            format!(
+                ", `{}`, `{}`{}",
+                autoscaling::SCALABLE_TARGET_FILE,
+                autoscaling::CPU_POLICY_FILE,
+                if autoscaling.is_some_and(|scaling| scaling.requests.is_some()) {
+                    format!(", `{}`", autoscaling::REQUESTS_POLICY_FILE)
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            String::new()
+        },
+        terraform::CONFIG_FILE,
+        terraform::IMPORTS_FILE,
         server.name
     ));
     line(String::new());
@@ -96,6 +112,44 @@ pub fn notes(facts: &Facts<'_>) -> String {
     ));
     line("```".to_owned());
     line(String::new());
+    line("With Terraform (the configuration that created the service):".to_owned());
+    line(String::new());
+    line("```sh".to_owned());
+    line(format!(
+        "# beside the existing configuration: {} {}",
+        terraform::CONFIG_FILE,
+        terraform::IMPORTS_FILE
+    ));
+    line("terraform plan -out collab.tfplan   # the service: import and update in place, never replace".to_owned());
+    line("terraform apply collab.tfplan".to_owned());
+    line(format!(
+        "terraform apply -var {}_image=IMAGE:TAG   # each later deployment",
+        terraform::resource_name(service)
+    ));
+    line("```".to_owned());
+    line(String::new());
+    line(format!(
+        "The container health check ignores failures for {start} s after a task starts and the \
+         service ignores the target group's for {grace} s: the server's start-up window \
+         (migrations run before it listens), the same two minutes its Kubernetes startup probe \
+         allows.",
+        start = task_definition
+            .container_definitions
+            .first()
+            .map_or(0, |container| container.health_check.start_period),
+        grace = options.health_check_grace_period_seconds(),
+    ));
+    if options.health_check_grace_period_seconds() < server_contract::STARTUP_SECONDS {
+        line(String::new());
+        line(format!(
+            "**ecs.yaml sets `healthCheckGracePeriodSeconds` {} below the start-up window of {} \
+             s**: a task still running migrations may fail the target group's health check and \
+             be replaced before it listens. Leave it out unless the server starts faster.",
+            options.health_check_grace_period_seconds(),
+            server_contract::STARTUP_SECONDS
+        ));
+    }
+    line(String::new());
     line(format!(
         "The deployment circuit breaker stops a deployment whose tasks keep failing and rolls back \
          to the last one that completed. To go back by hand: `aws ecs update-service --region \
@@ -105,11 +159,11 @@ pub fn notes(facts: &Facts<'_>) -> String {
     ));
     line(String::new());
 
-    line("## Load balancer settings these files cannot carry".to_owned());
+    line("## Load balancer settings".to_owned());
     line(String::new());
     line(format!(
-        "Set them on the target group and the ALB (in Terraform, or with the commands shown). \
-         Target group `{target_group}`:"
+        "The service only refers to the target group; these settings live on it and on the ALB \
+         (the commands below, or Terraform). Target group `{target_group}`:"
     ));
     line(String::new());
     line(format!(
@@ -141,12 +195,26 @@ pub fn notes(facts: &Facts<'_>) -> String {
     line(String::new());
     line("```sh".to_owned());
     line(format!(
-        "aws elbv2 modify-target-group-attributes --region {region} --target-group-arn {target_group} \\"
+        "aws elbv2 modify-target-group-attributes --region {region} --cli-input-json file://{}",
+        target_group::ATTRIBUTES_FILE
     ));
     line(format!(
-        "  --attributes Key=deregistration_delay.timeout_seconds,Value={DEREGISTRATION_DELAY_SECONDS}"
+        "aws elbv2 modify-target-group --region {region} --cli-input-json file://{}",
+        target_group::HEALTH_CHECK_FILE
     ));
     line("```".to_owned());
+    line(String::new());
+    line(if options.load_balancer.vpc_id.is_some() {
+        format!(
+            "In Terraform, `{}` declares the target group with these settings (imported by `{}`).",
+            terraform::CONFIG_FILE,
+            terraform::IMPORTS_FILE
+        )
+    } else {
+        "In Terraform, set them on the existing `aws_lb_target_group` (or give `loadBalancer.vpcId` \
+         in ecs.yaml: the rendered configuration then declares and imports the target group)."
+            .to_owned()
+    });
     line(String::new());
     line(format!(
         "The ALB's idle timeout (`idle_timeout.timeout_seconds`, default \
@@ -212,39 +280,78 @@ pub fn notes(facts: &Facts<'_>) -> String {
         target_cpu_utilization_percentage,
     } = server.scaling
     {
-        let resource = format!("service/{}/{service}", cluster_name(cluster));
         line("## Autoscaling".to_owned());
         line(String::new());
         line(format!(
             "The CollabServer autoscales ({min_replicas}-{max_replicas} tasks at \
              {target_cpu_utilization_percentage}% CPU). On ECS that is Application Auto Scaling: \
              `service.json` starts {desired_count} tasks, and `service-update.json` leaves the \
-             count alone."
+             count alone (in Terraform, `lifecycle.ignore_changes` on `desired_count`)."
         ));
         line(String::new());
         line("```sh".to_owned());
         line(format!(
-            "aws application-autoscaling register-scalable-target --region {region} --service-namespace ecs \\"
+            "aws application-autoscaling register-scalable-target --region {region} --cli-input-json file://{}",
+            autoscaling::SCALABLE_TARGET_FILE
         ));
         line(format!(
-            "  --resource-id {resource} --scalable-dimension ecs:service:DesiredCount \\"
+            "aws application-autoscaling put-scaling-policy --region {region} --cli-input-json file://{}",
+            autoscaling::CPU_POLICY_FILE
         ));
-        line(format!(
-            "  --min-capacity {min_replicas} --max-capacity {max_replicas}"
-        ));
-        line(format!(
-            "aws application-autoscaling put-scaling-policy --region {region} --service-namespace ecs \\"
-        ));
-        line(format!(
-            "  --resource-id {resource} --scalable-dimension ecs:service:DesiredCount \\"
-        ));
-        line(format!(
-            "  --policy-name {service}-cpu --policy-type TargetTrackingScaling \\"
-        ));
-        line(format!(
-            "  --target-tracking-scaling-policy-configuration '{{\"TargetValue\":{target_cpu_utilization_percentage},\"PredefinedMetricSpecification\":{{\"PredefinedMetricType\":\"ECSServiceAverageCPUUtilization\"}}}}'"
-        ));
+        if autoscaling.is_some_and(|scaling| scaling.requests.is_some()) {
+            line(format!(
+                "aws application-autoscaling put-scaling-policy --region {region} --cli-input-json file://{}",
+                autoscaling::REQUESTS_POLICY_FILE
+            ));
+        }
         line("```".to_owned());
+        line(String::new());
+        if autoscaling.is_some_and(|scaling| scaling.requests.is_none()) {
+            line(
+                "To scale on ALB requests per target as well (each WebSocket connection is one \
+                 request), give `autoscaling.requestsPerTarget` and `loadBalancer.loadBalancerArn` \
+                 in ecs.yaml."
+                    .to_owned(),
+            );
+            line(String::new());
+        }
+    }
+
+    if let Some(spot) = &options.fargate_spot {
+        line("## Fargate Spot".to_owned());
+        line(String::new());
+        line(format!(
+            "{} on demand, the rest {}:{} on `FARGATE` and `FARGATE_SPOT`. The cluster needs \
+             both capacity providers: `aws ecs put-cluster-capacity-providers --region {region} \
+             --cluster {cluster} --capacity-providers FARGATE FARGATE_SPOT \
+             --default-capacity-provider-strategy capacityProvider=FARGATE,weight=1` (the list \
+             replaces the cluster's: name every provider it keeps). A Spot task gets SIGTERM two \
+             minutes before it is reclaimed: its clients reconnect to the other tasks and it \
+             stores every document within its shutdown timeout.",
+            match spot.on_demand_base {
+                0 => "No task is kept".to_owned(),
+                1 => "The first task runs".to_owned(),
+                base => format!("The first {base} tasks run"),
+            },
+            spot.on_demand_weight,
+            spot.spot_weight
+        ));
+        line(String::new());
+    }
+
+    if options.enable_execute_command {
+        line("## ECS Exec".to_owned());
+        line(String::new());
+        line(format!(
+            "`enableExecuteCommand` is on, with an init process and a writable root filesystem \
+             (the SSM agent writes to it). The task role `{}` needs `ssmmessages:CreateControlChannel`, \
+             `ssmmessages:CreateDataChannel`, `ssmmessages:OpenControlChannel` and \
+             `ssmmessages:OpenDataChannel`. The image has no shell: run the binary itself, e.g. \
+             `aws ecs execute-command --region {region} --cluster {cluster} --task TASK_ID \
+             --interactive --command \"{} healthcheck\"`.",
+            options.task_role_arn.as_deref().unwrap_or(""),
+            server_contract::SERVER_BINARY
+        ));
         line(String::new());
     }
 

@@ -6,14 +6,15 @@
 //! [`EcsOptions::check`] checks each value's shape; whether the secrets match the CollabServer
 //! is checked by [`super::render`], which knows both.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-pub use super::service::AssignPublicIp;
+pub use super::service::{AssignPublicIp, AvailabilityZoneRebalancing, PropagateTags};
 pub use super::task_definition::CpuArchitecture;
 use super::{Error, fargate};
 use crate::controller::build::CONTAINER_NAME;
+use crate::server_contract;
 
 /// The `--ecs` file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -57,9 +58,32 @@ pub struct EcsOptions {
     pub load_balancer: LoadBalancer,
     /// CloudWatch Logs (`awslogs`).
     pub logs: Logs,
-    /// Seconds ECS ignores failing load balancer health checks after a task starts (default 60).
+    /// Seconds ECS ignores failing load balancer health checks after a task starts (default:
+    /// the server's start-up window, 120, as the Kubernetes startup probe allows).
     #[serde(default)]
     pub health_check_grace_period_seconds: Option<i32>,
+    /// ECS Exec (`aws ecs execute-command`; default off, as in Copilot). Turns on the init
+    /// process, needs a task role and a writable root filesystem (the SSM agent writes to it).
+    #[serde(default)]
+    pub enable_execute_command: bool,
+    /// Which tags ECS copies to the tasks: `SERVICE` (default, as in Copilot),
+    /// `TASK_DEFINITION` or `NONE`.
+    #[serde(default)]
+    pub propagate_tags: PropagateTags,
+    /// Tags of the task definition and the service (and, propagated, of every task).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Run part of the tasks on Fargate Spot (a capacity provider strategy instead of the
+    /// `FARGATE` launch type).
+    #[serde(default)]
+    pub fargate_spot: Option<FargateSpot>,
+    /// `ENABLED` (default, as for new services) or `DISABLED`: ECS moves tasks to even out
+    /// the availability zones after a zone recovers.
+    #[serde(default)]
+    pub availability_zone_rebalancing: AvailabilityZoneRebalancing,
+    /// Application Auto Scaling of an autoscaled CollabServer (`spec.autoscaling`).
+    #[serde(default)]
+    pub autoscaling: AutoscalingOptions,
     /// The value (`valueFrom`) behind each Secret key the CollabServer reads.
     #[serde(default)]
     pub secrets: Vec<SecretArn>,
@@ -83,6 +107,65 @@ pub struct Network {
 pub struct LoadBalancer {
     /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID` (target type `ip`).
     pub target_group_arn: String,
+    /// The ALB's ARN (`...:loadbalancer/app/NAME/ID`): needed to scale on requests per target.
+    #[serde(default)]
+    pub load_balancer_arn: Option<String>,
+    /// The target group's VPC (`vpc-…`): with it the Terraform output declares the target
+    /// group (to import) with the attributes the server needs.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+}
+
+/// Tasks beyond `onDemandBase` are spread `onDemandWeight : spotWeight` between `FARGATE` and
+/// `FARGATE_SPOT`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FargateSpot {
+    /// Share of `FARGATE_SPOT` (0-1000).
+    pub spot_weight: u32,
+    /// Share of on-demand `FARGATE` (0-1000; default 1).
+    #[serde(default = "default_on_demand_weight")]
+    pub on_demand_weight: u32,
+    /// Tasks that always run on demand, before the weights apply (default 1, so Spot
+    /// interruptions never take the last task).
+    #[serde(default = "default_on_demand_base")]
+    pub on_demand_base: u32,
+}
+
+fn default_on_demand_weight() -> u32 {
+    1
+}
+
+fn default_on_demand_base() -> u32 {
+    1
+}
+
+/// Application Auto Scaling beyond the CollabServer's CPU target.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscalingOptions {
+    /// Also track ALB requests per target per minute (each WebSocket connection is one
+    /// request); needs `loadBalancer.loadBalancerArn`.
+    #[serde(default)]
+    pub requests_per_target: Option<u32>,
+    /// Seconds after a scale-in before the next (default 120, as in Copilot).
+    #[serde(default)]
+    pub scale_in_cooldown_seconds: Option<u32>,
+    /// Seconds after a scale-out before the next (default 60, as in Copilot).
+    #[serde(default)]
+    pub scale_out_cooldown_seconds: Option<u32>,
+}
+
+impl AutoscalingOptions {
+    pub fn scale_in_cooldown_seconds(&self) -> u32 {
+        self.scale_in_cooldown_seconds
+            .unwrap_or(DEFAULT_SCALE_IN_COOLDOWN_SECONDS)
+    }
+
+    pub fn scale_out_cooldown_seconds(&self) -> u32 {
+        self.scale_out_cooldown_seconds
+            .unwrap_or(DEFAULT_SCALE_OUT_COOLDOWN_SECONDS)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -112,7 +195,13 @@ pub struct SecretArn {
 }
 
 pub const DEFAULT_LOG_STREAM_PREFIX: &str = "collab-server";
-pub const DEFAULT_HEALTH_CHECK_GRACE_PERIOD_SECONDS: i32 = 60;
+pub const DEFAULT_SCALE_IN_COOLDOWN_SECONDS: u32 = 120;
+pub const DEFAULT_SCALE_OUT_COOLDOWN_SECONDS: u32 = 60;
+/// Capacity provider weights and bases ECS accepts.
+const MAX_CAPACITY_WEIGHT: u32 = 1000;
+const MAX_CAPACITY_BASE: u32 = 100_000;
+/// Tags ECS accepts on one resource (of which `aws:` ones are reserved).
+const MAX_TAGS: usize = 50;
 
 impl EcsOptions {
     /// Parses an `ecs.yaml`.
@@ -135,9 +224,24 @@ impl EcsOptions {
             .unwrap_or(DEFAULT_LOG_STREAM_PREFIX)
     }
 
+    /// The grace period: `ecs.yaml`'s, else the server's start-up window.
     pub fn health_check_grace_period_seconds(&self) -> i32 {
         self.health_check_grace_period_seconds
-            .unwrap_or(DEFAULT_HEALTH_CHECK_GRACE_PERIOD_SECONDS)
+            .unwrap_or(server_contract::STARTUP_SECONDS)
+    }
+
+    /// The target group's name, from its ARN (`targetgroup/NAME/ID`).
+    pub fn target_group_name(&self) -> &str {
+        Arn::parse(&self.load_balancer.target_group_arn)
+            .and_then(|arn| arn.resource.strip_prefix("targetgroup/"))
+            .and_then(|rest| rest.split_once('/'))
+            .map_or("", |(name, _)| name)
+    }
+
+    /// `app/NAME/ID` of the ALB, as Application Auto Scaling's resource label wants it.
+    pub fn load_balancer_label(&self) -> Option<&str> {
+        let arn = Arn::parse(self.load_balancer.load_balancer_arn.as_deref()?)?;
+        arn.resource.strip_prefix("loadbalancer/")
     }
 
     /// Checks every value's shape; the first problem is the error, naming its field.
@@ -186,12 +290,22 @@ impl EcsOptions {
         }
         self.check_network()?;
         self.check_target_group()?;
+        self.check_load_balancer()?;
         self.check_logs()?;
         if let Some(seconds) = self.health_check_grace_period_seconds
             && seconds < 0
         {
             return invalid("healthCheckGracePeriodSeconds", "must not be negative");
         }
+        if self.enable_execute_command && self.task_role_arn.is_none() {
+            return invalid(
+                "enableExecuteCommand",
+                "needs taskRoleArn: the SSM agent in the task uses the task role (ssmmessages:CreateControlChannel, CreateDataChannel, OpenControlChannel, OpenDataChannel)",
+            );
+        }
+        self.check_tags()?;
+        self.check_fargate_spot()?;
+        self.check_autoscaling()?;
         let mut seen = BTreeSet::new();
         for (index, secret) in self.secrets.iter().enumerate() {
             if !seen.insert((&secret.name, &secret.key)) {
@@ -299,6 +413,114 @@ impl EcsOptions {
                     arn.account, self.account_id
                 ),
             );
+        }
+        Ok(())
+    }
+
+    fn check_tags(&self) -> Result<(), Error> {
+        if self.tags.len() > MAX_TAGS {
+            return invalid("tags", format!("at most {MAX_TAGS} tags"));
+        }
+        for (key, value) in &self.tags {
+            let field = format!("tags.{key}");
+            if key.is_empty() || key.chars().count() > 128 {
+                return invalid(&field, "a tag key is 1-128 characters");
+            }
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return invalid(&field, "tag keys starting with aws: are reserved for AWS");
+            }
+            if value.chars().count() > 256 {
+                return invalid(&field, "a tag value is at most 256 characters");
+            }
+        }
+        Ok(())
+    }
+
+    fn check_fargate_spot(&self) -> Result<(), Error> {
+        let Some(spot) = &self.fargate_spot else {
+            return Ok(());
+        };
+        if spot.spot_weight == 0 || spot.spot_weight > MAX_CAPACITY_WEIGHT {
+            return invalid(
+                "fargateSpot.spotWeight",
+                format!("must be 1-{MAX_CAPACITY_WEIGHT} (leave fargateSpot out for no Spot)"),
+            );
+        }
+        if spot.on_demand_weight > MAX_CAPACITY_WEIGHT {
+            return invalid(
+                "fargateSpot.onDemandWeight",
+                format!("must be 0-{MAX_CAPACITY_WEIGHT}"),
+            );
+        }
+        if spot.on_demand_base > MAX_CAPACITY_BASE {
+            return invalid(
+                "fargateSpot.onDemandBase",
+                format!("must be 0-{MAX_CAPACITY_BASE}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The ALB's ARN and the VPC id, both optional.
+    fn check_load_balancer(&self) -> Result<(), Error> {
+        if let Some(value) = &self.load_balancer.load_balancer_arn {
+            const FIELD: &str = "loadBalancer.loadBalancerArn";
+            let Some(arn) = Arn::parse(value).filter(|arn| {
+                arn.service == "elasticloadbalancing"
+                    && arn
+                        .resource
+                        .strip_prefix("loadbalancer/app/")
+                        .and_then(|rest| rest.split_once('/'))
+                        .is_some_and(|(name, id)| !name.is_empty() && !id.is_empty())
+            }) else {
+                return invalid(
+                    FIELD,
+                    "must be an Application Load Balancer ARN: arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID",
+                );
+            };
+            if arn.region != self.region || arn.account != self.account_id {
+                return invalid(
+                    FIELD,
+                    "must be in the region and account of the target group",
+                );
+            }
+        }
+        if let Some(vpc) = &self.load_balancer.vpc_id
+            && !is_resource_id(vpc, "vpc-")
+        {
+            return invalid(
+                "loadBalancer.vpcId",
+                format!("{vpc} is not a VPC id (vpc- and 8 or 17 hex digits)"),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_autoscaling(&self) -> Result<(), Error> {
+        if let Some(requests) = self.autoscaling.requests_per_target {
+            if requests == 0 {
+                return invalid("autoscaling.requestsPerTarget", "must be at least 1");
+            }
+            if self.load_balancer.load_balancer_arn.is_none() {
+                return invalid(
+                    "autoscaling.requestsPerTarget",
+                    "needs loadBalancer.loadBalancerArn: the metric is per ALB and target group",
+                );
+            }
+        }
+        for (field, value) in [
+            (
+                "autoscaling.scaleInCooldownSeconds",
+                self.autoscaling.scale_in_cooldown_seconds,
+            ),
+            (
+                "autoscaling.scaleOutCooldownSeconds",
+                self.autoscaling.scale_out_cooldown_seconds,
+            ),
+        ] {
+            if value.is_some_and(|seconds| seconds > 3600) {
+                return invalid(field, "must be at most 3600 seconds");
+            }
         }
         Ok(())
     }

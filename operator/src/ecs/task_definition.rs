@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::service::Tag;
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinition {
@@ -22,6 +24,8 @@ pub struct TaskDefinition {
     pub runtime_platform: RuntimePlatform,
     pub container_definitions: Vec<ContainerDefinition>,
     pub volumes: Vec<Volume>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -83,6 +87,15 @@ pub struct ContainerDefinition {
     pub ulimits: Vec<Ulimit>,
     pub readonly_root_filesystem: bool,
     pub mount_points: Vec<MountPoint>,
+    /// Only with ECS Exec: an init process reaps what the SSM agent starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linux_parameters: Option<LinuxParameters>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxParameters {
+    pub init_process_enabled: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -175,7 +175,7 @@ fn the_task_runs_the_server_as_the_operator_would() {
         service["deploymentConfiguration"]["deploymentCircuitBreaker"],
         json!({ "enable": true, "rollback": true })
     );
-    assert_eq!(service["healthCheckGracePeriodSeconds"], 60);
+    assert_eq!(service["healthCheckGracePeriodSeconds"], 120);
     assert_eq!(
         service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"],
         "DISABLED"
@@ -514,7 +514,331 @@ fn an_autoscaled_service_keeps_its_count_on_update() {
     let (_, service, update) = json_of(&rendered);
     assert_eq!(service["desiredCount"], 3);
     assert!(update.get("desiredCount").is_none(), "{update}");
-    assert!(rendered.notes.contains("--min-capacity 3 --max-capacity 8"));
+    let scaling = rendered.autoscaling.as_ref().expect("autoscaled");
+    assert_eq!(
+        serde_json::to_value(&scaling.target).unwrap(),
+        json!({
+            "ServiceNamespace": "ecs",
+            "ResourceId": "service/prod/docs",
+            "ScalableDimension": "ecs:service:DesiredCount",
+            "MinCapacity": 3,
+            "MaxCapacity": 8,
+        })
+    );
+    let cpu = serde_json::to_value(&scaling.cpu).unwrap();
+    assert_eq!(cpu["PolicyName"], "docs-cpu");
+    assert_eq!(
+        cpu["TargetTrackingScalingPolicyConfiguration"],
+        json!({
+            "TargetValue": 70,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+            },
+            "ScaleInCooldown": 120,
+            "ScaleOutCooldown": 60,
+        })
+    );
+    assert!(scaling.requests.is_none(), "no ALB ARN, no request policy");
+    let config = &rendered.terraform.config;
+    assert_eq!(
+        config["resource"]["aws_ecs_service"]["docs"]["lifecycle"],
+        json!([{ "ignore_changes": ["desired_count"] }]),
+        "Terraform leaves the count to Application Auto Scaling"
+    );
+    assert_eq!(
+        config["resource"]["aws_appautoscaling_target"]["docs"]["max_capacity"],
+        8
+    );
+    let policies = config["resource"]["aws_appautoscaling_policy"]
+        .as_object()
+        .unwrap();
+    assert_eq!(policies.keys().collect::<Vec<_>>(), ["docs_cpu"]);
+
+    let fixed = rendered_fixed_terraform();
+    assert!(fixed["resource"].get("aws_appautoscaling_target").is_none());
+    assert!(
+        fixed["resource"]["aws_ecs_service"]["docs"]
+            .get("lifecycle")
+            .is_none()
+    );
+}
+
+fn rendered_fixed_terraform() -> Value {
+    rendered(spec(), &options()).unwrap().terraform.config
+}
+
+#[test]
+fn requests_per_target_scale_with_the_albs_label_and_need_its_arn() {
+    let autoscaled = with(
+        spec(),
+        json!({ "autoscaling": { "enabled": true, "minReplicas": 2, "maxReplicas": 4 } }),
+    );
+    let options = options_with(|value| {
+        value["loadBalancer"]["loadBalancerArn"] = serde_yaml::Value::from(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/00aa11bb22cc33dd",
+        );
+        value["autoscaling"] = serde_yaml::from_str("{requestsPerTarget: 300}").unwrap();
+    })
+    .unwrap();
+    let rendered = rendered(autoscaled.clone(), &options).unwrap();
+    let requests = serde_json::to_value(rendered.autoscaling.unwrap().requests.unwrap()).unwrap();
+    assert_eq!(
+        requests["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"],
+        json!({
+            "PredefinedMetricType": "ALBRequestCountPerTarget",
+            "ResourceLabel": "app/web/00aa11bb22cc33dd/targetgroup/docs/0123456789abcdef",
+        })
+    );
+    assert_eq!(
+        requests["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+        300
+    );
+
+    let without_arn = options_with(|value| {
+        value["autoscaling"] = serde_yaml::from_str("{requestsPerTarget: 300}").unwrap();
+    })
+    .unwrap();
+    let error = rejected(autoscaled, &without_arn);
+    assert!(
+        matches!(&error, Error::InvalidOption { field, .. } if field == "autoscaling.requestsPerTarget"),
+        "{error}"
+    );
+    let network_load_balancer = options_with(|value| {
+        value["loadBalancer"]["loadBalancerArn"] = serde_yaml::Value::from(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/web/00aa11bb22cc33dd",
+        );
+    })
+    .unwrap();
+    let error = rejected(spec(), &network_load_balancer);
+    assert!(
+        error.to_string().contains("Application Load Balancer"),
+        "{error}"
+    );
+}
+
+#[test]
+fn copilot_defaults_tags_az_rebalancing_and_no_exec() {
+    let rendered = rendered(spec(), &options()).unwrap();
+    let (task, service, update) = json_of(&rendered);
+    for settings in [&service, &update] {
+        assert_eq!(settings["propagateTags"], "SERVICE");
+        assert_eq!(settings["enableECSManagedTags"], true);
+        assert_eq!(settings["enableExecuteCommand"], false);
+        assert_eq!(settings["availabilityZoneRebalancing"], "ENABLED");
+        assert!(settings.get("capacityProviderStrategy").is_none());
+    }
+    assert!(service.get("tags").is_none() && task.get("tags").is_none());
+    let container = &task["containerDefinitions"][0];
+    assert!(container.get("linuxParameters").is_none());
+    assert_eq!(container["readonlyRootFilesystem"], true);
+
+    let tagged = options_with(|value| {
+        value["tags"] = serde_yaml::from_str("{team: docs, cost-center: '42'}").unwrap();
+        value["propagateTags"] = serde_yaml::Value::from("TASK_DEFINITION");
+        value["availabilityZoneRebalancing"] = serde_yaml::Value::from("DISABLED");
+    })
+    .unwrap();
+    let (task, service, update) = json_of(&rendered_with(&tagged));
+    let tags = json!([{ "key": "cost-center", "value": "42" }, { "key": "team", "value": "docs" }]);
+    assert_eq!(task["tags"], tags);
+    assert_eq!(service["tags"], tags);
+    assert!(update.get("tags").is_none(), "UpdateService takes no tags");
+    assert_eq!(service["propagateTags"], "TASK_DEFINITION");
+    assert_eq!(update["availabilityZoneRebalancing"], "DISABLED");
+
+    let reserved = options_with(|value| {
+        value["tags"] = serde_yaml::from_str("{'aws:owner': me}").unwrap();
+    })
+    .unwrap();
+    let error = rejected(spec(), &reserved);
+    assert!(error.to_string().contains("tags.aws:owner"), "{error}");
+}
+
+fn rendered_with(options: &EcsOptions) -> Rendered {
+    rendered(spec(), options).unwrap()
+}
+
+#[test]
+fn execute_command_turns_on_the_init_process_and_needs_a_task_role() {
+    let without_role = options_with(|value| {
+        value["enableExecuteCommand"] = serde_yaml::Value::from(true);
+    })
+    .unwrap();
+    let error = rejected(spec(), &without_role);
+    assert!(
+        matches!(&error, Error::InvalidOption { field, .. } if field == "enableExecuteCommand"),
+        "{error}"
+    );
+    let exec = options_with(|value| {
+        value["enableExecuteCommand"] = serde_yaml::Value::from(true);
+        value["taskRoleArn"] = serde_yaml::Value::from("arn:aws:iam::123456789012:role/docs-task");
+    })
+    .unwrap();
+    let rendered = rendered_with(&exec);
+    let (task, service, update) = json_of(&rendered);
+    let container = &task["containerDefinitions"][0];
+    assert_eq!(
+        container["linuxParameters"],
+        json!({ "initProcessEnabled": true })
+    );
+    assert_eq!(
+        container["readonlyRootFilesystem"], false,
+        "the SSM agent writes"
+    );
+    assert_eq!(service["enableExecuteCommand"], true);
+    assert_eq!(update["enableExecuteCommand"], true);
+    assert!(rendered.notes.contains("ssmmessages:CreateControlChannel"));
+}
+
+#[test]
+fn fargate_spot_replaces_the_launch_type_with_a_strategy() {
+    let spot = options_with(|value| {
+        value["fargateSpot"] = serde_yaml::from_str("{spotWeight: 4}").unwrap();
+    })
+    .unwrap();
+    let rendered = rendered_with(&spot);
+    let (_, service, update) = json_of(&rendered);
+    let strategy = json!([
+        { "capacityProvider": "FARGATE", "weight": 1, "base": 1 },
+        { "capacityProvider": "FARGATE_SPOT", "weight": 4, "base": 0 },
+    ]);
+    assert_eq!(service["capacityProviderStrategy"], strategy);
+    assert_eq!(update["capacityProviderStrategy"], strategy);
+    assert!(service.get("launchType").is_none(), "{service}");
+    let terraform = &rendered.terraform.config["resource"]["aws_ecs_service"]["docs"];
+    assert!(terraform.get("launch_type").is_none());
+    assert_eq!(
+        terraform["capacity_provider_strategy"][1]["capacity_provider"],
+        "FARGATE_SPOT"
+    );
+    assert!(rendered.notes.contains("put-cluster-capacity-providers"));
+
+    for (yaml, field) in [
+        ("{spotWeight: 0}", "fargateSpot.spotWeight"),
+        ("{spotWeight: 1001}", "fargateSpot.spotWeight"),
+        (
+            "{spotWeight: 1, onDemandWeight: 1001}",
+            "fargateSpot.onDemandWeight",
+        ),
+    ] {
+        let options = options_with(|value| {
+            value["fargateSpot"] = serde_yaml::from_str(yaml).unwrap();
+        })
+        .unwrap();
+        let error = rejected(spec(), &options);
+        assert!(
+            matches!(&error, Error::InvalidOption { field: named, .. } if named == field),
+            "{yaml}: {error}"
+        );
+    }
+}
+
+#[test]
+fn the_health_checks_wait_out_the_startup_window_of_kubernetes() {
+    let (task, service, _) = json_of(&rendered(spec(), &options()).unwrap());
+    let window = crate::server_contract::STARTUP_SECONDS;
+    assert_eq!(window, 120);
+    assert_eq!(
+        task["containerDefinitions"][0]["healthCheck"]["startPeriod"],
+        window
+    );
+    assert_eq!(service["healthCheckGracePeriodSeconds"], window);
+    let probe = crate::server_contract::STARTUP_PROBE_PERIOD_SECONDS
+        * crate::server_contract::STARTUP_PROBE_FAILURES;
+    assert_eq!(
+        probe, window,
+        "the Kubernetes startup probe allows the same"
+    );
+}
+
+#[test]
+fn the_target_group_gets_health_path_short_deregistration_and_no_stickiness() {
+    let rendered = rendered(spec(), &options()).unwrap();
+    let arn =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/docs/0123456789abcdef";
+    assert_eq!(
+        serde_json::to_value(&rendered.target_group_attributes).unwrap(),
+        json!({
+            "TargetGroupArn": arn,
+            "Attributes": [
+                { "Key": "deregistration_delay.timeout_seconds", "Value": "30" },
+                { "Key": "stickiness.enabled", "Value": "false" },
+            ],
+        })
+    );
+    let health = serde_json::to_value(&rendered.target_group_health_check).unwrap();
+    assert_eq!(health["HealthCheckPath"], "/health");
+    assert_eq!(health["Matcher"], json!({ "HttpCode": "200" }));
+    // Without a VPC id the Terraform output leaves the target group to the user's own
+    // configuration; with one it declares and imports it.
+    assert!(
+        rendered.terraform.config["resource"]
+            .get("aws_lb_target_group")
+            .is_none()
+    );
+    assert_eq!(
+        rendered.terraform.imports["import"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let with_vpc = options_with(|value| {
+        value["loadBalancer"]["vpcId"] = serde_yaml::Value::from("vpc-0123456789abcdef0");
+    })
+    .unwrap();
+    let terraform = rendered_with(&with_vpc).terraform;
+    let group = &terraform.config["resource"]["aws_lb_target_group"]["docs"];
+    assert_eq!(group["name"], "docs");
+    assert_eq!(group["deregistration_delay"], "30");
+    assert_eq!(group["health_check"][0]["path"], "/health");
+    assert_eq!(group["stickiness"][0]["enabled"], false);
+    assert_eq!(
+        terraform.imports["import"][1],
+        json!({ "to": "aws_lb_target_group.docs", "id": arn })
+    );
+}
+
+#[test]
+fn terraform_adopts_the_service_and_escapes_every_template() {
+    let options = options_with(|value| {
+        value["cluster"] =
+            serde_yaml::Value::from("arn:aws:ecs:eu-west-1:123456789012:cluster/prod");
+        value["service"] = serde_yaml::Value::from("2-docs");
+    })
+    .unwrap();
+    let spec = with(
+        spec(),
+        json!({ "env": [{ "name": "GREETING", "value": "${hello} %{if x}" }] }),
+    );
+    let terraform = rendered(spec, &options).unwrap().terraform;
+    let name = "ecs_2_docs";
+    assert_eq!(
+        terraform.imports["import"][0],
+        json!({ "to": format!("aws_ecs_service.{name}"), "id": "prod/2-docs" })
+    );
+    let service = &terraform.config["resource"]["aws_ecs_service"][name];
+    assert_eq!(
+        service["cluster"], "prod",
+        "the name, as the import id has it"
+    );
+    assert_eq!(
+        service["task_definition"],
+        format!("${{aws_ecs_task_definition.{name}.arn}}")
+    );
+    let containers = &terraform.config["locals"][format!("{name}_container_definitions")];
+    assert_eq!(containers[0]["image"], format!("${{var.{name}_image}}"));
+    let greeting = containers[0]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|variable| variable["name"] == "GREETING")
+        .unwrap();
+    assert_eq!(greeting["value"], "$${hello} %%{if x}");
+    assert_eq!(
+        terraform.config["variable"][format!("{name}_image")]["default"],
+        "registry.example/collab-server:1.0.0"
+    );
 }
 
 #[test]
@@ -595,9 +919,14 @@ fn the_image_comes_from_ecs_yaml_or_the_spec() {
 fn the_notes_give_the_load_balancer_settings_and_the_permissions() {
     let notes = rendered(spec(), &options()).unwrap().notes;
     assert!(
-        notes.contains("deregistration_delay.timeout_seconds,Value=30"),
+        notes.contains("deregistration delay (`deregistration_delay.timeout_seconds`) 30 s"),
         "{notes}"
     );
+    assert!(
+        notes.contains("modify-target-group-attributes --region eu-west-1 --cli-input-json file://target-group-attributes.json"),
+        "{notes}"
+    );
+    assert!(notes.contains("terraform plan"), "{notes}");
     assert!(notes.contains("keepalive interval of 10 s"), "{notes}");
     assert!(notes.contains("`arn:aws:secretsmanager:eu-west-1:123456789012:secret:docs-AbCdEf`"));
     assert!(notes.contains("`arn:aws:ssm:eu-west-1:123456789012:parameter/docs/jwt`"));

@@ -60,13 +60,42 @@ fn task_definition(case: &Case) -> Value {
     serde_json::to_value(render(case).task_definition).unwrap()
 }
 
+const FORMATS: [ecs::Format; 2] = [ecs::Format::Cli, ecs::Format::Terraform];
+
 #[test]
 fn rendered_files_match_the_committed_ones() {
     for case in CASES {
         let out: PathBuf = common::root().join(case.out);
-        for (name, contents) in render(case).files().unwrap() {
-            common::assert_matches_file(&out.join(name), &contents);
+        for format in FORMATS {
+            for (name, contents) in render(case).files(format).unwrap() {
+                common::assert_matches_file(&out.join(name), &contents);
+            }
         }
+    }
+}
+
+/// A file the renderer no longer writes (say, a scaling policy after autoscaling was turned
+/// off) must not linger next to the others.
+#[test]
+fn the_committed_directories_hold_only_rendered_files_and_inputs() {
+    for case in CASES {
+        let rendered = render(case);
+        let mut expected: std::collections::BTreeSet<String> = FORMATS
+            .iter()
+            .flat_map(|format| rendered.files(*format).unwrap())
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for input in [case.collab_server, case.options] {
+            if input.starts_with(case.out) {
+                expected.insert(input.rsplit('/').next().unwrap().to_owned());
+            }
+        }
+        let present: std::collections::BTreeSet<String> =
+            std::fs::read_dir(common::root().join(case.out))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        assert_eq!(present, expected, "{}", case.name);
     }
 }
 
@@ -222,12 +251,21 @@ fn the_notes_follow_the_servers_keepalive() {
         notes.contains("keepalive interval of 15 s") && notes.contains("below 30 s"),
         "{notes}"
     );
-    let autoscaled = render(&CASES[1]).notes;
+    let autoscaled = render(&CASES[1]);
+    let scaling = autoscaled.autoscaling.as_ref().expect("autoscaled");
+    assert_eq!(scaling.target.resource_id, "service/apps/collab");
     assert!(
-        autoscaled.contains("--resource-id service/apps/collab"),
-        "{autoscaled}"
+        autoscaled
+            .notes
+            .contains("put-scaling-policy --region ap-northeast-1 --cli-input-json file://scaling-policy-requests.json"),
+        "{}",
+        autoscaled.notes
     );
-    assert!(autoscaled.contains("`spec.monitoring`"), "{autoscaled}");
+    assert!(
+        autoscaled.notes.contains("`spec.monitoring`"),
+        "{}",
+        autoscaled.notes
+    );
 }
 
 #[test]
@@ -235,38 +273,65 @@ fn the_command_writes_the_files_and_names_the_field_it_cannot_render() {
     let binary = env!("CARGO_BIN_EXE_collab-operator");
     let case = &CASES[0];
     let out = std::env::temp_dir().join(format!("collab-ecs-render-{}", std::process::id()));
-    let output = std::process::Command::new(binary)
-        .current_dir(common::root())
-        .args([
-            "ecs",
-            "render",
-            "-f",
-            case.collab_server,
-            "--ecs",
-            case.options,
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for name in [
-        ecs::TASK_DEFINITION_FILE,
-        ecs::SERVICE_FILE,
-        ecs::SERVICE_UPDATE_FILE,
-        ecs::NOTES_FILE,
+    for (format, names) in [
+        (
+            "cli",
+            &[
+                ecs::TASK_DEFINITION_FILE,
+                ecs::SERVICE_FILE,
+                ecs::SERVICE_UPDATE_FILE,
+                ecs::target_group::ATTRIBUTES_FILE,
+                ecs::target_group::HEALTH_CHECK_FILE,
+                ecs::NOTES_FILE,
+            ][..],
+        ),
+        (
+            "terraform",
+            &[
+                ecs::terraform::CONFIG_FILE,
+                ecs::terraform::IMPORTS_FILE,
+                ecs::NOTES_FILE,
+            ][..],
+        ),
     ] {
-        assert_eq!(
-            std::fs::read_to_string(out.join(name)).unwrap(),
-            read(&format!("{}/{name}", case.out)),
-            "{name}"
+        let output = std::process::Command::new(binary)
+            .current_dir(common::root())
+            .args([
+                "ecs",
+                "render",
+                "-f",
+                case.collab_server,
+                "--ecs",
+                case.options,
+                "--format",
+                format,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
         );
+        let mut written: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        written.sort();
+        let mut wanted: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        wanted.sort();
+        assert_eq!(written, wanted, "--format {format}");
+        for name in names {
+            assert_eq!(
+                std::fs::read_to_string(out.join(name)).unwrap(),
+                read(&format!("{}/{name}", case.out)),
+                "{name}"
+            );
+        }
+        std::fs::remove_dir_all(&out).unwrap();
     }
-    std::fs::remove_dir_all(&out).unwrap();
 
     // The Kubernetes example against zedi-dev's AWS facts: its database Secret has no ARN.
     let output = std::process::Command::new(binary)

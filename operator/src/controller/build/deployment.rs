@@ -210,7 +210,11 @@ fn container(server: &ValidatedCollabServer, sqlite: bool) -> Container {
         env: non_empty(env),
         resources: Some(server.resources.clone()),
         // Migrations run before the listener opens: give start-up up to two minutes.
-        startup_probe: Some(http_probe(server_contract::HEALTH_PATH, 2, 60)),
+        startup_probe: Some(http_probe(
+            server_contract::HEALTH_PATH,
+            server_contract::STARTUP_PROBE_PERIOD_SECONDS,
+            server_contract::STARTUP_PROBE_FAILURES,
+        )),
         liveness_probe: Some(http_probe(server_contract::HEALTH_PATH, 10, 3)),
         readiness_probe: Some(http_probe(server_contract::READY_PATH, 5, 2)),
         lifecycle: Some(Lifecycle {
