@@ -58,6 +58,9 @@ fn table(command: &clap::Command) -> String {
             && values.len() == 2
             && values.iter().any(|v| v == "`true`");
         if !values.is_empty() && !boolish {
+            if !help.is_empty() && !help.ends_with('.') {
+                help.push('.');
+            }
             help.push_str(&format!(" One of {}.", values.join(", ")));
         }
         out.push_str(&format!("| {flag} | {env} | {default} | {help} |\n"));
