@@ -713,3 +713,45 @@ async fn newcomers_get_the_current_document_while_its_encoding_is_shared() {
     }
     server.stop().await;
 }
+
+/// A 2.x provider's `destroy()` sends an awareness removal after its Close: the document is
+/// not reopened by it, and unloads once its last session is gone.
+#[tokio::test]
+async fn an_awareness_removal_after_close_does_not_reopen_the_document() {
+    use yrs::sync::AwarenessUpdate;
+    use yrs::sync::awareness::AwarenessUpdateEntry;
+
+    let server = TestServer::start(&["--database-url", "memory://"]).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let ydoc = Doc::new();
+    client.open("detached", "", &ydoc).await;
+    client.edit_acknowledged("detached", &ydoc, "x").await;
+    assert_eq!(metric(&server, "collab_server_documents_loaded").await, 1.0);
+    client.send("detached", Message::Close(None)).await;
+    let removal = AwarenessUpdate {
+        clients: [(
+            ydoc.client_id(),
+            AwarenessUpdateEntry {
+                clock: 2,
+                json: std::sync::Arc::from("null"),
+            },
+        )]
+        .into(),
+    };
+    client.send("detached", Message::Awareness(removal)).await;
+    let mut unloaded = false;
+    for _ in 0..200 {
+        if metric(&server, "collab_server_documents_loaded").await == 0.0 {
+            unloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        unloaded,
+        "the document stays loaded after its provider detached"
+    );
+    // The socket is still usable, and the document reopens on a sync message.
+    assert_eq!(client.read_text("detached", "").await, "x");
+    server.stop().await;
+}

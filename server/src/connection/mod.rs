@@ -111,6 +111,7 @@ pub fn serve(
             opened: Instant::now(),
             last_ping: Instant::now(),
             request: None,
+            last_closed: None,
             keepalive_timer: {
                 let mut timer = tokio::time::interval(tick);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -207,6 +208,8 @@ struct Connection {
     keepalive_timer: tokio::time::Interval,
     /// The upgrade request, for webhooks (`None` without them).
     request: Option<Arc<crate::webhook::RequestInfo>>,
+    /// The address the client detached last (its Close), whose stragglers are ignored.
+    last_closed: Option<Arc<str>>,
 }
 
 /// What the read loop should do next.
@@ -560,6 +563,14 @@ impl Connection {
                 true
             }
             Some(Session::Denied) => true,
+            // A 2.x provider's `destroy()` sends an awareness removal after its Close: that
+            // must not reopen the document (the room would keep a session nobody uses until
+            // the socket closes). Only a sync message reopens a document just closed.
+            None if self.last_closed.as_ref() == Some(&address)
+                && !matches!(message, Message::Sync(_)) =>
+            {
+                true
+            }
             None if !self.context.auth.is_required() => {
                 // 2.x providers without a token never send Auth: with no authentication
                 // configured the document opens on its first frame.
@@ -793,6 +804,7 @@ impl Connection {
             Message::Close(_) => {
                 // The provider detached this document; the socket stays for the others.
                 self.sessions.remove(address);
+                self.last_closed = Some(address.clone());
                 room.send(Command::Leave { id }).await;
                 let reply = protocol::encode_frame(
                     address,
