@@ -218,3 +218,21 @@ async fn an_update_past_the_document_limit_is_413_and_changes_nothing() {
     assert_eq!(read(&server, "small").await, json!({"t": "kept"}));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn document_names_are_checked_like_the_websocket_path() {
+    let server = TestServer::start(&["--database-url", "memory://", "--api-secret", SECRET]).await;
+    let long = "x".repeat(2000);
+    for name in [long.as_str(), "%20"] {
+        let response = put(&server.http(""), name, json!({"t": "x"})).await;
+        assert_eq!(response.status(), 400, "{name}");
+        let body: Value = response.json().await.expect("json");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("document name")),
+            "{body}"
+        );
+    }
+    server.stop().await;
+}

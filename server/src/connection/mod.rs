@@ -832,7 +832,7 @@ impl Connection {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("permission-denied: empty document name".into());
     }
