@@ -91,8 +91,8 @@ pub fn document<T: ReadTxn>(txn: &T) -> JsonMap<String, Value> {
     roots
 }
 
-/// Every root of a document given as one v1 update.
-pub fn document_of_state(state: &[u8]) -> Result<JsonMap<String, Value>, String> {
+/// A document built from one v1 update (the whole state a room or storage gave).
+pub fn doc_of_state(state: &[u8]) -> Result<yrs::Doc, String> {
     use yrs::updates::decoder::Decode;
     use yrs::{Doc, Transact, Update};
     let doc = Doc::new();
@@ -100,7 +100,13 @@ pub fn document_of_state(state: &[u8]) -> Result<JsonMap<String, Value>, String>
     doc.transact_mut()
         .apply_update(update)
         .map_err(|e| e.to_string())?;
-    Ok(document(&doc.transact()))
+    Ok(doc)
+}
+
+/// Every root of a document given as one v1 update.
+pub fn document_of_state(state: &[u8]) -> Result<JsonMap<String, Value>, String> {
+    use yrs::Transact;
+    Ok(document(&doc_of_state(state)?.transact()))
 }
 
 /// One root as JSON (`null` if empty); `None` if the document has no such root.

@@ -24,8 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use yrs::updates::decoder::Decode;
-use yrs::{Doc, Transact, Update};
+use yrs::Transact;
 
 use crate::config::Secret;
 use crate::document::{Edit, JoinError, Registry, Request, RequestError};
@@ -327,11 +326,7 @@ async fn read(
     }
     // Building a document and walking it is CPU work: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
-        let doc = Doc::new();
-        let update = Update::decode_v1(&state).map_err(|e| e.to_string())?;
-        doc.transact_mut()
-            .apply_update(update)
-            .map_err(|e| e.to_string())?;
+        let doc = json::doc_of_state(&state)?;
         let txn = doc.transact();
         Ok::<_, String>(match (format, root) {
             (Format::Text, Some(root)) => json::root_text(&txn, &root).map(Rendered::Text),

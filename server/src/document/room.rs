@@ -376,17 +376,7 @@ impl Room {
     fn request(&mut self, request: Request) -> Option<Deletion> {
         match request {
             Request::State { reply } => {
-                let doc = self.awareness.doc();
-                let encode = || {
-                    doc.transact()
-                        .encode_state_as_update_v1(&StateVector::default())
-                };
-                let state = if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
-                    heavy(encode)
-                } else {
-                    encode()
-                };
-                let _ = reply.send(Ok(state));
+                let _ = reply.send(Ok(self.full_state()));
             }
             Request::Apply { update, reply } => {
                 self.apply_update(Origin::Api(reply), update);
@@ -745,6 +735,20 @@ impl Room {
     }
 
     /// Fans an applied update out to every local session and hands it to the writer.
+    /// The whole document as one v1 update (off the async worker for a large one).
+    fn full_state(&self) -> Vec<u8> {
+        let doc = self.awareness.doc();
+        let encode = || {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+        };
+        if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
+            heavy(encode)
+        } else {
+            encode()
+        }
+    }
+
     /// The whole-document Step2 frame for session `id`'s address, encoded once per address
     /// until the document changes (`None` if the session is gone or has no framing for it).
     fn whole_state_frame(&mut self, id: SubscriberId) -> Option<Bytes> {
@@ -755,17 +759,7 @@ impl Room {
         if let Some((_, frame)) = self.whole_state_frames.iter().find(|(a, _)| *a == address) {
             return Some(frame.clone());
         }
-        let doc = self.awareness.doc();
-        let encode = || {
-            doc.transact()
-                .encode_state_as_update_v1(&StateVector::default())
-        };
-        let update = if self.size_estimate >= HEAVY_DOCUMENT_BYTES {
-            heavy(encode)
-        } else {
-            encode()
-        };
-        let message = Message::Sync(SyncMessage::SyncStep2(update));
+        let message = Message::Sync(SyncMessage::SyncStep2(self.full_state()));
         let frame = Bytes::from(match &address {
             Some(address) => protocol::encode_frame(address, &message),
             None => protocol::encode_yws(&message)?,
