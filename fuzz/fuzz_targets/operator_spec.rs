@@ -9,8 +9,8 @@
 //! Nothing may panic; errors are expected.
 #![no_main]
 
-use collab_operator::controller::dereference::{self, Dereferenced, RedisPassword};
-use collab_operator::controller::validate::{self, OperatorDefaults};
+use collab_operator::dereferenced::{self, Dereferenced, RedisPassword};
+use collab_operator::validate::{self, OperatorDefaults};
 use collab_operator::crd::CollabServer;
 use collab_operator::ecs::{self, options::EcsOptions};
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +56,7 @@ fn validate_all(server: &CollabServer, secret_value: Option<&str>) {
 
     // Every referenced Secret exists, keys known but not their values (as `ecs render`).
     let mut declared = Dereferenced::default();
-    for name in dereference::referenced_secrets(server) {
+    for name in dereferenced::referenced_secrets(server) {
         declared = declared.with_declared_secret(&name, std::iter::empty::<String>());
     }
     let keys = referenced_keys(server);

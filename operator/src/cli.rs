@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::controller::validate::{DEFAULT_REDIS_IMAGE, DEFAULT_SERVER_IMAGE, OperatorDefaults};
 use crate::telemetry::LogFormat;
+use crate::validate::{DEFAULT_REDIS_IMAGE, DEFAULT_SERVER_IMAGE, OperatorDefaults};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -19,9 +19,10 @@ use k8s_openapi::{
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
 
-use crate::controller::{Context, validate::OperatorDefaults};
+use crate::controller::Context;
 use crate::crd::CollabServer;
 use crate::metrics::Metrics;
+use crate::validate::OperatorDefaults;
 
 pub const NAMESPACE: &str = "team";
 pub const NAME: &str = "docs";

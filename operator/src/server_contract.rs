@@ -4,10 +4,10 @@
 //! environment from [`environment`], so the two cannot drift; `tests/server_contract.rs` feeds
 //! the result to the server's own parser (`collab_server::config::Config::from_env`).
 
-use crate::controller::validate::{
+use crate::crd::v1alpha1::LogFormat;
+use crate::validate::{
     Auth, PostgresConnection, Redis, SecretRef, Storage, TokenKeys, ValidatedCollabServer,
 };
-use crate::crd::v1alpha1::LogFormat;
 
 /// The server's default `PORT`: WebSocket, `/health`, `/ready` and `/metrics`.
 pub const DEFAULT_PORT: u16 = 1234;
@@ -26,6 +26,12 @@ pub const STARTUP_PROBE_FAILURES: i32 = 60;
 /// minutes, on Kubernetes (startup probe) and ECS (container health check start period and
 /// the service's health-check grace period) alike.
 pub const STARTUP_SECONDS: i32 = STARTUP_PROBE_PERIOD_SECONDS * STARTUP_PROBE_FAILURES;
+/// Name of the server container (Kubernetes pod and ECS task definition alike).
+pub const CONTAINER_NAME: &str = "collab-server";
+/// Name of the client port (WebSocket, `/health`, `/ready`) in pods, Services and tasks.
+pub const HTTP_PORT_NAME: &str = "http";
+/// Name of the metrics port in pods, Services and tasks.
+pub const METRICS_PORT_NAME: &str = "metrics";
 /// Prometheus text exposition.
 pub const METRICS_PATH: &str = "/metrics";
 /// Where the image keeps the binary (`deploy/docker/server.Dockerfile`; its entrypoint).

@@ -16,7 +16,6 @@ pub mod apply;
 pub mod build;
 pub mod dereference;
 pub mod status;
-pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,7 +49,7 @@ use tracing::{Instrument, info_span};
 use crate::crd::CollabServer;
 use crate::labels;
 use crate::metrics::Metrics;
-use validate::OperatorDefaults;
+use crate::validate::{self, OperatorDefaults};
 
 /// Requeue after a successful reconcile (children's watches trigger sooner).
 const RESYNC: Duration = Duration::from_secs(300);
@@ -213,7 +212,7 @@ fn servers_using_secret(
             guard
                 .0
                 .as_ref()
-                .is_ok_and(|server| dereference::referenced_secrets(server).contains(&name))
+                .is_ok_and(|server| crate::dereferenced::referenced_secrets(server).contains(&name))
         })
         .map(|guard| ObjectRef::from_obj(&*guard))
         .collect()

@@ -18,9 +18,9 @@ use serde_json::json;
 
 use super::apply::FIELD_MANAGER;
 use super::build::{Applied, Resources};
-use super::validate::{Note, ValidatedCollabServer};
 use crate::crd::{CollabServer, CollabServerStatus};
 use crate::labels::{self, Component};
+use crate::validate::{Note, ValidatedCollabServer};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";

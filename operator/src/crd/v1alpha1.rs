@@ -2,7 +2,7 @@
 //! operator reports. Every field carries a doc comment, which becomes its description in the
 //! generated CRD schema (`collab-operator crd`) and in `docs/operator.md`.
 //!
-//! Defaults that matter to behaviour are resolved in [`crate::controller::validate`], not here:
+//! Defaults that matter to behaviour are resolved in [`crate::validate`], not here:
 //! the same spec is also read outside a cluster (ECS rendering), where no API server applies
 //! schema defaults.
 

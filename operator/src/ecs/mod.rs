@@ -28,13 +28,13 @@ use serde::{Deserialize, Serialize};
 
 pub use options::EcsOptions;
 
-use crate::controller::build::{HTTP_PORT_NAME, METRICS_PORT_NAME};
-use crate::controller::dereference::{self, Dereferenced};
-use crate::controller::validate::{
+use crate::crd::CollabServer;
+use crate::dereferenced::{self, Dereferenced};
+use crate::server_contract::{self, EnvValue};
+use crate::server_contract::{HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::validate::{
     self, OperatorDefaults, Redis, Scaling, SecretRef, Storage, ValidatedCollabServer,
 };
-use crate::crd::CollabServer;
-use crate::server_contract::{self, EnvValue};
 use autoscaling::Autoscaling;
 use service::{
     AwsVpcConfiguration, CapacityProvider, CapacityProviderStrategyItem, CreateService,
@@ -364,7 +364,7 @@ pub fn render(server: &CollabServer, options: &EcsOptions) -> Result<Rendered, E
 /// validation reports a missing key (with the field that needs it) rather than a missing Secret.
 fn declared_secrets(server: &CollabServer, options: &EcsOptions) -> Dereferenced {
     let mut declared = Dereferenced::default();
-    for name in dereference::referenced_secrets(server) {
+    for name in dereferenced::referenced_secrets(server) {
         declared = declared.with_declared_secret(&name, std::iter::empty::<String>());
     }
     for secret in &options.secrets {

@@ -9,9 +9,9 @@ use super::options::{EcsOptions, check_value_from};
 use super::target_group::{self, DEREGISTRATION_DELAY_SECONDS};
 use super::task_definition::TaskDefinition;
 use super::terraform;
-use crate::controller::validate::{Scaling, ValidatedCollabServer};
 use crate::crd::CollabServer;
 use crate::server_contract;
+use crate::validate::{Scaling, ValidatedCollabServer};
 
 /// The ALB's default idle timeout, in seconds.
 const ALB_DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 60;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 pub use super::service::{AssignPublicIp, AvailabilityZoneRebalancing, PropagateTags};
 pub use super::task_definition::CpuArchitecture;
 use super::{Error, fargate};
-use crate::controller::build::CONTAINER_NAME;
 use crate::server_contract;
+use crate::server_contract::CONTAINER_NAME;
 
 /// The `--ecs` file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

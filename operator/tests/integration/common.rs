@@ -5,12 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use collab_operator::controller::{
-    build::{self, Prepared, Resources},
-    dereference::{Dereferenced, RedisPassword},
-    validate::{self, OperatorDefaults, ValidatedCollabServer},
-};
+use collab_operator::controller::build::{self, Prepared, Resources};
 use collab_operator::crd::CollabServer;
+use collab_operator::dereferenced::{Dereferenced, RedisPassword};
+use collab_operator::validate::{self, OperatorDefaults, ValidatedCollabServer};
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 

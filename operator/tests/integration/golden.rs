@@ -75,7 +75,7 @@ fn secret_values_reach_pods_only_by_reference() {
 fn a_changed_secret_value_changes_the_pod_template_hash() {
     let case = &CASES[0];
     let hash = |loaded: &common::Loaded| {
-        let server = collab_operator::controller::validate::validate(
+        let server = collab_operator::validate::validate(
             &loaded.server,
             &loaded.dereferenced,
             &Default::default(),

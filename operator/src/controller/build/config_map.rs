@@ -4,10 +4,10 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::metadata;
-use crate::controller::validate::ValidatedCollabServer;
 use crate::labels::Component;
 use crate::names;
 use crate::server_contract::{self, EnvValue};
+use crate::validate::ValidatedCollabServer;
 
 pub fn config_map(server: &ValidatedCollabServer) -> ConfigMap {
     let data = server_contract::environment(server)

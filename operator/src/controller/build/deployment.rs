@@ -21,17 +21,12 @@ use k8s_openapi::{
     },
 };
 
-use super::{
-    metadata,
-    service::{HTTP_PORT_NAME, METRICS_PORT_NAME},
-};
-use crate::controller::validate::{Scaling, Storage, ValidatedCollabServer};
+use super::metadata;
 use crate::labels::{self, Component};
 use crate::names;
-use crate::server_contract::{self, EnvValue};
+use crate::server_contract::{self, CONTAINER_NAME, EnvValue, HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::validate::{Scaling, Storage, ValidatedCollabServer};
 
-/// Name of the server container.
-pub const CONTAINER_NAME: &str = "collab-server";
 const DATA_VOLUME: &str = "data";
 const TMP_VOLUME: &str = "tmp";
 

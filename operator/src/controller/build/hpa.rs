@@ -6,9 +6,9 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use super::metadata;
-use crate::controller::validate::{Scaling, ValidatedCollabServer};
 use crate::labels::Component;
 use crate::names;
+use crate::validate::{Scaling, ValidatedCollabServer};
 
 pub fn horizontal_pod_autoscaler(
     server: &ValidatedCollabServer,

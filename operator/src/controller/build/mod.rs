@@ -27,11 +27,9 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::validate::{ValidatedCollabServer, hex};
 use crate::labels::{self, Component};
+use crate::validate::{ValidatedCollabServer, hex};
 
-pub use deployment::CONTAINER_NAME;
-pub use service::{HTTP_PORT_NAME, METRICS_PORT_NAME};
 pub use service_monitor::service_monitor_resource;
 
 /// Built, not yet sent to the API server.

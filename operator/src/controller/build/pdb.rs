@@ -6,9 +6,9 @@ use k8s_openapi::{
 };
 
 use super::metadata;
-use crate::controller::validate::ValidatedCollabServer;
 use crate::labels::{self, Component};
 use crate::names;
+use crate::validate::ValidatedCollabServer;
 
 pub fn pod_disruption_budget(server: &ValidatedCollabServer) -> Option<PodDisruptionBudget> {
     let max_unavailable = server.pod_disruption_budget.clone()?;

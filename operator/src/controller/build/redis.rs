@@ -22,10 +22,10 @@ use k8s_openapi::{
 use sha2::{Digest, Sha256};
 
 use super::{RedisResources, metadata};
-use crate::controller::dereference::{REDIS_PASSWORD_KEY, REDIS_URL_KEY};
-use crate::controller::validate::{ManagedRedis, Redis, ValidatedCollabServer, hex};
+use crate::dereferenced::{REDIS_PASSWORD_KEY, REDIS_URL_KEY};
 use crate::labels::{self, Component};
 use crate::names;
+use crate::validate::{ManagedRedis, Redis, ValidatedCollabServer, hex};
 
 /// Redis' port.
 pub const REDIS_PORT: i32 = 6379;

@@ -7,14 +7,10 @@ use k8s_openapi::{
 };
 
 use super::metadata;
-use crate::controller::validate::ValidatedCollabServer;
 use crate::labels::{self, Component};
+use crate::server_contract::{HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::validate::ValidatedCollabServer;
 use crate::{names, server_contract};
-
-/// Name of the container port for clients (and probes).
-pub const HTTP_PORT_NAME: &str = "http";
-/// Name of the container port for metrics.
-pub const METRICS_PORT_NAME: &str = "metrics";
 
 pub fn client_service(server: &ValidatedCollabServer) -> Service {
     let mut metadata = metadata(server, names::server(&server.name), Component::Server);

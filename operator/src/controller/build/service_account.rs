@@ -3,9 +3,9 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 
 use super::metadata;
-use crate::controller::validate::ValidatedCollabServer;
 use crate::labels::Component;
 use crate::names;
+use crate::validate::ValidatedCollabServer;
 
 pub fn service_account(server: &ValidatedCollabServer) -> ServiceAccount {
     ServiceAccount {

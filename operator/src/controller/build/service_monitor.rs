@@ -7,9 +7,10 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{metadata, service::METRICS_PORT_NAME};
-use crate::controller::validate::{ServiceMonitorPlan, ValidatedCollabServer};
+use super::metadata;
 use crate::labels::{self, Component};
+use crate::server_contract::METRICS_PORT_NAME;
+use crate::validate::{ServiceMonitorPlan, ValidatedCollabServer};
 use crate::{names, server_contract};
 
 /// The ServiceMonitor API resource (`monitoring.coreos.com/v1`, `servicemonitors`).

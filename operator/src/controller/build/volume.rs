@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::metadata;
-use crate::controller::validate::{Storage, ValidatedCollabServer};
 use crate::labels::Component;
 use crate::names;
+use crate::validate::{Storage, ValidatedCollabServer};
 
 pub fn data_volume(server: &ValidatedCollabServer) -> Option<PersistentVolumeClaim> {
     let Storage::Sqlite {

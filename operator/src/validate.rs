@@ -18,11 +18,11 @@ use k8s_openapi::{
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::dereference::{
-    Dereferenced, REDIS_PASSWORD_KEY, REDIS_URL_KEY, RedisPassword, SecretContents,
-};
 use crate::crd::v1alpha1::{
     AuthSpec, CollabServer, DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, ServiceType,
+};
+use crate::dereferenced::{
+    Dereferenced, REDIS_PASSWORD_KEY, REDIS_URL_KEY, RedisPassword, SecretContents,
 };
 use crate::{labels, names, server_contract};
 
