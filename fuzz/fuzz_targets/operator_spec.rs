@@ -77,7 +77,7 @@ fn validate_all(server: &CollabServer, secret_value: Option<&str>) {
     for (name, data) in by_secret {
         known = known.with_secret(name, data);
     }
-    known.managed_redis_password = RedisPassword::parse(b"abcdefghijklmnop0123456789");
+    known.managed_redis_password = RedisPassword::stored(b"abcdefghijklmnop0123456789", Some("fuzz"));
     known.service_monitor_crd = true;
     if let Ok(validated) = validate::validate(server, &known, &defaults) {
         let _ = validated.endpoint();

@@ -41,51 +41,89 @@ impl fmt::Debug for SecretValue {
 /// The keys of one Secret. A value is `None` when only the key's existence is known (a
 /// renderer outside the cluster that maps keys to, say, ARNs); value checks are then skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecretContents(BTreeMap<String, Option<SecretValue>>);
+pub struct SecretContents {
+    keys: BTreeMap<String, Option<SecretValue>>,
+    /// `metadata.resourceVersion` as the cluster returned it (`None` outside a cluster): it
+    /// changes with every write of the Secret, so it rolls the pods without publishing
+    /// anything derived from the values.
+    resource_version: Option<String>,
+}
 
 impl SecretContents {
     pub fn contains(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.keys.contains_key(key)
     }
 
     /// The value of a key, if the key exists and its value is known.
     pub fn value(&self, key: &str) -> Option<&SecretValue> {
-        self.0.get(key).and_then(Option::as_ref)
+        self.keys.get(key).and_then(Option::as_ref)
     }
 
     /// Key names (never values), for error messages.
     pub fn keys(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
+        self.keys.keys().cloned().collect()
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
     }
 }
 
 /// The managed Redis password: alphanumeric, so it goes into a URL unescaped. Never printed.
+/// Its `revision` is a random, public name of this password (generated with it, kept as an
+/// annotation of the operator's Secret): pod templates carry the revision, so a new password
+/// rolls Redis and the server without anything derived from the password being published.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisPassword(String);
+pub struct RedisPassword {
+    password: String,
+    revision: String,
+}
 
 impl RedisPassword {
-    /// A new random password.
+    /// A new random password with a new revision.
     pub fn generate() -> Self {
-        Self(
-            rand::rng()
-                .sample_iter(&Alphanumeric)
-                .take(GENERATED_PASSWORD_LENGTH)
-                .map(char::from)
-                .collect(),
-        )
+        Self {
+            password: random_alphanumeric(GENERATED_PASSWORD_LENGTH),
+            revision: new_revision(),
+        }
     }
 
     /// A password read back from the operator's Secret, if it is one the operator could have
-    /// generated (anything else is replaced, and the server and Redis roll together).
-    pub fn parse(bytes: &[u8]) -> Option<Self> {
+    /// generated (anything else is replaced, and the server and Redis roll together), with
+    /// the revision recorded beside it (a new one when none was).
+    pub fn stored(bytes: &[u8], revision: Option<&str>) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
-        (text.len() >= 16 && text.bytes().all(|byte| byte.is_ascii_alphanumeric()))
-            .then(|| Self(text.to_owned()))
+        let password = (text.len() >= 16 && text.bytes().all(|byte| byte.is_ascii_alphanumeric()))
+            .then(|| text.to_owned())?;
+        let revision = revision
+            .filter(|revision| {
+                !revision.is_empty()
+                    && revision.len() <= 32
+                    && revision.bytes().all(|byte| byte.is_ascii_alphanumeric())
+            })
+            .map_or_else(new_revision, str::to_owned);
+        Some(Self { password, revision })
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.password
     }
+
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+}
+
+fn random_alphanumeric(length: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
+}
+
+fn new_revision() -> String {
+    random_alphanumeric(10).to_ascii_lowercase()
 }
 
 impl fmt::Debug for RedisPassword {
@@ -117,8 +155,21 @@ impl Dereferenced {
             .into_iter()
             .map(|(key, value)| (key.into(), Some(SecretValue::new(value))))
             .collect();
-        self.secrets
-            .insert(name.to_owned(), SecretContents(contents));
+        self.secrets.insert(
+            name.to_owned(),
+            SecretContents {
+                keys: contents,
+                resource_version: None,
+            },
+        );
+        self
+    }
+
+    /// Records the resourceVersion of a Secret added with [`Dereferenced::with_secret`].
+    pub fn with_resource_version(mut self, name: &str, resource_version: &str) -> Self {
+        if let Some(secret) = self.secrets.get_mut(name) {
+            secret.resource_version = Some(resource_version.to_owned());
+        }
         self
     }
 
@@ -130,7 +181,7 @@ impl Dereferenced {
     ) -> Self {
         let entry = self.secrets.entry(name.to_owned()).or_default();
         for key in keys {
-            entry.0.entry(key.into()).or_insert(None);
+            entry.keys.entry(key.into()).or_insert(None);
         }
         self
     }
@@ -180,6 +231,16 @@ pub fn referenced_secrets(server: &CollabServer) -> BTreeSet<String> {
     names
 }
 
+/// Whether the spec asks for a Redis the operator runs.
+pub fn wants_managed_redis(server: &CollabServer) -> bool {
+    server
+        .spec
+        .redis
+        .as_ref()
+        .and_then(|redis| redis.managed.as_ref())
+        .is_some_and(|managed| managed.enabled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,17 +250,24 @@ mod tests {
         let password = RedisPassword::generate();
         assert_eq!(password.expose().len(), GENERATED_PASSWORD_LENGTH);
         assert_eq!(
-            RedisPassword::parse(password.expose().as_bytes()),
+            RedisPassword::stored(password.expose().as_bytes(), Some(password.revision())),
             Some(password.clone())
         );
         assert_ne!(password, RedisPassword::generate());
+        // A stored password without a recorded revision gets a new one.
+        let read_back = RedisPassword::stored(password.expose().as_bytes(), None).unwrap();
+        assert_eq!(read_back.expose(), password.expose());
+        assert_ne!(read_back.revision(), password.revision());
     }
 
     #[test]
     fn passwords_the_operator_would_not_generate_are_not_reused() {
-        assert_eq!(RedisPassword::parse(b"short"), None);
-        assert_eq!(RedisPassword::parse(b"has spaces and @ signs in it"), None);
-        assert_eq!(RedisPassword::parse(&[0xff; 20]), None);
+        assert_eq!(RedisPassword::stored(b"short", Some("r")), None);
+        assert_eq!(
+            RedisPassword::stored(b"has spaces and @ signs in it", Some("r")),
+            None
+        );
+        assert_eq!(RedisPassword::stored(&[0xff; 20], Some("r")), None);
     }
 
     #[test]

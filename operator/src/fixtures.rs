@@ -51,10 +51,16 @@ pub fn collab_server(spec: Value) -> CollabServer {
 
 /// A Secret in the test namespace (values as plain strings).
 pub fn secret(name: &str, data: &[(&str, &str)]) -> Value {
+    secret_at(name, "1", data)
+}
+
+/// [`secret`] at a given resourceVersion.
+pub fn secret_at(name: &str, resource_version: &str, data: &[(&str, &str)]) -> Value {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(NAMESPACE.to_owned()),
+            resource_version: Some(resource_version.to_owned()),
             ..ObjectMeta::default()
         },
         data: Some(
@@ -84,6 +90,18 @@ pub struct World {
     pub service_monitor_crd: bool,
     /// Status the server Deployment reports after it is applied.
     pub deployment_status: Option<DeploymentStatus>,
+    /// Status the managed Redis Deployment reports after it is applied.
+    pub redis_status: Option<DeploymentStatus>,
+    /// The server Deployment exists before the reconcile (with `deployment_status`), so a
+    /// failed reconcile can read it.
+    pub deployment_exists: bool,
+    /// Server-side apply of an object whose path ends with this fails with a 500.
+    pub fail_patch: Option<&'static str>,
+    /// Server-side apply of an object whose path ends with this is refused with a 422, as for
+    /// a change to an immutable field.
+    pub invalid_patch: Option<&'static str>,
+    /// Reading a single Deployment fails with a 500.
+    pub fail_get_deployments: bool,
 }
 
 /// One request the fake API server received.
@@ -192,6 +210,17 @@ fn not_found() -> (StatusCode, Value) {
     )
 }
 
+fn deployment_status(world: &World, name: &str) -> Option<Value> {
+    let status = if name == NAME {
+        world.deployment_status.as_ref()
+    } else if name == format!("{NAME}-redis") {
+        world.redis_status.as_ref()
+    } else {
+        None
+    };
+    status.map(|status| serde_json::to_value(status).unwrap())
+}
+
 fn answer(
     world: &World,
     method: &str,
@@ -200,7 +229,44 @@ fn answer(
     deployments: &mut BTreeMap<String, Value>,
 ) -> (StatusCode, Value) {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let failure = || {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd timed out",
+            }),
+        )
+    };
+    if method == "PATCH"
+        && world
+            .fail_patch
+            .is_some_and(|suffix| path.ends_with(suffix))
+    {
+        return failure();
+    }
+    if method == "PATCH"
+        && world
+            .invalid_patch
+            .is_some_and(|suffix| path.ends_with(suffix))
+    {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "reason": "Invalid", "code": 422,
+                "message": "PersistentVolumeClaim \"docs-data\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests",
+            }),
+        );
+    }
     match method {
+        "GET"
+            if world.fail_get_deployments
+                && segments.len() == 7
+                && segments[5] == "deployments" =>
+        {
+            failure()
+        }
         "GET" if path == "/apis/monitoring.coreos.com/v1" => {
             if world.service_monitor_crd {
                 (
@@ -212,6 +278,27 @@ fn answer(
                 )
             } else {
                 not_found()
+            }
+        }
+        "GET" if segments.len() == 7 && segments[5] == "deployments" => {
+            let name = segments[6];
+            let stored = deployments.get(name).cloned().or_else(|| {
+                (world.deployment_exists && name == NAME).then(|| {
+                    json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": { "name": NAME, "namespace": NAMESPACE, "generation": 1 },
+                        "spec": { "replicas": 2, "selector": {}, "template": {} },
+                    })
+                })
+            });
+            match stored {
+                Some(mut deployment) => {
+                    if let Some(status) = deployment_status(world, name) {
+                        deployment["status"] = status;
+                    }
+                    (StatusCode::OK, deployment)
+                }
+                None => not_found(),
             }
         }
         "GET" if segments.len() == 6 && segments[4] == "secrets" => world
@@ -268,10 +355,8 @@ fn answer(
                 stored
             };
             deployments.insert(name.clone(), deployment.clone());
-            if name == NAME
-                && let Some(status) = &world.deployment_status
-            {
-                deployment["status"] = serde_json::to_value(status).unwrap();
+            if let Some(status) = deployment_status(world, &name) {
+                deployment["status"] = status;
             }
             (StatusCode::OK, deployment)
         }

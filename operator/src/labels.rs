@@ -14,9 +14,14 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Prefix of the operator's own annotations and labels (reserved in `podTemplate`).
 pub const RESERVED_PREFIX: &str = "collab.zedi.dev/";
 
-/// Pod-template annotation: hash of the server's resolved configuration, Secret values
-/// included, so that a change to either rolls the Deployment.
-pub const CONFIG_HASH_ANNOTATION: &str = "collab.zedi.dev/config-hash";
+/// Pod-template annotation of the server: `name:resourceVersion` of every Secret the pods read
+/// (the managed Redis Secret as `name:` and its password revision), so that a write to any of
+/// them rolls the Deployment. Nothing derived from a Secret's values is published.
+pub const SECRET_VERSIONS_ANNOTATION: &str = "collab.zedi.dev/secret-versions";
+
+/// Annotation of the managed Redis Secret, and of the Redis pod template: the random, public
+/// revision of the generated password (see `dereferenced::RedisPassword`).
+pub const PASSWORD_REVISION_ANNOTATION: &str = "collab.zedi.dev/password-revision";
 
 /// Label telling the metrics Service (the one a ServiceMonitor selects) from the client one.
 pub const METRICS_SERVICE_LABEL: &str = "collab.zedi.dev/metrics";
@@ -116,7 +121,8 @@ mod tests {
     #[test]
     fn selector_labels_and_operator_prefix_are_reserved() {
         assert!(is_reserved(INSTANCE));
-        assert!(is_reserved(CONFIG_HASH_ANNOTATION));
+        assert!(is_reserved(SECRET_VERSIONS_ANNOTATION));
+        assert!(is_reserved(PASSWORD_REVISION_ANNOTATION));
         assert!(!is_reserved("team"));
         assert!(!is_reserved("app.kubernetes.io/part-of"));
     }

@@ -6,11 +6,6 @@ pub fn server(instance: &str) -> String {
     instance.to_owned()
 }
 
-/// ConfigMap with the server's non-secret environment.
-pub fn config_map(instance: &str) -> String {
-    format!("{instance}-config")
-}
-
 /// ClusterIP Service with the metrics port (scraped by Prometheus, never exposed).
 pub fn metrics_service(instance: &str) -> String {
     format!("{instance}-metrics")
@@ -21,7 +16,8 @@ pub fn data_volume(instance: &str) -> String {
     format!("{instance}-data")
 }
 
-/// Managed Redis: Deployment, Service and the Secret with its password and URL.
+/// Managed Redis: Deployment, Service, ServiceAccount, NetworkPolicy and the Secret with its
+/// password, URL and config file.
 pub fn redis(instance: &str) -> String {
     format!("{instance}-redis")
 }

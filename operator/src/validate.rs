@@ -16,14 +16,11 @@ use k8s_openapi::{
     },
 };
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
 use crate::crd::v1alpha1::{
     AuthSpec, CollabServer, DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, ServiceType,
 };
-use crate::dereferenced::{
-    Dereferenced, REDIS_PASSWORD_KEY, REDIS_URL_KEY, RedisPassword, SecretContents,
-};
+use crate::dereferenced::{Dereferenced, REDIS_URL_KEY, RedisPassword, SecretContents};
 use crate::{labels, names, server_contract};
 
 /// Settings of the operator itself that a spec falls back to.
@@ -376,8 +373,9 @@ pub struct ValidatedCollabServer {
     pub pod_template: PodTemplateOverrides,
     /// The CollabServer's own `env`, passed on as written.
     pub extra_env: Vec<EnvVar>,
-    /// Hash of every resolved Secret value the server gets; part of the pod-template hash.
-    pub secret_hash: String,
+    /// `name:resourceVersion` of every Secret the server reads, comma-separated (see
+    /// [`labels::SECRET_VERSIONS_ANNOTATION`]): a change rolls the pods.
+    pub secret_versions: String,
     pub notes: Vec<Note>,
 }
 
@@ -550,18 +548,20 @@ pub fn validate(
         service_annotations: service.annotations,
         pod_template,
         extra_env: spec.env.clone(),
-        secret_hash: secrets.hash(),
+        secret_versions: secrets.versions(),
         notes,
         name,
         namespace,
     })
 }
 
-/// Looks up Secret keys, remembering every value used so it can be hashed.
+/// Looks up Secret keys, remembering every Secret used and the version the pods will see.
 struct SecretResolver<'a> {
     dereferenced: &'a Dereferenced,
     namespace: &'a str,
-    used: BTreeMap<SecretRef, Option<Vec<u8>>>,
+    /// Secret name → its resourceVersion (or, for the managed Redis Secret, the password
+    /// revision); `None` when unknown (outside a cluster).
+    used: BTreeMap<String, Option<String>>,
 }
 
 impl SecretResolver<'_> {
@@ -614,28 +614,21 @@ impl SecretResolver<'_> {
             name: name.to_owned(),
             key: key.to_owned(),
         };
-        let value = self.value(&reference).map(<[u8]>::to_vec);
-        self.used.insert(reference.clone(), value);
+        let version = self
+            .dereferenced
+            .secret(name)
+            .and_then(SecretContents::resource_version)
+            .map(str::to_owned);
+        self.used.insert(name.to_owned(), version);
         reference
     }
 
-    fn hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        for (reference, value) in &self.used {
-            for part in [reference.name.as_bytes(), reference.key.as_bytes()] {
-                hasher.update((part.len() as u64).to_be_bytes());
-                hasher.update(part);
-            }
-            match value {
-                Some(bytes) => {
-                    hasher.update([1]);
-                    hasher.update((bytes.len() as u64).to_be_bytes());
-                    hasher.update(bytes);
-                }
-                None => hasher.update([0]),
-            }
-        }
-        hex(&hasher.finalize())
+    fn versions(&self) -> String {
+        self.used
+            .iter()
+            .map(|(name, version)| format!("{name}:{}", version.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -799,14 +792,11 @@ fn validate_redis(
                 name: secret.clone(),
                 key: REDIS_URL_KEY.to_owned(),
             };
-            // What the Secret will hold once applied, so the hash changes with the password.
-            secrets.used.insert(
-                SecretRef {
-                    name: secret,
-                    key: REDIS_PASSWORD_KEY.to_owned(),
-                },
-                Some(password.expose().as_bytes().to_vec()),
-            );
+            // The Secret's resourceVersion changes when the operator writes it; the password
+            // revision changes only with the password.
+            secrets
+                .used
+                .insert(secret, Some(format!("rev-{}", password.revision())));
             Ok(Some(Redis::Managed(ManagedRedis {
                 image: managed
                     .image

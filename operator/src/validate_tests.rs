@@ -449,18 +449,47 @@ fn grace_period_sets_the_server_shutdown_timeout() {
 }
 
 #[test]
-fn secret_hash_follows_the_values_the_server_gets() {
+fn secret_versions_follow_the_referenced_secrets_not_their_values() {
     let spec = with(base(), json!({ "database": postgres() }));
-    let before = run(spec.clone()).unwrap().secret_hash;
-    assert_eq!(run(spec.clone()).unwrap().secret_hash, before, "stable");
-    let rotated = secrets().with_secret("jwt", [("secret", "rotated")]);
+    let at = |jwt: &str, db: &str| {
+        secrets()
+            .with_resource_version("jwt", jwt)
+            .with_resource_version("db", db)
+    };
+    let before = run_with(spec.clone(), &at("10", "20"))
+        .unwrap()
+        .secret_versions;
+    assert_eq!(before, "db:20,jwt:10", "every Secret the pods read, sorted");
+    assert_eq!(
+        run_with(spec.clone(), &at("10", "20"))
+            .unwrap()
+            .secret_versions,
+        before,
+        "stable"
+    );
+    // A write to a referenced Secret rolls the pods.
     assert_ne!(
-        run_with(spec.clone(), &rotated).unwrap().secret_hash,
+        run_with(spec.clone(), &at("11", "20"))
+            .unwrap()
+            .secret_versions,
         before
     );
-    // An unrelated key in a referenced Secret does not roll the pods.
-    let unrelated = secrets().with_secret("jwt", [("secret", JWT), ("other", "x")]);
-    assert_eq!(run_with(spec, &unrelated).unwrap().secret_hash, before);
+    // Nothing derived from a value is published: a different value at the same version
+    // gives the same annotation.
+    let other_value = secrets()
+        .with_secret("jwt", [("secret", "another-secret-value")])
+        .with_resource_version("jwt", "10")
+        .with_resource_version("db", "20");
+    let versions = run_with(spec.clone(), &other_value)
+        .unwrap()
+        .secret_versions;
+    assert_eq!(versions, before);
+    assert!(!versions.contains(JWT) && !versions.contains("another-secret-value"));
+    // A Secret the spec does not read does not count.
+    let unrelated = at("10", "20")
+        .with_secret("elsewhere", [("k", "v")])
+        .with_resource_version("elsewhere", "99");
+    assert_eq!(run_with(spec, &unrelated).unwrap().secret_versions, before);
 }
 
 #[test]

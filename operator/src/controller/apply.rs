@@ -2,8 +2,10 @@
 //! manager and `force` (the operator owns these fields; a person's `kubectl edit` of them is
 //! undone), then deletion of labelled children the spec no longer asks for.
 //!
-//! Order: ServiceAccount, ConfigMap and volume first, then Redis, then Services, then the
-//! Deployment (so new pods find their configuration), then PDB, HPA and ServiceMonitor.
+//! Order: ServiceAccount and volume first, then Redis, then Services, then the Deployment, then
+//! PDB, HPA and ServiceMonitor. A volume the API server refuses to change (most of a
+//! PersistentVolumeClaim's spec is immutable) does not stop the rest: it becomes a warning the
+//! status reports.
 //!
 //! NB: `spec.replicas` of the server Deployment is applied by a second field manager,
 //! [`REPLICAS_FIELD_MANAGER`]. When autoscaling is switched on, the operator stops applying
@@ -20,7 +22,8 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{Secret, Service},
+        core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
 };
@@ -93,15 +96,21 @@ pub struct Target<'a> {
     pub owner_uid: &'a str,
 }
 
-/// Applies every object, then prunes; returns the objects as the API server stored them.
-pub async fn apply(
-    target: &Target<'_>,
-    resources: Resources<Prepared>,
-) -> Result<(Resources<Applied>, Vec<Deleted>), Error> {
+/// What [`apply`] did.
+pub struct Outcome {
+    /// The objects as the API server stored them.
+    pub applied: Resources<Applied>,
+    /// Children deleted because the spec no longer asks for them.
+    pub deleted: Vec<Deleted>,
+    /// Changes the API server refused without stopping the rest (an immutable volume field).
+    pub warnings: Vec<String>,
+}
+
+/// Applies every object, then prunes.
+pub async fn apply(target: &Target<'_>, resources: Resources<Prepared>) -> Result<Outcome, Error> {
     // Destructured without `..`: a new field in `Resources` must be handled here.
     let Resources {
         service_account,
-        config_map,
         data_volume,
         redis,
         service,
@@ -114,16 +123,23 @@ pub async fn apply(
         state: PhantomData,
     } = resources;
 
+    let mut warnings = Vec::new();
     let service_account = apply_one(target, service_account).await?;
-    let config_map = apply_one(target, config_map).await?;
-    let data_volume = apply_optional(target, data_volume).await?;
+    let data_volume = match data_volume {
+        Some(volume) => apply_volume(target, volume, &mut warnings).await?,
+        None => None,
+    };
     let redis = match redis {
         Some(RedisResources {
             secret,
+            service_account,
+            network_policy,
             service,
             deployment,
         }) => Some(RedisResources {
             secret: apply_one(target, secret).await?,
+            service_account: apply_one(target, service_account).await?,
+            network_policy: apply_one(target, network_policy).await?,
             service: apply_one(target, service).await?,
             deployment: apply_one(target, deployment).await?,
         }),
@@ -144,7 +160,6 @@ pub async fn apply(
 
     let applied = Resources {
         service_account,
-        config_map,
         data_volume,
         redis,
         service,
@@ -157,7 +172,36 @@ pub async fn apply(
         state: PhantomData,
     };
     let deleted = prune(target, &applied).await?;
-    Ok((applied, deleted))
+    Ok(Outcome {
+        applied,
+        deleted,
+        warnings,
+    })
+}
+
+/// Applies the SQLite volume. A 422 (the claim exists and the change touches an immutable
+/// field, or shrinks it) keeps the claim as it is and becomes a warning; the pods keep using
+/// the existing claim.
+async fn apply_volume(
+    target: &Target<'_>,
+    volume: PersistentVolumeClaim,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PersistentVolumeClaim>, Error> {
+    let name = volume.name_any();
+    match apply_one(target, volume).await {
+        Ok(applied) => Ok(Some(applied)),
+        Err(Error::Apply {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 422 => {
+            warnings.push(format!(
+                "PersistentVolumeClaim {name} keeps its current spec: the API server refused the change ({}); most of a claim is immutable (only a larger size can be applied, where the StorageClass allows expansion): to change it, back up the documents, delete the claim and let the operator create it again",
+                status.message
+            ));
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 fn apply_params(manager: &str) -> PatchParams {
@@ -240,14 +284,20 @@ async fn apply_service_monitor(
 }
 
 /// Deletes the CollabServer's labelled, controlled children of the pruned kinds that were
-/// not just applied. PersistentVolumeClaims are never pruned (they hold documents);
-/// ServiceAccount and ConfigMap always exist under fixed names.
+/// not just applied. PersistentVolumeClaims are never pruned (they hold documents).
 async fn prune(target: &Target<'_>, applied: &Resources<Applied>) -> Result<Vec<Deleted>, Error> {
     let names = |objects: &[Option<String>]| -> BTreeSet<String> {
         objects.iter().flatten().cloned().collect()
     };
     let redis = applied.redis.as_ref();
     let secrets = names(&[redis.map(|redis| redis.secret.name_any())]);
+    let service_accounts = names(&[
+        Some(applied.service_account.name_any()),
+        redis.map(|redis| redis.service_account.name_any()),
+    ]);
+    let network_policies = names(&[redis.map(|redis| redis.network_policy.name_any())]);
+    // Operators before 0.2 gave the server a ConfigMap; none is wanted now.
+    let config_maps = BTreeSet::new();
     let services = names(&[
         Some(applied.service.name_any()),
         Some(applied.metrics_service.name_any()),
@@ -269,6 +319,23 @@ async fn prune(target: &Target<'_>, applied: &Resources<Applied>) -> Result<Vec<
 
     let mut deleted = Vec::new();
     deleted.extend(prune_kind(target, typed_api::<Secret>(target), &secrets).await?);
+    deleted.extend(
+        prune_kind(
+            target,
+            typed_api::<ServiceAccount>(target),
+            &service_accounts,
+        )
+        .await?,
+    );
+    deleted.extend(prune_kind(target, typed_api::<ConfigMap>(target), &config_maps).await?);
+    deleted.extend(
+        prune_kind(
+            target,
+            typed_api::<NetworkPolicy>(target),
+            &network_policies,
+        )
+        .await?,
+    );
     deleted.extend(prune_kind(target, typed_api::<Service>(target), &services).await?);
     deleted.extend(prune_kind(target, typed_api::<Deployment>(target), &deployments).await?);
     deleted.extend(prune_kind(target, typed_api::<PodDisruptionBudget>(target), &budgets).await?);

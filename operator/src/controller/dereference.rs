@@ -9,8 +9,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
 use crate::crd::CollabServer;
-use crate::dereferenced::{Dereferenced, REDIS_PASSWORD_KEY, RedisPassword, referenced_secrets};
-use crate::names;
+use crate::dereferenced::{
+    Dereferenced, REDIS_PASSWORD_KEY, RedisPassword, referenced_secrets, wants_managed_redis,
+};
+use crate::{labels, names};
 
 /// API group and version of the Prometheus Operator's ServiceMonitor.
 pub const SERVICE_MONITOR_API_VERSION: &str = "monitoring.coreos.com/v1";
@@ -41,15 +43,6 @@ impl Error {
     }
 }
 
-fn wants_managed_redis(server: &CollabServer) -> bool {
-    server
-        .spec
-        .redis
-        .as_ref()
-        .and_then(|redis| redis.managed.as_ref())
-        .is_some_and(|managed| managed.enabled)
-}
-
 fn wants_service_monitor(server: &CollabServer) -> bool {
     server
         .spec
@@ -67,6 +60,8 @@ pub async fn dereference(client: &Client, server: &CollabServer) -> Result<Deref
         .unwrap_or_else(|| client.default_namespace().to_owned());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let mut dereferenced = Dereferenced::default();
+    let redis_secret = names::redis(&server.name_any());
+    let mut redis_revision = None;
     for name in referenced_secrets(server) {
         let found = secrets
             .get_opt(&name)
@@ -77,19 +72,31 @@ pub async fn dereference(client: &Client, server: &CollabServer) -> Result<Deref
                 source,
             })?;
         if let Some(secret) = found {
+            if name == redis_secret {
+                redis_revision = secret
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|annotations| annotations.get(labels::PASSWORD_REVISION_ANNOTATION))
+                    .cloned();
+            }
+            let resource_version = secret.metadata.resource_version.clone();
             let data = secret
                 .data
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(key, value)| (key, value.0));
             dereferenced = dereferenced.with_secret(&name, data);
+            if let Some(version) = resource_version {
+                dereferenced = dereferenced.with_resource_version(&name, &version);
+            }
         }
     }
     if wants_managed_redis(server) {
         let existing = dereferenced
-            .secret(&names::redis(&server.name_any()))
+            .secret(&redis_secret)
             .and_then(|secret| secret.value(REDIS_PASSWORD_KEY))
-            .and_then(|value| RedisPassword::parse(value.expose()));
+            .and_then(|value| RedisPassword::stored(value.expose(), redis_revision.as_deref()));
         dereferenced.managed_redis_password =
             Some(existing.unwrap_or_else(RedisPassword::generate));
     }

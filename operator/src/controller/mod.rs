@@ -8,8 +8,9 @@
 //! status      (client, write) conditions, counts, endpoint ─▶ status subresource
 //! ```
 //!
-//! Any step's error becomes the status conditions' reason and a Warning Event; the object is
-//! requeued with exponential backoff (5 s doubling to 5 min). Nothing is deployed from a spec
+//! Any step's error becomes the `Reconciled=False` condition's reason and a Warning Event,
+//! while `Available`, `Progressing` and `Degraded` keep describing the workloads (read again
+//! after the failure); the object is requeued with exponential backoff (5 s doubling to 5 min). Nothing is deployed from a spec
 //! that does not validate.
 
 pub mod apply;
@@ -286,9 +287,13 @@ async fn reconcile_server(server: &CollabServer, context: &Context) -> Result<Ac
         instance: &name,
         owner_uid: &owner_uid,
     };
-    let (applied, deleted) = apply::apply(&target, prepared).await?;
+    let apply::Outcome {
+        applied,
+        deleted,
+        warnings,
+    } = apply::apply(&target, prepared).await?;
     // 5. status (client: status subresource)
-    let new_status = status::applied(&previous, &validated, &applied, &prepared_hash);
+    let new_status = status::applied(&previous, &validated, &applied, &prepared_hash, &warnings);
     status::patch(client, &namespace, &name, &new_status).await?;
 
     let previous_hash = server
@@ -351,11 +356,16 @@ async fn report_failure(object: &DeserializeGuard<CollabServer>, error: &Error, 
     };
     let message = error.to_string();
     tracing::warn!(error = %message, kind = error.kind(), "reconcile failed");
-    let failed = status::failed(&previous, error.kind(), &message);
-    if !matches!(error, Error::Status(_))
-        && let Err(patch_error) = status::patch(&context.client, &namespace, &name, &failed).await
-    {
-        tracing::warn!(error = %patch_error, "failed to record the failure in the status");
+    if !matches!(error, Error::Status(_)) {
+        let managed_redis = object
+            .0
+            .as_ref()
+            .is_ok_and(crate::dereferenced::wants_managed_redis);
+        let workloads = status::observe(&context.client, &namespace, &name, managed_redis).await;
+        let failed = status::failed(&previous, &name, workloads.as_ref(), error.kind(), &message);
+        if let Err(patch_error) = status::patch(&context.client, &namespace, &name, &failed).await {
+            tracing::warn!(error = %patch_error, "failed to record the failure in the status");
+        }
     }
     let reference = object.object_ref(&());
     let event = Event {

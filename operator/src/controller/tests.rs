@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::DeploymentStatus;
+use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
 use serde_json::{Value, json};
 
@@ -105,13 +105,15 @@ async fn new_collab_server_is_applied_in_order_and_reported_available() {
             format!("GET /api/v1/{ns}/secrets/jwt"),
             format!("GET /api/v1/{ns}/secrets/redis"),
             format!("PATCH /api/v1/{ns}/serviceaccounts/{NAME}"),
-            format!("PATCH /api/v1/{ns}/configmaps/{NAME}-config"),
             format!("PATCH /api/v1/{ns}/services/{NAME}"),
             format!("PATCH /api/v1/{ns}/services/{NAME}-metrics"),
             format!("PATCH /apis/apps/v1/{ns}/deployments/{NAME}"),
             format!("PATCH /apis/apps/v1/{ns}/deployments/{NAME}"),
             format!("PATCH /apis/policy/v1/{ns}/poddisruptionbudgets/{NAME}"),
             format!("GET /api/v1/{ns}/secrets"),
+            format!("GET /api/v1/{ns}/serviceaccounts"),
+            format!("GET /api/v1/{ns}/configmaps"),
+            format!("GET /apis/networking.k8s.io/v1/{ns}/networkpolicies"),
             format!("GET /api/v1/{ns}/services"),
             format!("GET /apis/apps/v1/{ns}/deployments"),
             format!("GET /apis/policy/v1/{ns}/poddisruptionbudgets"),
@@ -174,9 +176,31 @@ async fn new_collab_server_is_applied_in_order_and_reported_available() {
         "RolloutComplete"
     );
     assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(condition(status, "Reconciled")["status"], "True");
+    assert_eq!(
+        condition(status, "Reconciled")["reason"],
+        "ReconcileSucceeded"
+    );
     assert_eq!(
         condition(status, "Available")["lastTransitionTime"],
         "2026-01-02T03:04:05Z"
+    );
+    // The configuration is literal in the pod template, and the template names the
+    // resourceVersions of the Secrets the pods read, nothing derived from their values.
+    let deployment = &deployment_applies[0].body;
+    let template = &deployment["spec"]["template"];
+    let env = template["spec"]["containers"][0]["env"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|var| var["name"] == "PORT" && var["value"] == "1234")
+    );
+    assert!(env.iter().any(
+        |var| var["name"] == "JWT_SECRET" && var["valueFrom"]["secretKeyRef"]["name"] == "jwt"
+    ));
+    assert!(template["spec"]["containers"][0].get("envFrom").is_none());
+    assert_eq!(
+        template["metadata"]["annotations"][crate::labels::SECRET_VERSIONS_ANNOTATION],
+        "db:1,jwt:1,redis:1"
     );
 
     let event = calls.last().unwrap();
@@ -218,22 +242,28 @@ async fn missing_secret_sets_the_failure_condition_and_applies_nothing() {
         lines(&calls),
         vec![
             format!("GET /api/v1/{ns}/secrets/jwt"),
+            format!("GET /apis/apps/v1/{ns}/deployments/{NAME}"),
             format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
             format!("POST /apis/events.k8s.io/v1/{ns}/events"),
         ]
     );
     let status = status_body(&calls);
-    let degraded = condition(status, "Degraded");
-    assert_eq!(degraded["status"], "True");
-    assert_eq!(degraded["reason"], "SecretNotFound");
-    assert_eq!(
-        degraded["message"],
-        "spec.auth.jwtSecretRef: Secret team/jwt not found: create it or correct the name"
+    let reconciled = condition(status, "Reconciled");
+    assert_eq!(reconciled["status"], "False");
+    assert_eq!(reconciled["reason"], "SecretNotFound");
+    assert!(
+        reconciled["message"].as_str().unwrap().ends_with(
+            "spec.auth.jwtSecretRef: Secret team/jwt not found: create it or correct the name"
+        ),
+        "{reconciled}"
     );
+    // Nothing was ever deployed: that is what the workload conditions say.
     assert_eq!(condition(status, "Available")["status"], "False");
+    assert_eq!(condition(status, "Available")["reason"], "NotDeployed");
     assert_eq!(condition(status, "Progressing")["status"], "False");
+    assert_eq!(condition(status, "Degraded")["reason"], "NotDeployed");
     assert_eq!(status["observedGeneration"], 3);
-    let event = &calls[2].body;
+    let event = &calls[3].body;
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "SecretNotFound");
 }
@@ -390,12 +420,12 @@ async fn malformed_object_gets_a_condition_instead_of_a_crash() {
     assert_eq!(error.kind(), "InvalidObject");
     let calls = fixtures::finish(context, api).await;
 
-    assert_eq!(calls.len(), 2, "{:?}", lines(&calls));
+    assert_eq!(calls.len(), 3, "{:?}", lines(&calls));
     let status = status_body(&calls);
     assert_eq!(status["observedGeneration"], 7);
-    assert_eq!(condition(status, "Degraded")["reason"], "InvalidObject");
+    assert_eq!(condition(status, "Reconciled")["reason"], "InvalidObject");
     assert!(
-        condition(status, "Degraded")["message"]
+        condition(status, "Reconciled")["message"]
             .as_str()
             .unwrap()
             .contains("expected i32")
@@ -505,9 +535,10 @@ async fn an_unchanged_spec_is_reapplied_without_an_applied_event() {
         condition(status_body(&second), "Available")["lastTransitionTime"],
         "2026-01-02T03:04:05Z"
     );
-    // A rotated Secret changes the hash: the pods roll and an Event says so.
+    // A rotated Secret (a new resourceVersion) changes the pod template: the pods roll and an
+    // Event says so.
     let mut rotated = production_secrets();
-    rotated[0] = fixtures::secret("jwt", &[("secret", "rotated-jwt-value")]);
+    rotated[0] = fixtures::secret_at("jwt", "2", &[("secret", "rotated-jwt-value")]);
     let (context, api) = fixtures::context(World {
         server: Some(server.clone()),
         secrets: rotated,
@@ -517,4 +548,168 @@ async fn an_unchanged_spec_is_reapplied_without_an_applied_event() {
     reconcile(guard(&server), context.clone()).await.unwrap();
     let third = fixtures::finish(context, api).await;
     assert_eq!(third.last().unwrap().body["reason"], "Applied");
+}
+
+fn deployment_condition(type_: &str, status: &str, reason: &str) -> DeploymentCondition {
+    DeploymentCondition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: Some(reason.to_owned()),
+        ..DeploymentCondition::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_apply_leaves_available_as_the_pods_are() {
+    let server = fixtures::collab_server(production_spec());
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        deployment_status: Some(ready(2)),
+        deployment_exists: true,
+        fail_patch: Some("/services/docs-metrics"),
+        ..World::default()
+    });
+
+    let error = reconcile(guard(&server), context.clone())
+        .await
+        .expect_err("the apply fails");
+    assert_eq!(error.kind(), "ApplyFailed");
+    let calls = fixtures::finish(context, api).await;
+
+    let status = status_body(&calls);
+    assert_eq!(condition(status, "Available")["status"], "True");
+    assert_eq!(
+        condition(status, "Available")["reason"],
+        "ReplicasAvailable"
+    );
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(condition(status, "Reconciled")["status"], "False");
+    assert_eq!(condition(status, "Reconciled")["reason"], "ApplyFailed");
+    assert_eq!(status["readyReplicas"], 2);
+    let event = calls.last().unwrap();
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["reason"], "ApplyFailed");
+}
+
+#[tokio::test]
+async fn a_failed_reconcile_still_reports_a_stuck_rollout() {
+    let server = fixtures::collab_server(production_spec());
+    let stuck = DeploymentStatus {
+        conditions: Some(vec![deployment_condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+        )]),
+        updated_replicas: Some(1),
+        ..ready(2)
+    };
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        deployment_status: Some(stuck),
+        deployment_exists: true,
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone())
+        .await
+        .expect_err("the Secrets are missing");
+    let calls = fixtures::finish(context, api).await;
+    let status = status_body(&calls);
+    assert_eq!(condition(status, "Progressing")["reason"], "RolloutStuck");
+    assert_eq!(condition(status, "Degraded")["reason"], "RolloutStuck");
+    assert_eq!(condition(status, "Available")["status"], "True");
+    assert_eq!(condition(status, "Reconciled")["reason"], "SecretNotFound");
+}
+
+#[tokio::test]
+async fn unreadable_workloads_keep_the_previous_conditions() {
+    let mut server = fixtures::collab_server(production_spec());
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        deployment_status: Some(ready(2)),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let first = fixtures::finish(context, api).await;
+    server.status = Some(serde_json::from_value(status_body(&first).clone()).unwrap());
+
+    let (context, api) = fixtures::context_at(
+        World {
+            server: Some(server.clone()),
+            fail_get_deployments: true,
+            ..World::default()
+        },
+        fixtures::later_time,
+    );
+    reconcile(guard(&server), context.clone())
+        .await
+        .expect_err("the Secrets are missing");
+    let calls = fixtures::finish(context, api).await;
+    let status = status_body(&calls);
+    let available = condition(status, "Available");
+    assert_eq!(available["status"], "True");
+    assert_eq!(available["lastTransitionTime"], "2026-01-02T03:04:05Z");
+    let reconciled = condition(status, "Reconciled");
+    assert_eq!(reconciled["status"], "False");
+    assert_eq!(reconciled["lastTransitionTime"], "2026-01-02T04:00:00Z");
+}
+
+#[tokio::test]
+async fn managed_redis_readiness_is_part_of_the_conditions() {
+    let mut spec = production_spec();
+    spec["redis"] = json!({ "managed": {} });
+    let server = fixtures::collab_server(spec);
+    let not_ready = DeploymentStatus {
+        observed_generation: Some(1),
+        replicas: Some(1),
+        updated_replicas: Some(1),
+        ..DeploymentStatus::default()
+    };
+    for (redis, degraded) in [(not_ready, "RedisUnavailable"), (ready(1), "AsExpected")] {
+        let (context, api) = fixtures::context(World {
+            server: Some(server.clone()),
+            secrets: production_secrets(),
+            deployment_status: Some(ready(2)),
+            redis_status: Some(redis),
+            ..World::default()
+        });
+        reconcile(guard(&server), context.clone()).await.unwrap();
+        let calls = fixtures::finish(context, api).await;
+        let status = status_body(&calls);
+        assert_eq!(condition(status, "Degraded")["reason"], degraded);
+        assert_eq!(condition(status, "Available")["status"], "True");
+    }
+}
+
+#[tokio::test]
+async fn an_immutable_volume_change_is_a_condition_and_the_rest_is_applied() {
+    let server = fixtures::collab_server(json!({
+        "auth": { "allowAnonymous": true },
+        "sqlite": { "storageClassName": "fast" },
+    }));
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        deployment_status: Some(ready(1)),
+        invalid_patch: Some("/persistentvolumeclaims/docs-data"),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone())
+        .await
+        .expect("the reconcile goes on past the volume");
+    let calls = fixtures::finish(context, api).await;
+    assert!(
+        lines(&calls).contains(&format!(
+            "PATCH /apis/apps/v1/namespaces/{NAMESPACE}/deployments/{NAME}"
+        )),
+        "the Deployment is applied: {:?}",
+        lines(&calls)
+    );
+    let status = status_body(&calls);
+    let degraded = condition(status, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "VolumeUnchanged");
+    assert!(degraded["message"].as_str().unwrap().contains("immutable"));
+    assert_eq!(condition(status, "Reconciled")["status"], "True");
+    assert_eq!(condition(status, "Available")["status"], "True");
 }

@@ -100,7 +100,8 @@ pub fn load(case: &Case) -> Loaded {
         .as_ref()
         .is_some_and(|redis| redis.managed.is_some());
     if wants_redis {
-        dereferenced.managed_redis_password = RedisPassword::parse(REDIS_PASSWORD.as_bytes());
+        dereferenced.managed_redis_password =
+            RedisPassword::stored(REDIS_PASSWORD.as_bytes(), Some("golden"));
     }
     dereferenced.service_monitor_crd = case.service_monitor_crd;
     Loaded {

@@ -72,7 +72,7 @@ fn secret_values_reach_pods_only_by_reference() {
 }
 
 #[test]
-fn a_changed_secret_value_changes_the_pod_template_hash() {
+fn a_rewritten_secret_changes_the_pod_template() {
     let case = &CASES[0];
     let hash = |loaded: &common::Loaded| {
         let server = collab_operator::validate::validate(
@@ -87,7 +87,7 @@ fn a_changed_secret_value_changes_the_pod_template_hash() {
             .find(|object| object["kind"] == "Deployment" && object["metadata"]["name"] == "collab")
             .unwrap()
             .clone();
-        deployment["spec"]["template"]["metadata"]["annotations"]["collab.zedi.dev/config-hash"]
+        deployment["spec"]["template"]["metadata"]["annotations"]["collab.zedi.dev/secret-versions"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -96,8 +96,12 @@ fn a_changed_secret_value_changes_the_pod_template_hash() {
     let before = hash(&loaded);
     loaded.dereferenced = loaded
         .dereferenced
-        .with_secret("collab-jwt", [("secret", "rotated-secret")]);
-    assert_ne!(hash(&loaded), before);
+        .with_secret("collab-jwt", [("secret", "rotated-secret")])
+        .with_resource_version("collab-jwt", "2");
+    let after = hash(&loaded);
+    assert_ne!(after, before);
+    assert!(after.contains("collab-jwt:2"), "{after}");
+    assert!(!after.contains("rotated-secret"), "{after}");
 }
 
 #[test]

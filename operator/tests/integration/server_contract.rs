@@ -34,19 +34,13 @@ fn container_environment(objects: &[Value], name: &str) -> Vec<(String, String)>
         vars.retain(|(existing, _)| *existing != key);
         vars.push((key, value));
     };
-    for source in container["envFrom"].as_array().unwrap() {
-        let config_map = find(
-            "ConfigMap",
-            source["configMapRef"]["name"].as_str().unwrap(),
-        );
-        for (key, value) in config_map["data"].as_object().unwrap() {
-            set(key.clone(), value.as_str().unwrap().to_owned());
-        }
-    }
+    // The whole environment is in the pod template: nothing comes from a ConfigMap.
+    assert!(container.get("envFrom").is_none(), "{container}");
     for variable in container["env"].as_array().into_iter().flatten() {
         let key = variable["name"].as_str().unwrap().to_owned();
         let value = match variable["value"].as_str() {
-            Some(value) => value.to_owned(),
+            // The kubelet turns `$$` into `$` (and would expand `$(NAME)`).
+            Some(value) => value.replace("$$", "$"),
             None => {
                 assert!(
                     variable["valueFrom"]["secretKeyRef"].is_object(),

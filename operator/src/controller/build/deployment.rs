@@ -8,11 +8,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
-            Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
-            PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
-            TopologySpreadConstraint, Volume, VolumeMount,
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+            HTTPGetAction, Lifecycle, LifecycleHandler, PersistentVolumeClaimVolumeSource,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+            SecurityContext, SleepAction, TopologySpreadConstraint, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -38,7 +37,7 @@ pub fn replicas(server: &ValidatedCollabServer) -> Option<i32> {
     }
 }
 
-pub fn deployment(server: &ValidatedCollabServer, config_hash: &str) -> Deployment {
+pub fn deployment(server: &ValidatedCollabServer) -> Deployment {
     let sqlite = matches!(server.storage, Storage::Sqlite { .. });
     let selector = labels::selector(&server.name, Component::Server);
 
@@ -46,8 +45,8 @@ pub fn deployment(server: &ValidatedCollabServer, config_hash: &str) -> Deployme
     pod_labels.extend(labels::labels(&server.name, Component::Server));
     let mut pod_annotations = server.pod_template.annotations.clone();
     pod_annotations.insert(
-        labels::CONFIG_HASH_ANNOTATION.to_owned(),
-        config_hash.to_owned(),
+        labels::SECRET_VERSIONS_ANNOTATION.to_owned(),
+        server.secret_versions.clone(),
     );
 
     Deployment {
@@ -98,16 +97,22 @@ fn pod_spec(
     } else if sqlite {
         None
     } else {
-        Some(vec![TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: "kubernetes.io/hostname".to_owned(),
-            when_unsatisfiable: "ScheduleAnyway".to_owned(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector),
-                ..LabelSelector::default()
-            }),
-            ..TopologySpreadConstraint::default()
-        }])
+        // Across zones and across nodes, where the cluster has them: losing one zone or one
+        // node drops only that share of the sockets.
+        Some(
+            ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+                .map(|topology_key| TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: topology_key.to_owned(),
+                    when_unsatisfiable: "ScheduleAnyway".to_owned(),
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(selector.clone()),
+                        ..LabelSelector::default()
+                    }),
+                    ..TopologySpreadConstraint::default()
+                })
+                .to_vec(),
+        )
     };
 
     let mut volumes = vec![Volume {
@@ -154,10 +159,19 @@ fn pod_spec(
 }
 
 fn container(server: &ValidatedCollabServer, sqlite: bool) -> Container {
+    // Literal values in the pod template (not a ConfigMap read through envFrom): the
+    // configuration is part of the ReplicaSet, so a rollback or a failed apply never pairs a
+    // revision with another revision's configuration.
     let mut env: Vec<EnvVar> = server_contract::environment(server)
         .into_iter()
-        .filter_map(|variable| match variable.value {
-            EnvValue::Secret(reference) => Some(EnvVar {
+        .map(|variable| match variable.value {
+            EnvValue::Literal(value) => EnvVar {
+                name: variable.name.to_owned(),
+                // `$(NAME)` in a value is expanded by the kubelet; `$$` stands for `$`.
+                value: Some(value.replace('$', "$$")),
+                ..EnvVar::default()
+            },
+            EnvValue::Secret(reference) => EnvVar {
                 name: variable.name.to_owned(),
                 value_from: Some(EnvVarSource {
                     secret_key_ref: Some(SecretKeySelector {
@@ -168,8 +182,7 @@ fn container(server: &ValidatedCollabServer, sqlite: bool) -> Container {
                     ..EnvVarSource::default()
                 }),
                 ..EnvVar::default()
-            }),
-            EnvValue::Literal(_) => None,
+            },
         })
         .collect();
     env.extend(server.extra_env.iter().cloned());
@@ -195,13 +208,6 @@ fn container(server: &ValidatedCollabServer, sqlite: bool) -> Container {
             container_port(HTTP_PORT_NAME, i32::from(server.port)),
             container_port(METRICS_PORT_NAME, i32::from(server_contract::METRICS_PORT)),
         ]),
-        env_from: Some(vec![EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource {
-                name: names::config_map(&server.name),
-                optional: None,
-            }),
-            ..EnvFromSource::default()
-        }]),
         env: non_empty(env),
         resources: Some(server.resources.clone()),
         // Migrations run before the listener opens: give start-up up to two minutes.

@@ -2,7 +2,6 @@
 //! object a CollabServer should have, with labels from [`crate::labels`], names from
 //! [`crate::names`] and the controller owner reference. One module per object kind.
 
-mod config_map;
 mod deployment;
 mod hpa;
 mod pdb;
@@ -18,7 +17,8 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+        core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -45,8 +45,6 @@ pub struct Applied;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Resources<State> {
     pub service_account: ServiceAccount,
-    /// The server's non-secret environment (`envFrom`).
-    pub config_map: ConfigMap,
     /// The embedded SQLite database's volume (no `spec.database`). Never pruned (adding a
     /// database later must not delete documents): it goes with the CollabServer.
     pub data_volume: Option<PersistentVolumeClaim>,
@@ -69,8 +67,12 @@ pub struct Resources<State> {
 /// The managed Redis.
 #[derive(Clone, PartialEq, Serialize)]
 pub struct RedisResources {
-    /// Password and URL: left out of `Debug` output.
+    /// Password, URL and `redis.conf`: left out of `Debug` output.
     pub secret: Secret,
+    /// Its own ServiceAccount (no API access, no token).
+    pub service_account: ServiceAccount,
+    /// Admits only this CollabServer's server pods, on the Redis port.
+    pub network_policy: NetworkPolicy,
     pub service: Service,
     pub deployment: Deployment,
 }
@@ -79,6 +81,8 @@ impl std::fmt::Debug for RedisResources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisResources")
             .field("secret", &self.secret.metadata.name)
+            .field("service_account", &self.service_account)
+            .field("network_policy", &self.network_policy)
             .field("service", &self.service)
             .field("deployment", &self.deployment)
             .finish()
@@ -102,11 +106,13 @@ impl Resources<Prepared> {
         if let (Some(spec), Some(replicas)) = (deployment.spec.as_mut(), self.replicas) {
             spec.replicas = Some(replicas);
         }
-        let mut objects = vec![json(&self.service_account), json(&self.config_map)];
+        let mut objects = vec![json(&self.service_account)];
         objects.extend(self.data_volume.as_ref().map(json));
         if let Some(redis) = &self.redis {
             objects.extend([
                 json(&redis.secret),
+                json(&redis.service_account),
+                json(&redis.network_policy),
                 json(&redis.service),
                 json(&redis.deployment),
             ]);
@@ -129,31 +135,19 @@ fn json<T: Serialize>(object: &T) -> serde_json::Value {
 
 /// Builds every object for a validated CollabServer.
 pub fn build(server: &ValidatedCollabServer) -> Resources<Prepared> {
-    let config_map = config_map::config_map(server);
-    let config_hash = config_hash(server, &config_map);
     Resources {
         service_account: service_account::service_account(server),
         data_volume: volume::data_volume(server),
         redis: redis::redis(server),
         service: service::client_service(server),
         metrics_service: service::metrics_service(server),
-        deployment: deployment::deployment(server, &config_hash),
+        deployment: deployment::deployment(server),
         replicas: deployment::replicas(server),
         pod_disruption_budget: pdb::pod_disruption_budget(server),
         horizontal_pod_autoscaler: hpa::horizontal_pod_autoscaler(server),
         service_monitor: service_monitor::service_monitor(server),
-        config_map,
         state: PhantomData,
     }
-}
-
-/// Hash of what the server's pods are configured with: the ConfigMap's data and every Secret
-/// value they get. Put on the pod template, a change rolls the Deployment.
-fn config_hash(server: &ValidatedCollabServer, config_map: &ConfigMap) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(server.secret_hash.as_bytes());
-    hasher.update(serde_json::to_vec(&config_map.data).unwrap_or_default());
-    hex(&hasher.finalize())
 }
 
 /// Metadata of a child: name, namespace, labels and the controller owner reference.

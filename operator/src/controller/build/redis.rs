@@ -1,5 +1,8 @@
-//! The managed Redis: a Secret with the generated password and the URL the server gets, a
-//! single-pod Deployment (nothing persisted: Redis only relays messages) and its Service.
+//! The managed Redis: a Secret with the generated password, the URL the server gets and the
+//! `redis.conf` Redis reads it from (never on a command line, where `/proc/*/cmdline` shows
+//! it), its own ServiceAccount, a NetworkPolicy that admits only this CollabServer's server
+//! pods, a single-pod Deployment (nothing persisted: Redis only relays messages) and its
+//! Service.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +11,14 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
         core::v1::{
-            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath,
             PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret,
-            SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-            Volume, VolumeMount,
+            SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+            TCPSocketAction, Volume, VolumeMount,
+        },
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+            NetworkPolicySpec,
         },
     },
     apimachinery::pkg::{
@@ -19,16 +26,18 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use sha2::{Digest, Sha256};
 
 use super::{RedisResources, metadata};
 use crate::dereferenced::{REDIS_PASSWORD_KEY, REDIS_URL_KEY};
 use crate::labels::{self, Component};
 use crate::names;
-use crate::validate::{ManagedRedis, Redis, ValidatedCollabServer, hex};
+use crate::validate::{ManagedRedis, Redis, ValidatedCollabServer};
 
 /// Redis' port.
 pub const REDIS_PORT: i32 = 6379;
+/// Key of the managed Redis Secret with the config file Redis starts from.
+pub const REDIS_CONFIG_KEY: &str = "redis.conf";
+const REDIS_CONFIG_DIR: &str = "/etc/redis";
 /// The official image's `redis` user.
 const REDIS_USER_ID: i64 = 999;
 
@@ -42,8 +51,18 @@ pub fn redis(server: &ValidatedCollabServer) -> Option<RedisResources> {
         managed.password.expose(),
         server.namespace
     );
+    // `save ""` and no append-only file: nothing to persist.
+    let config = format!(
+        "port {REDIS_PORT}\nbind * -::*\nrequirepass {}\nsave \"\"\nappendonly no\n",
+        managed.password.expose()
+    );
+    let mut secret_metadata = metadata(server, name.clone(), Component::Redis);
+    secret_metadata.annotations = Some(BTreeMap::from([(
+        labels::PASSWORD_REVISION_ANNOTATION.to_owned(),
+        managed.password.revision().to_owned(),
+    )]));
     let secret = Secret {
-        metadata: metadata(server, name.clone(), Component::Redis),
+        metadata: secret_metadata,
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([
             (
@@ -51,14 +70,50 @@ pub fn redis(server: &ValidatedCollabServer) -> Option<RedisResources> {
                 ByteString(managed.password.expose().as_bytes().to_vec()),
             ),
             (REDIS_URL_KEY.to_owned(), ByteString(url.into_bytes())),
+            (REDIS_CONFIG_KEY.to_owned(), ByteString(config.into_bytes())),
         ])),
         ..Secret::default()
     };
     Some(RedisResources {
         secret,
+        service_account: ServiceAccount {
+            metadata: metadata(server, name.clone(), Component::Redis),
+            automount_service_account_token: Some(false),
+            ..ServiceAccount::default()
+        },
+        network_policy: network_policy(server, &name),
         service: service(server, &name),
         deployment: deployment(server, managed, &name),
     })
+}
+
+/// Only this CollabServer's server pods reach Redis, and only on its port.
+fn network_policy(server: &ValidatedCollabServer, name: &str) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: metadata(server, name.to_owned(), Component::Redis),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels::selector(&server.name, Component::Redis)),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(LabelSelector {
+                        match_labels: Some(labels::selector(&server.name, Component::Server)),
+                        ..LabelSelector::default()
+                    }),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(REDIS_PORT)),
+                    protocol: Some("TCP".to_owned()),
+                    ..NetworkPolicyPort::default()
+                }]),
+            }]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
 }
 
 fn service(server: &ValidatedCollabServer, name: &str) -> Service {
@@ -82,7 +137,6 @@ fn service(server: &ValidatedCollabServer, name: &str) -> Service {
 
 fn deployment(server: &ValidatedCollabServer, managed: &ManagedRedis, name: &str) -> Deployment {
     let selector = labels::selector(&server.name, Component::Redis);
-    let password_hash = hex(&Sha256::digest(managed.password.expose().as_bytes()));
     let probe = Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::String("redis".to_owned()),
@@ -94,26 +148,12 @@ fn deployment(server: &ValidatedCollabServer, managed: &ManagedRedis, name: &str
     let container = Container {
         name: "redis".to_owned(),
         image: Some(managed.image.clone()),
-        command: Some(vec!["redis-server".to_owned()]),
-        // The password comes from the environment so it is not in the pod spec; `--save ""`
-        // turns snapshots off (append-only is off by default): nothing to persist.
-        args: Some(
-            ["--requirepass", "$(REDIS_PASSWORD)", "--save", ""]
-                .map(str::to_owned)
-                .to_vec(),
-        ),
-        env: Some(vec![EnvVar {
-            name: "REDIS_PASSWORD".to_owned(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: name.to_owned(),
-                    key: REDIS_PASSWORD_KEY.to_owned(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }]),
+        // The password is in the mounted config file: neither the pod spec, the environment
+        // nor the command line holds it.
+        command: Some(vec![
+            "redis-server".to_owned(),
+            format!("{REDIS_CONFIG_DIR}/{REDIS_CONFIG_KEY}"),
+        ]),
         ports: Some(vec![ContainerPort {
             name: Some("redis".to_owned()),
             container_port: REDIS_PORT,
@@ -132,11 +172,19 @@ fn deployment(server: &ValidatedCollabServer, managed: &ManagedRedis, name: &str
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".to_owned(),
-            mount_path: "/data".to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".to_owned(),
+                mount_path: "/data".to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".to_owned(),
+                mount_path: REDIS_CONFIG_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         ..Container::default()
     };
     Deployment {
@@ -155,13 +203,13 @@ fn deployment(server: &ValidatedCollabServer, managed: &ManagedRedis, name: &str
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::labels(&server.name, Component::Redis)),
                     annotations: Some(BTreeMap::from([(
-                        labels::CONFIG_HASH_ANNOTATION.to_owned(),
-                        password_hash,
+                        labels::PASSWORD_REVISION_ANNOTATION.to_owned(),
+                        managed.password.revision().to_owned(),
                     )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(names::server(&server.name)),
+                    service_account_name: Some(name.to_owned()),
                     automount_service_account_token: Some(false),
                     image_pull_secrets: (!server.image_pull_secrets.is_empty())
                         .then(|| server.image_pull_secrets.clone()),
@@ -177,11 +225,28 @@ fn deployment(server: &ValidatedCollabServer, managed: &ManagedRedis, name: &str
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "data".to_owned(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "data".to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "config".to_owned(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(name.to_owned()),
+                                items: Some(vec![KeyToPath {
+                                    key: REDIS_CONFIG_KEY.to_owned(),
+                                    path: REDIS_CONFIG_KEY.to_owned(),
+                                    mode: None,
+                                }]),
+                                // Readable by the redis group (fsGroup) only.
+                                default_mode: Some(0o440),
+                                optional: None,
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
                     ..PodSpec::default()
                 }),
             },
