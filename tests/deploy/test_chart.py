@@ -416,7 +416,10 @@ def test_helm_test_hooks_check_health_and_the_crd():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "collab-operator-test-crd", "namespace": "collab-system"}]
     # The RBAC exists before the pod runs.
     for key in [("ServiceAccount", "collab-operator-test-crd"), ("ClusterRole", "collab-operator-test-crd"), ("ClusterRoleBinding", "collab-operator-test-crd")]:
-        assert int(hooks[key]["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
+        annotations = hooks[key]["metadata"]["annotations"]
+        assert int(annotations["helm.sh/hook-weight"]) < 0
+        # ... and is gone after the tests passed (Helm never deletes hooks on uninstall).
+        assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"].split(",")
 
 
 def test_helm_test_images_are_values_and_health_needs_the_metrics_service():
@@ -474,7 +477,7 @@ def test_notes_name_only_what_the_chart_package_contains():
     # Paths of the repository, not of the chart package.
     assert "deploy/examples" not in text and "crds/collabserver.yaml" not in text and "docs/" not in text
     assert "-f deploy/" not in text and ".yaml" not in text
-    assert "helm show crds <chart> --version 0.1.0 | kubectl apply --server-side -f -" in text
+    assert "helm show crds <chart> --version 0.1.0 | kubectl apply --server-side --force-conflicts -f -" in text
     assert "crds.applyOnStart=true" in text
     assert "Leader election is on: 2 replica(s)" in text and "get lease collab-operator" in text
     assert "in every namespace" in text
