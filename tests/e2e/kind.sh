@@ -77,29 +77,33 @@ jsonpath() { kubectl -n "$NS" get "$1" -o "jsonpath=$2"; }
 [ "$(jsonpath collab/collab '{.status.observedGeneration}')" = "$(jsonpath collab/collab '{.metadata.generation}')" ] ||
   die "status.observedGeneration lags metadata.generation"
 for child in deployment/collab deployment/collab-redis service/collab service/collab-metrics \
-  configmap/collab-config secret/collab-redis pvc/collab-data poddisruptionbudget/collab; do
+  serviceaccount/collab-redis networkpolicy/collab-redis secret/collab-redis pvc/collab-data \
+  poddisruptionbudget/collab; do
   [ "$(jsonpath "$child" '{.metadata.ownerReferences[0].kind}')" = CollabServer ] || die "$child is not owned by the CollabServer"
 done
-if kubectl -n "$NS" get configmap collab-config -o yaml | grep -q change-me; then
-  die "the ConfigMap contains the JWT secret"
+if kubectl -n "$NS" get deployment collab -o yaml | grep -q change-me; then
+  die "the Deployment contains the JWT secret"
 fi
+kubectl -n "$NS" get configmap collab-config >/dev/null 2>&1 && die "the operator created a ConfigMap"
+[ "$(jsonpath collab/collab '{.status.conditions[?(@.type=="Reconciled")].status}')" = True ] ||
+  die "the Reconciled condition is not True"
 kubectl -n "$NS" get events --field-selector reason=Applied -o name | grep -q . || die "no Applied event"
 
-say "rotating the JWT Secret: the Deployment must roll"
-before=$(jsonpath deployment/collab '{.spec.template.metadata.annotations.collab\.zedi\.dev/config-hash}')
+say "rotating the JWT Secret (labelled collab.zedi.dev/reload=true): the Deployment must roll"
+before=$(jsonpath deployment/collab '{.spec.template.metadata.annotations.collab\.zedi\.dev/secret-versions}')
 kubectl -n "$NS" patch secret collab-jwt --type merge -p '{"stringData":{"secret":"rotated-by-the-e2e-test"}}' >/dev/null
 after=$before
 for _ in $(seq 1 60); do
-  after=$(jsonpath deployment/collab '{.spec.template.metadata.annotations.collab\.zedi\.dev/config-hash}')
+  after=$(jsonpath deployment/collab '{.spec.template.metadata.annotations.collab\.zedi\.dev/secret-versions}')
   [ "$after" != "$before" ] && break
   sleep 2
 done
-[ "$after" != "$before" ] || die "the config hash did not change after the Secret changed"
+[ "$after" != "$before" ] || die "the Secret versions on the pod template did not change after the Secret changed"
 kubectl -n "$NS" rollout status deployment/collab --timeout=300s
 kubectl -n "$NS" wait collab/collab --for=condition=Available --timeout=120s
 
-say "a CollabServer without auth is rejected, not deployed"
-kubectl -n "$NS" apply -f - <<'YAML'
+say "a CollabServer without auth is rejected at admission (CEL), not deployed"
+if output=$(kubectl -n "$NS" apply -f - 2>&1 <<'YAML'
 apiVersion: collab.zedi.dev/v1alpha1
 kind: CollabServer
 metadata:
@@ -107,15 +111,15 @@ metadata:
 spec:
   replicas: 1
 YAML
-reason=""
-for _ in $(seq 1 60); do
-  reason=$(jsonpath collab/open '{.status.conditions[?(@.type=="Degraded")].reason}' 2>/dev/null || true)
-  [ "$reason" = NoAuthentication ] && break
-  sleep 2
-done
-[ "$reason" = NoAuthentication ] || die "collab/open: Degraded reason is '$reason', expected NoAuthentication"
+); then
+  die "the API server accepted a CollabServer without auth: $output"
+fi
+echo "$output" | grep -q "auth" || die "the rejection does not name spec.auth: $output"
 if kubectl -n "$NS" get deployment open >/dev/null 2>&1; then
   die "a Deployment was created for a CollabServer without auth"
 fi
+
+say "helm test: the operator's /health and the CRD"
+helm test collab-operator --namespace "$OPERATOR_NS" --timeout 120s
 
 say "e2e passed"

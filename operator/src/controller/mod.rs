@@ -20,7 +20,7 @@ pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::{
@@ -56,6 +56,9 @@ use crate::validate::{self, OperatorDefaults};
 const RESYNC: Duration = Duration::from_secs(300);
 const BACKOFF_START: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How long a failure is remembered without another one: twice the longest backoff, so an
+/// object still failing keeps its count.
+const FAILURE_MEMORY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -112,7 +115,7 @@ pub struct Context {
     /// The time conditions are stamped with (fixed in tests).
     pub clock: fn() -> Time,
     /// Consecutive failures per object, for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, Failure>>,
 }
 
 impl Context {
@@ -138,15 +141,27 @@ impl Context {
 
     /// Backoff for an object that just failed: 5 s, doubling up to 5 min.
     fn backoff(&self, key: &str) -> Duration {
+        self.backoff_at(key, Instant::now())
+    }
+
+    /// [`Context::backoff`] at a given time. Entries of objects that have not failed for
+    /// [`FAILURE_MEMORY`] are dropped on the way (a deleted CollabServer never succeeds again,
+    /// so `succeeded` would never remove it).
+    fn backoff_at(&self, key: &str, now: Instant) -> Duration {
         let mut failures = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(key.to_owned()).or_insert(0);
+        failures.retain(|_, failure| now.saturating_duration_since(failure.last) < FAILURE_MEMORY);
+        let failure = failures.entry(key.to_owned()).or_insert(Failure {
+            count: 0,
+            last: now,
+        });
         let delay = BACKOFF_START
-            .saturating_mul(2u32.saturating_pow(*count))
+            .saturating_mul(2u32.saturating_pow(failure.count))
             .min(BACKOFF_MAX);
-        *count = count.saturating_add(1);
+        failure.count = failure.count.saturating_add(1);
+        failure.last = now;
         delay
     }
 
@@ -156,6 +171,21 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
     }
+
+    /// Objects with a failure on record.
+    #[cfg(test)]
+    fn failing(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Consecutive failures of one object.
+struct Failure {
+    count: u32,
+    last: Instant,
 }
 
 /// Runs the controller until SIGTERM/SIGINT.

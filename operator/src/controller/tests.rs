@@ -497,6 +497,30 @@ fn backoff_doubles_per_failure_up_to_five_minutes() {
     assert_eq!(context.backoff("team/other").as_secs(), 5);
 }
 
+#[test]
+fn failures_of_objects_that_stopped_failing_are_forgotten() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let (context, _api) = fixtures::context(World::default());
+    let start = std::time::Instant::now();
+    context.backoff_at("team/deleted", start);
+    context.backoff_at("team/docs", start);
+    assert_eq!(context.failing(), 2);
+    // Still failing every 5 minutes: the count is kept.
+    let later = start + BACKOFF_MAX;
+    assert_eq!(context.backoff_at("team/docs", later), BACKOFF_START * 2);
+    // The deleted object's entry goes once it has not failed for FAILURE_MEMORY.
+    let much_later = start + FAILURE_MEMORY + Duration::from_secs(1);
+    assert_eq!(
+        context.backoff_at("team/docs", much_later),
+        BACKOFF_START * 4
+    );
+    assert_eq!(context.failing(), 1);
+}
+
 #[tokio::test]
 async fn an_unchanged_spec_is_reapplied_without_an_applied_event() {
     let mut server = fixtures::collab_server(production_spec());

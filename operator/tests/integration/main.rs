@@ -7,6 +7,8 @@
 //! - `ecs`: `ecs render` of each ECS case against its committed files (`deploy/ecs/zedi-dev/`,
 //!   `tests/golden/ecs/`), and the task's environment through the same parser.
 //!
+//! - `managed_redis`: the managed Redis's built config file in a real `redis-server`.
+//!
 //! Regenerate committed files with `COLLAB_OPERATOR_BLESS=1 cargo test -p collab-operator`.
 
 mod common;
@@ -14,4 +16,5 @@ mod configuration;
 mod ecs;
 mod generated;
 mod golden;
+mod managed_redis;
 mod server_contract;
