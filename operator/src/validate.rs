@@ -43,6 +43,9 @@ pub const DEFAULT_SCRAPE_INTERVAL: &str = "30s";
 const DEFAULT_MIN_REPLICAS: i32 = 2;
 const DEFAULT_MAX_REPLICAS: i32 = 10;
 const DEFAULT_TARGET_CPU_PERCENT: i32 = 70;
+/// Every scale-down closes sockets (their clients reconnect to other pods and load their
+/// documents again), so load must stay lower for 10 minutes before a pod goes.
+pub const DEFAULT_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS: i32 = 600;
 const SSL_MODES: [&str; 6] = [
     "disable",
     "allow",
@@ -311,6 +314,10 @@ pub enum Scaling {
         min_replicas: i32,
         max_replicas: i32,
         target_cpu_utilization_percentage: i32,
+        /// How long load must stay lower before a pod is removed.
+        scale_down_stabilization_window_seconds: i32,
+        /// Target average of `collab_server_connections` per pod (a Pods metric), if any.
+        connections_per_pod: Option<i32>,
     },
 }
 
@@ -871,6 +878,9 @@ fn validate_scaling(
                 min_replicas,
                 max_replicas,
                 target_cpu_utilization_percentage: target,
+                scale_down_stabilization_window_seconds:
+                    DEFAULT_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS,
+                connections_per_pod: None,
             })
         }
         None => {

@@ -556,7 +556,9 @@ fn autoscaling_defaults() {
         Scaling::Autoscaled {
             min_replicas: 2,
             max_replicas: 10,
-            target_cpu_utilization_percentage: 70
+            target_cpu_utilization_percentage: 70,
+            scale_down_stabilization_window_seconds: 600,
+            connections_per_pod: None,
         }
     );
 }

@@ -725,6 +725,7 @@ fn render_validated(
             min_replicas,
             max_replicas,
             target_cpu_utilization_percentage,
+            ..
         } => Some(autoscaling::autoscaling(
             options,
             min_replicas,

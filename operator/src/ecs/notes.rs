@@ -278,6 +278,7 @@ pub fn notes(facts: &Facts<'_>) -> String {
         min_replicas,
         max_replicas,
         target_cpu_utilization_percentage,
+        ..
     } = server.scaling
     {
         line("## Autoscaling".to_owned());

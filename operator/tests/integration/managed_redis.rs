@@ -120,7 +120,10 @@ fn redis_runs_from_the_built_config_file_and_requires_the_password() {
     assert_eq!(ask(&mut stream, &mut reader, &["AUTH", &password]), "+OK");
     assert_eq!(ask(&mut stream, &mut reader, &["PING"]), "+PONG");
     // Nothing is persisted: snapshots are off.
-    assert_eq!(ask(&mut stream, &mut reader, &["CONFIG", "GET", "save"]), "*2");
+    assert_eq!(
+        ask(&mut stream, &mut reader, &["CONFIG", "GET", "save"]),
+        "*2"
+    );
     let mut reply = Vec::new();
     for _ in 0..4 {
         let mut line = String::new();
