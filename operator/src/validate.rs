@@ -19,7 +19,8 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::crd::v1alpha1::{
-    AuthSpec, CollabServer, DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, ServiceType,
+    AuthSpec, CollabServer, DEFAULT_MAX_REPLICAS, DEFAULT_MIN_REPLICAS, DEFAULT_REPLICAS,
+    DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, SSL_MODES, ServiceType,
 };
 use crate::dereferenced::{
     Dereferenced, REDIS_PASSWORD_KEY, REDIS_URL_KEY, RedisPassword, SecretContents,
@@ -43,17 +44,7 @@ pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 pub const DEFAULT_SQLITE_SIZE: &str = "1Gi";
 /// Default ServiceMonitor scrape interval.
 pub const DEFAULT_SCRAPE_INTERVAL: &str = "30s";
-const DEFAULT_MIN_REPLICAS: i32 = 2;
-const DEFAULT_MAX_REPLICAS: i32 = 10;
 const DEFAULT_TARGET_CPU_PERCENT: i32 = 70;
-const SSL_MODES: [&str; 6] = [
-    "disable",
-    "allow",
-    "prefer",
-    "require",
-    "verify-ca",
-    "verify-full",
-];
 /// Keys tried, in order, when `spec.database.secretRef.key` is omitted.
 pub const DATABASE_URL_KEYS: [&str; 2] = ["DATABASE_URL", "uri"];
 
@@ -70,6 +61,13 @@ impl Default for OperatorDefaults {
 pub enum Error {
     #[error("the CollabServer has no metadata.name")]
     MissingName,
+
+    #[error(
+        "metadata.name {name} has {length} characters, more than {max}: the operator names objects {name}-metrics, {name}-data and {name}-redis, which must fit 63",
+        length = .name.len(),
+        max = names::MAX_INSTANCE_NAME_LENGTH
+    )]
+    NameTooLong { name: String },
 
     #[error("{field}: Secret {namespace}/{secret} not found: create it or correct the name")]
     SecretNotFound {
@@ -194,6 +192,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::MissingName => "MissingName",
+            Error::NameTooLong { .. } => "NameTooLong",
             Error::SecretNotFound { .. } => "SecretNotFound",
             Error::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Error::DatabaseSecretWithoutConnection { .. } => "DatabaseSecretWithoutConnection",
@@ -400,6 +399,9 @@ pub fn validate(
     defaults: &OperatorDefaults,
 ) -> Result<ValidatedCollabServer, Error> {
     let name = server.metadata.name.clone().ok_or(Error::MissingName)?;
+    if name.len() > names::MAX_INSTANCE_NAME_LENGTH {
+        return Err(Error::NameTooLong { name });
+    }
     let namespace = server.namespace().unwrap_or_else(|| "default".to_owned());
     let spec = &server.spec;
     let mut secrets = SecretResolver {
@@ -884,7 +886,7 @@ fn validate_scaling(
             })
         }
         None => {
-            let requested = server.spec.replicas;
+            let requested = server.spec.replicas.unwrap_or(DEFAULT_REPLICAS);
             if requested < 0 {
                 return Err(Error::InvalidReplicas {
                     replicas: requested,

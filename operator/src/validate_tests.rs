@@ -539,3 +539,24 @@ fn a_collab_server_without_a_name_is_rejected() {
     let error = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap_err();
     assert_eq!(error, Error::MissingName);
 }
+
+#[test]
+fn a_name_too_long_for_the_derived_names_is_rejected() {
+    let mut server = fixtures::collab_server(base());
+    let longest = "a".repeat(names::MAX_INSTANCE_NAME_LENGTH);
+    server.metadata.name = Some(longest.clone());
+    let validated = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap();
+    assert_eq!(validated.name, longest);
+
+    let too_long = format!("{longest}b");
+    server.metadata.name = Some(too_long.clone());
+    let error = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap_err();
+    assert_eq!(error.kind(), "NameTooLong");
+    assert_eq!(error, Error::NameTooLong { name: too_long });
+    assert!(
+        error
+            .to_string()
+            .contains("has 56 characters, more than 55"),
+        "{error}"
+    );
+}
