@@ -548,12 +548,12 @@ pub struct PodTemplateOverrides {
     /// Extra pod annotations. Keys under `collab.zedi.dev/` and the operator's
     /// `app.kubernetes.io/*` selector labels are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = reserved_metadata_rule())]
+    #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub annotations: BTreeMap<String, String>,
     /// Extra pod labels. The operator's `app.kubernetes.io/*` selector labels and keys under
     /// `collab.zedi.dev/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = reserved_metadata_rule())]
+    #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub labels: BTreeMap<String, String>,
     /// Node selector of the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -700,12 +700,25 @@ fn reserved_env_rule() -> Rule {
     ))
 }
 
-fn reserved_metadata_rule() -> Rule {
+// The API server bounds the estimated cost of each rule: on a map without `maxProperties` it
+// assumes some 390,000 entries, so the per-key work stays minimal (one `startsWith` with a
+// constant) and the exact keys are map lookups, not a list search per key.
+fn reserved_prefix_rule() -> Rule {
     let prefix = labels::RESERVED_PREFIX;
-    let keys = cel_list(&labels::RESERVED_KEYS);
-    let reserved = format!("k.startsWith('{prefix}') || k in {keys}");
-    Rule::new(format!("!self.exists(k, {reserved})")).message(Message::Expression(format!(
-        "self.filter(k, {reserved})[0] + ' is reserved for the operator'"
+    Rule::new(format!("!self.exists(k, k.startsWith('{prefix}'))")).message(Message::Message(
+        format!("keys under {prefix} are reserved for the operator"),
+    ))
+}
+
+fn reserved_keys_rule() -> Rule {
+    let keys = labels::RESERVED_KEYS;
+    let absent: Vec<String> = keys
+        .iter()
+        .map(|key| format!("!('{key}' in self)"))
+        .collect();
+    Rule::new(absent.join(" && ")).message(Message::Expression(format!(
+        "{}.filter(k, k in self)[0] + ' is reserved for the operator'",
+        cel_list(&keys)
     )))
 }
 

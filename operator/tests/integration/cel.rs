@@ -326,8 +326,8 @@ fn every_rule_and_message_expression_compiles() {
             ("spec.ingress", 1),
             ("spec.ingress.path", 1),
             ("spec.podDisruptionBudget.maxUnavailable", 1),
-            ("spec.podTemplate.annotations", 1),
-            ("spec.podTemplate.labels", 1),
+            ("spec.podTemplate.annotations", 2),
+            ("spec.podTemplate.labels", 2),
             ("spec.port", 1),
             ("spec.redis", 1),
             ("spec.terminationGracePeriodSeconds", 1),
@@ -657,10 +657,24 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
         (
             "collab",
             spec_with(
+                json!({ "podTemplate": { "annotations": { "app.kubernetes.io/managed-by": "me" } } }),
+            ),
+            "spec.podTemplate.annotations",
+            "app.kubernetes.io/managed-by is reserved for the operator",
+        ),
+        (
+            "collab",
+            spec_with(json!({ "podTemplate": { "labels": { "collab.zedi.dev/metrics": "x" } } })),
+            "spec.podTemplate.labels",
+            "keys under collab.zedi.dev/ are reserved",
+        ),
+        (
+            "collab",
+            spec_with(
                 json!({ "podTemplate": { "annotations": { "collab.zedi.dev/config-hash": "x" } } }),
             ),
             "spec.podTemplate.annotations",
-            "collab.zedi.dev/config-hash is reserved for the operator",
+            "keys under collab.zedi.dev/ are reserved for the operator",
         ),
         (
             "collab",
