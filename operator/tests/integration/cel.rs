@@ -7,6 +7,9 @@
 //! - the API server applies schema defaults before it validates, so every case is evaluated
 //!   both as written and with the schema's defaults applied, and both must agree.
 //!
+//! Each invalid case is also run through the operator's own validation
+//! (`collab_operator::validate`), which must reject it too, so the two layers agree.
+//!
 //! The rules use only what Kubernetes' CEL and the `cel` crate have in common (see the note in
 //! `operator/src/crd/v1alpha1.rs`). What this cannot check is the API server's cost estimate of
 //! each rule; `spec.env` has a `maxItems` for it.
@@ -501,70 +504,99 @@ fn valid_specs_pass_every_rule() {
 #[test]
 fn each_invalid_spec_is_rejected_by_its_rule() {
     let too_long = "a".repeat(collab_operator::names::MAX_INSTANCE_NAME_LENGTH + 1);
-    // (name, spec, path of the one rule that rejects it, words of its message)
-    let cases: Vec<(&str, Value, &str, &str)> = vec![
-        (too_long.as_str(), base(), "", "at most 55 characters"),
-        ("collab", json!({}), "spec", "no token check is configured"),
-        ("collab", json!({ "auth": {} }), "spec", "no token check"),
+    // (name, spec, path of the one rule that rejects it, words of its message, the kind of
+    // error the operator's own validation gives; None: not checked there yet)
+    let cases: Vec<(&str, Value, &str, &str, Option<&str>)> = vec![
+        (
+            too_long.as_str(),
+            base(),
+            "",
+            "at most 55 characters",
+            Some("NameTooLong"),
+        ),
+        (
+            "collab",
+            json!({}),
+            "spec",
+            "no token check is configured",
+            Some("NoAuthentication"),
+        ),
+        (
+            "collab",
+            json!({ "auth": {} }),
+            "spec",
+            "no token check",
+            Some("NoAuthentication"),
+        ),
         (
             "collab",
             json!({ "auth": { "allowAnonymous": false } }),
             "spec",
             "no token check",
+            Some("NoAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "jwtSecretRef": { "name": "j", "key": "k" }, "jwksUrl": "https://idp/jwks" } }),
             "spec.auth",
             "only one of jwtSecretRef, jwksUrl and cognito",
+            Some("ConflictingAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "jwksUrl": "https://idp/jwks", "cognito": { "userPoolId": "p", "region": "r" } } }),
             "spec.auth",
             "only one of",
+            Some("ConflictingAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "jwksUrl": "https://idp/jwks", "allowAnonymous": true } }),
             "spec.auth",
             "allowAnonymous is true but",
+            Some("AnonymousWithAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "allowAnonymous": true, "issuer": "https://idp" } }),
             "spec.auth",
             "issuer and audience need",
+            Some("ClaimsWithoutAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "allowAnonymous": true, "audience": "editor" } }),
             "spec.auth",
             "issuer and audience need",
+            Some("ClaimsWithoutAuthentication"),
         ),
         (
             "collab",
             json!({ "auth": { "jwksUrl": "idp/jwks.json" } }),
             "spec.auth.jwksUrl",
             "https:// or http://",
+            Some("InvalidJwksUrl"),
         ),
         (
             "collab",
             json!({ "auth": { "jwksUrl": "https://idp/jwks .json" } }),
             "spec.auth.jwksUrl",
             "https:// or http://",
+            Some("InvalidJwksUrl"),
         ),
         (
             "collab",
             json!({ "auth": { "cognito": { "userPoolId": " ", "region": "eu-west-1" } } }),
             "spec.auth.cognito.userPoolId",
             "must not be empty",
+            Some("InvalidCognito"),
         ),
         (
             "collab",
             json!({ "auth": { "cognito": { "userPoolId": "p", "region": "" } } }),
             "spec.auth.cognito.region",
             "must not be empty",
+            Some("InvalidCognito"),
         ),
         (
             "collab",
@@ -573,6 +605,7 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.redis",
             "only one of external and managed",
+            Some("ConflictingRedis"),
         ),
         (
             "collab",
@@ -581,6 +614,7 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.redis",
             "only one of external and managed",
+            Some("ConflictingRedis"),
         ),
         (
             "collab",
@@ -589,54 +623,63 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.autoscaling",
             "maxReplicas (3) must not be below minReplicas (5)",
+            Some("InvalidAutoscaling"),
         ),
         (
             "collab",
             spec_with(json!({ "autoscaling": { "enabled": true, "minReplicas": 11 } })),
             "spec.autoscaling",
             "maxReplicas (10) must not be below minReplicas (11)",
+            Some("InvalidAutoscaling"),
         ),
         (
             "collab",
             spec_with(json!({ "autoscaling": { "enabled": true, "maxReplicas": 1 } })),
             "spec.autoscaling",
             "maxReplicas (1) must not be below minReplicas (2)",
+            Some("InvalidAutoscaling"),
         ),
         (
             "collab",
             spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "150%" } })),
             "spec.podDisruptionBudget.maxUnavailable",
             "percentage from 0% to 100%",
+            Some("InvalidPodDisruptionBudget"),
         ),
         (
             "collab",
             spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": -1 } })),
             "spec.podDisruptionBudget.maxUnavailable",
             "non-negative number",
+            Some("InvalidPodDisruptionBudget"),
         ),
         (
             "collab",
             spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "abc" } })),
             "spec.podDisruptionBudget.maxUnavailable",
             "non-negative number",
+            Some("InvalidPodDisruptionBudget"),
         ),
         (
             "collab",
             spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "1" } })),
             "spec.podDisruptionBudget.maxUnavailable",
             "non-negative number",
+            Some("InvalidPodDisruptionBudget"),
         ),
         (
             "collab",
             spec_with(json!({ "port": 9090 })),
             "spec.port",
             "the metrics port",
+            Some("InvalidPort"),
         ),
         (
             "collab",
             spec_with(json!({ "terminationGracePeriodSeconds": 14 })),
             "spec.terminationGracePeriodSeconds",
             "at least 15",
+            Some("TerminationGracePeriodTooShort"),
         ),
         (
             "collab",
@@ -645,6 +688,7 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.env",
             "DATABASE_URL is set by the operator from the spec",
+            Some("ReservedEnvironmentVariable"),
         ),
         (
             "collab",
@@ -653,6 +697,7 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.podTemplate.labels",
             "app.kubernetes.io/instance is reserved for the operator",
+            Some("ReservedPodMetadata"),
         ),
         (
             "collab",
@@ -661,12 +706,14 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.podTemplate.annotations",
             "app.kubernetes.io/managed-by is reserved for the operator",
+            Some("ReservedPodMetadata"),
         ),
         (
             "collab",
             spec_with(json!({ "podTemplate": { "labels": { "collab.zedi.dev/metrics": "x" } } })),
             "spec.podTemplate.labels",
             "keys under collab.zedi.dev/ are reserved",
+            Some("ReservedPodMetadata"),
         ),
         (
             "collab",
@@ -675,28 +722,38 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             ),
             "spec.podTemplate.annotations",
             "keys under collab.zedi.dev/ are reserved for the operator",
+            Some("ReservedPodMetadata"),
         ),
         (
             "collab",
             spec_with(json!({ "ingress": { "enabled": true } })),
             "spec.ingress",
             "host is required",
+            None,
         ),
         (
             "collab",
             spec_with(json!({ "ingress": { "enabled": true, "host": "" } })),
             "spec.ingress",
             "host is required",
+            None,
         ),
         (
             "collab",
             spec_with(json!({ "ingress": { "enabled": true, "host": "h", "path": "sync" } })),
             "spec.ingress.path",
             "must start with /",
+            None,
         ),
     ];
-    for (name, spec, path, words) in cases {
-        let failed = failures(&collab_server(name, spec.clone()));
+    for (name, spec, path, words, kind) in cases {
+        let object = collab_server(name, spec.clone());
+        assert_eq!(
+            rust_validation(&object).err().as_deref(),
+            kind,
+            "{spec}: the operator's validation disagrees"
+        );
+        let failed = failures(&object);
         assert_eq!(
             failed.len(),
             1,
@@ -709,6 +766,24 @@ fn each_invalid_spec_is_rejected_by_its_rule() {
             failed[0].message
         );
     }
+}
+
+/// The kind of error the operator's validation (`collab_operator::validate`) gives, with the
+/// Secrets the cases refer to.
+fn rust_validation(object: &Value) -> Result<(), String> {
+    let server: collab_operator::crd::CollabServer =
+        serde_json::from_value(object.clone()).unwrap();
+    let dereferenced = collab_operator::dereferenced::Dereferenced::default()
+        .with_secret("jwt", [("secret", "s")])
+        .with_secret("j", [("k", "s")])
+        .with_secret("r", [("url", "redis://r:6379")]);
+    collab_operator::validate::validate(
+        &server,
+        &dereferenced,
+        &collab_operator::validate::OperatorDefaults::default(),
+    )
+    .map(|_| ())
+    .map_err(|error| error.kind().to_owned())
 }
 
 #[test]
