@@ -80,9 +80,12 @@ pub fn owned_selector_string(instance: &str) -> String {
     ]))
 }
 
+/// Pod label and annotation keys a CollabServer may not set (besides [`RESERVED_PREFIX`]).
+pub const RESERVED_KEYS: [&str; 4] = [NAME, INSTANCE, COMPONENT, MANAGED_BY];
+
 /// Whether a user-supplied pod label or annotation key would clash with the operator's own.
 pub fn is_reserved(key: &str) -> bool {
-    key.starts_with(RESERVED_PREFIX) || [NAME, INSTANCE, COMPONENT, MANAGED_BY].contains(&key)
+    key.starts_with(RESERVED_PREFIX) || RESERVED_KEYS.contains(&key)
 }
 
 fn to_selector_string(labels: &BTreeMap<String, String>) -> String {

@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
-    api::core::v1::{EnvVar, LocalObjectReference, ResourceRequirements},
+    api::{
+        core::v1::{EnvVar, LocalObjectReference, ResourceRequirements},
+        networking::v1::NetworkPolicyPeer,
+    },
     apimachinery::pkg::{
         api::resource::Quantity, apis::meta::v1::OwnerReference, util::intstr::IntOrString,
     },
@@ -18,7 +21,8 @@ use k8s_openapi::{
 use kube::{Resource, ResourceExt};
 
 use crate::crd::v1alpha1::{
-    AuthSpec, CollabServer, DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, ServiceType,
+    AuthSpec, CollabServer, DEFAULT_MAX_REPLICAS, DEFAULT_MIN_REPLICAS, DEFAULT_REPLICAS,
+    DatabaseSpec, LogFormat, PodTemplateOverrides, RedisSpec, SSL_MODES, ServiceType,
 };
 use crate::dereferenced::{Dereferenced, REDIS_URL_KEY, RedisPassword, SecretContents};
 use crate::{labels, names, server_contract};
@@ -40,20 +44,12 @@ pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 pub const DEFAULT_SQLITE_SIZE: &str = "1Gi";
 /// Default ServiceMonitor scrape interval.
 pub const DEFAULT_SCRAPE_INTERVAL: &str = "30s";
-const DEFAULT_MIN_REPLICAS: i32 = 2;
-const DEFAULT_MAX_REPLICAS: i32 = 10;
 const DEFAULT_TARGET_CPU_PERCENT: i32 = 70;
 /// Every scale-down closes sockets (their clients reconnect to other pods and load their
 /// documents again), so load must stay lower for 10 minutes before a pod goes.
 pub const DEFAULT_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS: i32 = 600;
-const SSL_MODES: [&str; 6] = [
-    "disable",
-    "allow",
-    "prefer",
-    "require",
-    "verify-ca",
-    "verify-full",
-];
+/// The HorizontalPodAutoscaler's own limit (one hour).
+const MAX_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS: i32 = 3600;
 /// Keys tried, in order, when `spec.database.secretRef.key` is omitted.
 pub const DATABASE_URL_KEYS: [&str; 2] = ["DATABASE_URL", "uri"];
 
@@ -70,6 +66,13 @@ impl Default for OperatorDefaults {
 pub enum Error {
     #[error("the CollabServer has no metadata.name")]
     MissingName,
+
+    #[error(
+        "metadata.name {name} has {length} characters, more than {max}: the operator names objects {name}-metrics, {name}-data and {name}-redis, which must fit 63",
+        length = .name.len(),
+        max = names::MAX_INSTANCE_NAME_LENGTH
+    )]
+    NameTooLong { name: String },
 
     #[error("{field}: Secret {namespace}/{secret} not found: create it or correct the name")]
     SecretNotFound {
@@ -187,6 +190,9 @@ pub enum Error {
         "spec.podDisruptionBudget.maxUnavailable must be a non-negative number or a percentage like 25% (got {value})"
     )]
     InvalidPodDisruptionBudget { value: String },
+
+    #[error("spec.ingress: {problem}")]
+    InvalidIngress { problem: &'static str },
 }
 
 impl Error {
@@ -194,6 +200,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::MissingName => "MissingName",
+            Error::NameTooLong { .. } => "NameTooLong",
             Error::SecretNotFound { .. } => "SecretNotFound",
             Error::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Error::DatabaseSecretWithoutConnection { .. } => "DatabaseSecretWithoutConnection",
@@ -218,6 +225,7 @@ impl Error {
             Error::ReservedEnvironmentVariable { .. } => "ReservedEnvironmentVariable",
             Error::ReservedPodMetadata { .. } => "ReservedPodMetadata",
             Error::InvalidPodDisruptionBudget { .. } => "InvalidPodDisruptionBudget",
+            Error::InvalidIngress { .. } => "InvalidIngress",
         }
     }
 }
@@ -342,6 +350,23 @@ pub enum ServiceMonitorPlan {
     CrdMissing,
 }
 
+/// Who may reach the server pods (empty: any source).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerNetworkPolicy {
+    pub clients_from: Vec<NetworkPolicyPeer>,
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
+/// An Ingress for WebSocket clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ingress {
+    pub class_name: Option<String>,
+    pub host: String,
+    pub path: String,
+    pub tls_secret_name: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// Something the operator decided that the status should tell a person.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Note {
@@ -375,6 +400,10 @@ pub struct ValidatedCollabServer {
     /// `maxUnavailable` of the PodDisruptionBudget; `None` when disabled.
     pub pod_disruption_budget: Option<IntOrString>,
     pub service_monitor: ServiceMonitorPlan,
+    /// The server pods' NetworkPolicy, when asked for.
+    pub network_policy: Option<ServerNetworkPolicy>,
+    /// The Ingress to the client Service, when asked for.
+    pub ingress: Option<Ingress>,
     pub service_type: ServiceType,
     pub service_annotations: BTreeMap<String, String>,
     pub pod_template: PodTemplateOverrides,
@@ -405,6 +434,9 @@ pub fn validate(
     defaults: &OperatorDefaults,
 ) -> Result<ValidatedCollabServer, Error> {
     let name = server.metadata.name.clone().ok_or(Error::MissingName)?;
+    if name.len() > names::MAX_INSTANCE_NAME_LENGTH {
+        return Err(Error::NameTooLong { name });
+    }
     let namespace = server.namespace().unwrap_or_else(|| "default".to_owned());
     let spec = &server.spec;
     let mut secrets = SecretResolver {
@@ -527,6 +559,39 @@ pub fn validate(
         _ => ServiceMonitorPlan::Disabled,
     };
 
+    let network_policy = spec
+        .network_policy
+        .as_ref()
+        .filter(|policy| policy.enabled)
+        .map(|policy| ServerNetworkPolicy {
+            clients_from: policy.from.clone(),
+            metrics_from: policy.metrics_from.clone(),
+        });
+    let ingress = match spec.ingress.as_ref().filter(|ingress| ingress.enabled) {
+        Some(ingress) => {
+            let host = ingress.host.trim();
+            if host.is_empty() {
+                return Err(Error::InvalidIngress {
+                    problem: "host is required when the Ingress is enabled",
+                });
+            }
+            let path = ingress.path.clone().unwrap_or_else(|| "/".to_owned());
+            if !path.starts_with('/') {
+                return Err(Error::InvalidIngress {
+                    problem: "path must start with /",
+                });
+            }
+            Some(Ingress {
+                class_name: ingress.class_name.clone(),
+                host: host.to_owned(),
+                path,
+                tls_secret_name: ingress.tls_secret_name.clone(),
+                annotations: ingress.annotations.clone(),
+            })
+        }
+        None => None,
+    };
+
     let service = spec.service.clone().unwrap_or_default();
     let owner = server.controller_owner_ref(&());
     Ok(ValidatedCollabServer {
@@ -551,6 +616,8 @@ pub fn validate(
         },
         pod_disruption_budget,
         service_monitor,
+        network_policy,
+        ingress,
         service_type: service.type_.unwrap_or_default(),
         service_annotations: service.annotations,
         pod_template,
@@ -841,6 +908,9 @@ fn validate_scaling(
             let target = autoscaling
                 .target_cpu_utilization_percentage
                 .unwrap_or(DEFAULT_TARGET_CPU_PERCENT);
+            let window = autoscaling
+                .scale_down_stabilization_window_seconds
+                .unwrap_or(DEFAULT_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS);
             let problem = if min_replicas < 1 {
                 Some(format!(
                     "minReplicas must be at least 1 (got {min_replicas})"
@@ -852,6 +922,14 @@ fn validate_scaling(
             } else if !(1..=100).contains(&target) {
                 Some(format!(
                     "targetCPUUtilizationPercentage must be 1-100 (got {target})"
+                ))
+            } else if !(0..=MAX_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS).contains(&window) {
+                Some(format!(
+                    "scaleDownStabilizationWindowSeconds must be 0-{MAX_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS} (got {window})"
+                ))
+            } else if let Some(connections) = autoscaling.connections_per_pod.filter(|c| *c < 1) {
+                Some(format!(
+                    "connectionsPerPod must be at least 1 (got {connections})"
                 ))
             } else {
                 None
@@ -878,13 +956,18 @@ fn validate_scaling(
                 min_replicas,
                 max_replicas,
                 target_cpu_utilization_percentage: target,
-                scale_down_stabilization_window_seconds:
-                    DEFAULT_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS,
-                connections_per_pod: None,
+                scale_down_stabilization_window_seconds: window,
+                connections_per_pod: autoscaling.connections_per_pod,
             })
         }
         None => {
-            let requested = server.spec.replicas;
+            // Omitted: as many as the storage and relay allow without a warning, so a minimal
+            // CollabServer becomes Available, not Degraded.
+            let requested = server.spec.replicas.unwrap_or(if !sqlite && has_redis {
+                DEFAULT_REPLICAS
+            } else {
+                1
+            });
             if requested < 0 {
                 return Err(Error::InvalidReplicas {
                     replicas: requested,

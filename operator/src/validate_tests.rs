@@ -117,13 +117,10 @@ fn without_a_database_replicas_are_limited_to_one_with_a_note() {
         server.notes,
         vec![Note::ReplicasLimitedToOne { requested: 3 }]
     );
-    // The default of 2 is limited too, and says so.
+    // Omitted, the default agrees with the storage: one replica, nothing to note.
     let mut spec = base();
     spec.as_object_mut().unwrap().remove("replicas");
-    assert_eq!(
-        run(spec).unwrap().notes,
-        vec![Note::ReplicasLimitedToOne { requested: 2 }]
-    );
+    assert_eq!(run(spec).unwrap().notes, vec![]);
 }
 
 #[test]
@@ -569,4 +566,93 @@ fn a_collab_server_without_a_name_is_rejected() {
     server.metadata.name = None;
     let error = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap_err();
     assert_eq!(error, Error::MissingName);
+}
+
+#[test]
+fn a_name_too_long_for_the_derived_names_is_rejected() {
+    let mut server = fixtures::collab_server(base());
+    let longest = "a".repeat(names::MAX_INSTANCE_NAME_LENGTH);
+    server.metadata.name = Some(longest.clone());
+    let validated = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap();
+    assert_eq!(validated.name, longest);
+
+    let too_long = format!("{longest}b");
+    server.metadata.name = Some(too_long.clone());
+    let error = validate(&server, &secrets(), &OperatorDefaults::default()).unwrap_err();
+    assert_eq!(error.kind(), "NameTooLong");
+    assert_eq!(error, Error::NameTooLong { name: too_long });
+    assert!(
+        error
+            .to_string()
+            .contains("has 56 characters, more than 55"),
+        "{error}"
+    );
+}
+
+#[test]
+fn omitted_replicas_follow_storage_and_relay() {
+    // Without `replicas`: one pod without a database or without Redis (no warning), two with
+    // both.
+    let minimal = json!({ "auth": { "allowAnonymous": true } });
+    let server = run(minimal.clone()).unwrap();
+    assert_eq!(server.scaling, Scaling::Fixed { replicas: 1 });
+    assert!(server.notes.is_empty(), "{:?}", server.notes);
+    let database_only = with(minimal.clone(), json!({ "database": postgres() }));
+    assert_eq!(
+        run(database_only.clone()).unwrap().scaling,
+        Scaling::Fixed { replicas: 1 }
+    );
+    let scaled_out = with(
+        database_only,
+        json!({ "redis": { "external": { "secretRef": { "name": "redis", "key": "url" } } } }),
+    );
+    assert_eq!(
+        run(scaled_out).unwrap().scaling,
+        Scaling::Fixed {
+            replicas: DEFAULT_REPLICAS
+        }
+    );
+    // Asked for explicitly, more than one without a database is still a note.
+    let asked = run(with(minimal, json!({ "replicas": 3 }))).unwrap();
+    assert_eq!(
+        asked.notes,
+        vec![Note::ReplicasLimitedToOne { requested: 3 }]
+    );
+}
+
+#[test]
+fn ingress_and_network_policy_are_resolved() {
+    let server = run(with(
+        base(),
+        json!({
+            "ingress": { "enabled": true, "host": " docs.example.com ", "tlsSecretName": "tls" },
+            "networkPolicy": { "enabled": true, "from": [{ "podSelector": {} }] },
+        }),
+    ))
+    .unwrap();
+    let ingress = server.ingress.unwrap();
+    assert_eq!(ingress.host, "docs.example.com");
+    assert_eq!(ingress.path, "/");
+    assert_eq!(ingress.tls_secret_name.as_deref(), Some("tls"));
+    let policy = server.network_policy.unwrap();
+    assert_eq!(policy.clients_from.len(), 1);
+    assert!(policy.metrics_from.is_empty());
+    let disabled = run(with(
+        base(),
+        json!({ "ingress": { "enabled": false, "host": "" }, "networkPolicy": {} }),
+    ))
+    .unwrap();
+    assert!(disabled.ingress.is_none() && disabled.network_policy.is_none());
+    for (ingress, kind) in [
+        (json!({ "enabled": true, "host": "" }), "InvalidIngress"),
+        (
+            json!({ "enabled": true, "host": "a.example", "path": "api" }),
+            "InvalidIngress",
+        ),
+    ] {
+        assert_eq!(
+            rejected(with(base(), json!({ "ingress": ingress }))).kind(),
+            kind
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! undone), then deletion of labelled children the spec no longer asks for.
 //!
 //! Order: ServiceAccount and volume first, then Redis, then Services, then the Deployment, then
-//! PDB, HPA and ServiceMonitor. A volume the API server refuses to change (most of a
+//! PDB, HPA, ServiceMonitor, NetworkPolicy and Ingress. A volume the API server refuses to change (most of a
 //! PersistentVolumeClaim's spec is immutable) does not stop the rest: it becomes a warning the
 //! status reports.
 //!
@@ -23,7 +23,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
-        networking::v1::NetworkPolicy,
+        networking::v1::{Ingress, NetworkPolicy},
         policy::v1::PodDisruptionBudget,
     },
 };
@@ -120,6 +120,8 @@ pub async fn apply(target: &Target<'_>, resources: Resources<Prepared>) -> Resul
         pod_disruption_budget,
         horizontal_pod_autoscaler,
         service_monitor,
+        network_policy,
+        ingress,
         state: PhantomData,
     } = resources;
 
@@ -157,6 +159,8 @@ pub async fn apply(target: &Target<'_>, resources: Resources<Prepared>) -> Resul
         Some(object) => Some(apply_service_monitor(target, object).await?),
         None => None,
     };
+    let network_policy = apply_optional(target, network_policy).await?;
+    let ingress = apply_optional(target, ingress).await?;
 
     let applied = Resources {
         service_account,
@@ -169,6 +173,8 @@ pub async fn apply(target: &Target<'_>, resources: Resources<Prepared>) -> Resul
         pod_disruption_budget,
         horizontal_pod_autoscaler,
         service_monitor,
+        network_policy,
+        ingress,
         state: PhantomData,
     };
     let deleted = prune(target, &applied).await?;
@@ -295,7 +301,11 @@ async fn prune(target: &Target<'_>, applied: &Resources<Applied>) -> Result<Vec<
         Some(applied.service_account.name_any()),
         redis.map(|redis| redis.service_account.name_any()),
     ]);
-    let network_policies = names(&[redis.map(|redis| redis.network_policy.name_any())]);
+    let network_policies = names(&[
+        redis.map(|redis| redis.network_policy.name_any()),
+        applied.network_policy.as_ref().map(ResourceExt::name_any),
+    ]);
+    let ingresses = names(&[applied.ingress.as_ref().map(ResourceExt::name_any)]);
     // Operators before 0.2 gave the server a ConfigMap; none is wanted now.
     let config_maps = BTreeSet::new();
     let services = names(&[
@@ -347,6 +357,7 @@ async fn prune(target: &Target<'_>, applied: &Resources<Applied>) -> Result<Vec<
         )
         .await?,
     );
+    deleted.extend(prune_kind(target, typed_api::<Ingress>(target), &ingresses).await?);
     let resource = service_monitor_resource();
     let monitor_api = PruneApi {
         api: Api::<DynamicObject>::namespaced_with(

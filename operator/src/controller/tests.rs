@@ -118,6 +118,7 @@ async fn new_collab_server_is_applied_in_order_and_reported_available() {
             format!("GET /apis/apps/v1/{ns}/deployments"),
             format!("GET /apis/policy/v1/{ns}/poddisruptionbudgets"),
             format!("GET /apis/autoscaling/v2/{ns}/horizontalpodautoscalers"),
+            format!("GET /apis/networking.k8s.io/v1/{ns}/ingresses"),
             format!("GET /apis/monitoring.coreos.com/v1/{ns}/servicemonitors"),
             format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
             format!("POST /apis/events.k8s.io/v1/{ns}/events"),
@@ -736,4 +737,109 @@ async fn an_immutable_volume_change_is_a_condition_and_the_rest_is_applied() {
     assert!(degraded["message"].as_str().unwrap().contains("immutable"));
     assert_eq!(condition(status, "Reconciled")["status"], "True");
     assert_eq!(condition(status, "Available")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_minimal_collab_server_becomes_available_not_degraded() {
+    let server = fixtures::collab_server(json!({ "auth": { "allowAnonymous": true } }));
+    let complete = DeploymentStatus {
+        conditions: Some(vec![deployment_condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+        )]),
+        ..ready(1)
+    };
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        deployment_status: Some(complete),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let calls = fixtures::finish(context, api).await;
+    let replicas = calls
+        .iter()
+        .find(|call| call.field_manager() == Some(apply::REPLICAS_FIELD_MANAGER))
+        .expect("the replicas are applied");
+    assert_eq!(replicas.body["spec"]["replicas"], 1);
+    let status = status_body(&calls);
+    assert_eq!(condition(status, "Available")["status"], "True");
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(condition(status, "Degraded")["reason"], "AsExpected");
+    assert_eq!(
+        condition(status, "Progressing")["reason"],
+        "RolloutComplete"
+    );
+    assert_eq!(condition(status, "Reconciled")["status"], "True");
+}
+
+#[tokio::test]
+async fn ingress_and_network_policy_are_applied_and_pruned_when_dropped() {
+    let mut spec = production_spec();
+    spec["ingress"] =
+        json!({ "enabled": true, "host": "docs.example.com", "tlsSecretName": "docs-tls" });
+    spec["networkPolicy"] = json!({ "enabled": true });
+    let server = fixtures::collab_server(spec);
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let calls = fixtures::finish(context, api).await;
+    let ns = format!("namespaces/{NAMESPACE}");
+    let ingress = calls
+        .iter()
+        .find(|call| {
+            call.line() == format!("PATCH /apis/networking.k8s.io/v1/{ns}/ingresses/{NAME}")
+        })
+        .expect("the Ingress is applied");
+    assert_eq!(ingress.body["spec"]["tls"][0]["secretName"], "docs-tls");
+    assert_eq!(
+        ingress.body["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        NAME
+    );
+    assert!(lines(&calls).contains(&format!(
+        "PATCH /apis/networking.k8s.io/v1/{ns}/networkpolicies/{NAME}"
+    )));
+
+    // Dropped from the spec: both are deleted.
+    let server = fixtures::collab_server(production_spec());
+    let (context, api) = fixtures::context(World {
+        server: Some(server.clone()),
+        secrets: production_secrets(),
+        existing: vec![
+            Existing {
+                plural: "ingresses",
+                name: NAME,
+                owned: true,
+            },
+            Existing {
+                plural: "networkpolicies",
+                name: NAME,
+                owned: true,
+            },
+            Existing {
+                plural: "configmaps",
+                name: "docs-config",
+                owned: true,
+            },
+        ],
+        ..World::default()
+    });
+    reconcile(guard(&server), context.clone()).await.unwrap();
+    let calls = fixtures::finish(context, api).await;
+    let deletes: Vec<String> = calls
+        .iter()
+        .filter(|call| call.method == "DELETE")
+        .map(Call::line)
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![
+            format!("DELETE /api/v1/{ns}/configmaps/docs-config"),
+            format!("DELETE /apis/networking.k8s.io/v1/{ns}/networkpolicies/{NAME}"),
+            format!("DELETE /apis/networking.k8s.io/v1/{ns}/ingresses/{NAME}"),
+        ]
+    );
 }

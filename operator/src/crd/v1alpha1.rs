@@ -12,25 +12,55 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::core::v1::{
-        Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
-        TopologySpreadConstraint,
+    api::{
+        core::v1::{
+            Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+            TopologySpreadConstraint,
+        },
+        networking::v1::NetworkPolicyPeer,
     },
     apimachinery::pkg::{
         api::resource::Quantity, apis::meta::v1::Condition, util::intstr::IntOrString,
     },
 };
-use kube::CustomResource;
+use kube::{
+    CustomResource, KubeSchema,
+    core::{Message, Rule},
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Replicas when `spec.replicas` is omitted.
+use crate::{labels, names, server_contract};
+
+/// Replicas when `spec.replicas` is omitted and the spec has `database` and `redis` (1
+/// otherwise).
 pub const DEFAULT_REPLICAS: i32 = 2;
+/// `spec.autoscaling.minReplicas` when omitted.
+pub const DEFAULT_MIN_REPLICAS: i32 = 2;
+/// `spec.autoscaling.maxReplicas` when omitted.
+pub const DEFAULT_MAX_REPLICAS: i32 = 10;
+/// Values of `spec.database.sslMode` (libpq's `sslmode`).
+pub const SSL_MODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+/// Most entries of `spec.env`: bounds the cost Kubernetes estimates for the rule that checks
+/// their names (an unbounded list would exceed the CEL cost budget).
+pub const MAX_ENV: u32 = 256;
 
 /// Desired state of a CollabServer: a Deployment of collab-server with its ConfigMap, Services,
 /// PodDisruptionBudget and, optionally, a HorizontalPodAutoscaler, a ServiceMonitor and a
 /// managed Redis.
-#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+//
+// Cross-field rules are CEL `x-kubernetes-validations` (`#[kube(validation)]`,
+// `#[x_kube(validation)]`), so the API server rejects an invalid spec when it is applied;
+// `crate::validate` checks the same rules (and those that need the cluster's Secrets) for the
+// controller and for ECS rendering, which runs without an API server.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[kube(
     group = "collab.zedi.dev",
     version = "v1alpha1",
@@ -40,6 +70,7 @@ pub const DEFAULT_REPLICAS: i32 = 2;
     status = "CollabServerStatus",
     derive = "PartialEq",
     doc = "A collab-server deployment (Hocuspocus- and y-websocket-compatible Yjs sync server) managed by collab-operator.",
+    validation = name_length_rule(),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -76,13 +107,15 @@ pub const DEFAULT_REPLICAS: i32 = 2;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = no_authentication_rule())]
 #[serde(rename_all = "camelCase")]
 pub struct CollabServerSpec {
-    /// Number of collab-server pods (default 2). Ignored while `autoscaling.enabled` is true.
-    /// More than one needs `redis`; without `database` (embedded SQLite) the operator runs one.
-    #[serde(default = "default_replicas")]
+    /// Number of collab-server pods. Default: 2 when `database` and `redis` are set, otherwise
+    /// 1 (the embedded SQLite database serves one pod). Ignored while `autoscaling.enabled` is
+    /// true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
-    pub replicas: i32,
+    pub replicas: Option<i32>,
 
     /// Server image. Default: the collab-server image of the operator's own version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +137,7 @@ pub struct CollabServerSpec {
     /// Port for WebSocket clients, `/health` and `/ready` (default 1234, the server's `PORT`).
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
+    #[x_kube(validation = port_rule())]
     pub port: i32,
 
     /// Log filter of the server (`LOG_LEVEL`, RUST_LOG syntax), e.g. `info` or
@@ -134,8 +168,9 @@ pub struct CollabServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisSpec>,
 
-    /// Horizontal pod autoscaling on CPU (an `autoscaling/v2` HorizontalPodAutoscaler); while
-    /// enabled, the operator no longer sets the Deployment's replicas.
+    /// Horizontal pod autoscaling on CPU and, optionally, connections per pod (an
+    /// `autoscaling/v2` HorizontalPodAutoscaler); while enabled, the operator no longer sets the
+    /// Deployment's replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
@@ -151,6 +186,15 @@ pub struct CollabServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
 
+    /// A NetworkPolicy for the server pods. (The managed Redis always gets its own
+    /// NetworkPolicy.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
+    /// An Ingress (`networking.k8s.io/v1`) in front of the client Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
     /// Additions to the server pods: metadata and scheduling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
@@ -158,22 +202,21 @@ pub struct CollabServerSpec {
     /// Extra environment variables for the server container (for example
     /// `COLLAB_SERVER_MAX_CONNECTIONS`). Variables the operator sets itself are rejected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ENV))]
+    #[x_kube(validation = reserved_env_rule())]
     pub env: Vec<EnvVar>,
 
     /// Seconds a pod gets to stop: a preStop pause of 5 s while endpoints drop the pod, then
     /// the server stores every document and closes sockets within the remainder less 5 s.
     /// Default 35 (the server's 25 s shutdown timeout); at least 15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = grace_period_rule())]
     pub termination_grace_period_seconds: Option<i64>,
 
     /// While true, the operator changes nothing (children are left as they are) and reports
     /// `Progressing=False` with reason `Paused`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
-}
-
-fn default_replicas() -> i32 {
-    DEFAULT_REPLICAS
 }
 
 fn default_port() -> i32 {
@@ -226,7 +269,18 @@ pub struct SecretKeyRef {
 }
 
 /// Token checking.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[x_kube(
+    validation = Rule::new(
+        "(has(self.jwtSecretRef) ? 1 : 0) + (has(self.jwksUrl) ? 1 : 0) + (has(self.cognito) ? 1 : 0) <= 1"
+    ).message("set only one of jwtSecretRef, jwksUrl and cognito"),
+    validation = Rule::new(
+        "!(has(self.allowAnonymous) && self.allowAnonymous) || !(has(self.jwtSecretRef) || has(self.jwksUrl) || has(self.cognito))"
+    ).message("allowAnonymous is true but jwtSecretRef, jwksUrl or cognito is set, so tokens would still be required: remove one of them"),
+    validation = Rule::new(
+        "has(self.jwtSecretRef) || has(self.jwksUrl) || has(self.cognito) || !(has(self.issuer) || has(self.audience))"
+    ).message("issuer and audience need jwtSecretRef, jwksUrl or cognito (an anonymous server checks no tokens)"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthSpec {
     /// HS256: a Secret key holding the shared secret (`JWT_SECRET`).
@@ -235,6 +289,9 @@ pub struct AuthSpec {
 
     /// RS256/ES256: an `https://` URL of the JSON Web Key Set (`JWKS_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "(self.startsWith('https://') || self.startsWith('http://')) && !self.contains(' ')"
+    ).message("must be an https:// or http:// URL"))]
     pub jwks_url: Option<String>,
 
     /// Amazon Cognito user pool: gives the JWKS URL and the issuer, and checks `token_use`.
@@ -256,12 +313,14 @@ pub struct AuthSpec {
 }
 
 /// An Amazon Cognito user pool.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct CognitoSpec {
     /// User pool id, e.g. `ap-northeast-1_AbCdEf123` (`COGNITO_USER_POOL_ID`).
+    #[x_kube(validation = not_blank_rule())]
     pub user_pool_id: String,
     /// AWS region of the pool, e.g. `ap-northeast-1` (`COGNITO_REGION`).
+    #[x_kube(validation = not_blank_rule())]
     pub region: String,
 }
 
@@ -276,6 +335,7 @@ pub struct DatabaseSpec {
     /// (`DATABASE_SSLMODE`): disable, allow, prefer, require, verify-ca or verify-full.
     /// Default: the server's (`prefer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = SSL_MODES))]
     pub ssl_mode: Option<String>,
 }
 
@@ -304,7 +364,10 @@ pub struct SqliteSpec {
 }
 
 /// Redis for the relay between replicas: set exactly one of `external` and `managed`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "!(has(self.external) && has(self.managed) && (!has(self.managed.enabled) || self.managed.enabled))"
+).message("set only one of external and managed (managed.enabled defaults to true)"))]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// A Redis the operator does not run.
@@ -351,8 +414,9 @@ impl Default for ManagedRedisSpec {
     }
 }
 
-/// CPU-based horizontal autoscaling.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+/// Horizontal autoscaling.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[x_kube(validation = replica_range_rule())]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalingSpec {
     /// Create the HorizontalPodAutoscaler (default false).
@@ -374,10 +438,26 @@ pub struct AutoscalingSpec {
     )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// Seconds the autoscaler waits at lower load before removing a pod (default 600), and
+    /// then it removes at most one pod per 2 minutes: every scale-down closes WebSockets and
+    /// makes their clients reconnect.
+    #[serde(
+        default,
+        rename = "scaleDownStabilizationWindowSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_window_seconds: Option<i32>,
+    /// Also scale on the average `collab_server_connections` per pod, aiming at this many (an
+    /// HPA `Pods` metric). Needs a custom-metrics adapter, such as prometheus-adapter, serving
+    /// the metric through `custom.metrics.k8s.io`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub connections_per_pod: Option<i32>,
 }
 
 /// PodDisruptionBudget settings.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PodDisruptionBudgetSpec {
     /// Create the PodDisruptionBudget (default true).
@@ -386,6 +466,9 @@ pub struct PodDisruptionBudgetSpec {
     /// Pods that voluntary disruptions (drains) may take down at once: a number or a
     /// percentage such as `25%` (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')"
+    ).message("must be a non-negative number or a percentage from 0% to 100%, like 25%"))]
     pub max_unavailable: Option<IntOrString>,
 }
 
@@ -460,14 +543,18 @@ impl ServiceType {
 }
 
 /// Additions to the server pod template.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplateOverrides {
-    /// Extra pod annotations. Keys under `collab.zedi.dev/` are reserved.
+    /// Extra pod annotations. Keys under `collab.zedi.dev/` and the operator's
+    /// `app.kubernetes.io/*` selector labels are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub annotations: BTreeMap<String, String>,
-    /// Extra pod labels. The operator's `app.kubernetes.io/*` selector labels are reserved.
+    /// Extra pod labels. The operator's `app.kubernetes.io/*` selector labels and keys under
+    /// `collab.zedi.dev/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub labels: BTreeMap<String, String>,
     /// Node selector of the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -506,7 +593,147 @@ pub struct CollabServerStatus {
     /// Hash of the objects last applied; changes whenever the operator changes a child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_hash: Option<String>,
-    /// `Available`, `Progressing` and `Degraded`, with reasons a person can act on.
+    /// `Available`, `Progressing`, `Degraded` and `Reconciled`, with reasons a person can act
+    /// on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// A NetworkPolicy for the server pods.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who may reach the client port. Empty: any source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<NetworkPolicyPeer>,
+    /// Who may reach the metrics port. Empty: any source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
+/// An Ingress for the client Service.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[x_kube(validation = Rule::new(
+    "!(has(self.enabled) && self.enabled) || (has(self.host) && size(self.host) > 0)"
+).message("host is required when the Ingress is enabled"))]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Create the Ingress (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// IngressClass of the Ingress (the cluster's default class when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Host name clients connect to, e.g. `collab.example.com`. Required when enabled.
+    #[serde(default)]
+    pub host: String,
+    /// Path prefix routed to the server (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with /"))]
+    pub path: Option<String>,
+    /// A `kubernetes.io/tls` Secret: TLS for the host, so clients use `wss://`. Omitted: plain
+    /// `ws://` (unless the ingress controller terminates TLS itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    /// Annotations of the Ingress (ingress-controller settings such as timeouts, for example).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+// CEL rules (`x-kubernetes-validations`) built from the Rust constants they mirror, so the two
+// cannot drift. They use only what both Kubernetes' CEL and the `cel` crate the tests evaluate
+// them with provide: `has`, `size`, `startsWith`, `contains`, `matches` (RE2 and Rust's regex
+// agree on the patterns used), `type`, `in`, the `all`/`exists`/`filter` macros and `string()`.
+// Kubernetes' extension libraries (`strings`, `lists`, such as `trim` or `join`) are avoided.
+
+/// Root rule: every object the operator derives from the name (the longest is
+/// `<name>-metrics`) must have a name of at most 63 characters.
+fn name_length_rule() -> Rule {
+    let max = names::MAX_INSTANCE_NAME_LENGTH;
+    Rule::new(format!(
+        "!has(self.metadata.name) || size(self.metadata.name) <= {max}"
+    ))
+    .message(Message::Message(format!(
+        "metadata.name must be at most {max} characters: the operator names objects <name>-metrics, <name>-data and <name>-redis, which must fit 63"
+    )))
+}
+
+/// Spec rule: a token check, or `allowAnonymous: true`, must be configured (also when `auth` is
+/// omitted, which is why the rule is on the spec and not on `auth`).
+fn no_authentication_rule() -> Rule {
+    Rule::new(
+        "has(self.auth) && (has(self.auth.jwtSecretRef) || has(self.auth.jwksUrl) || has(self.auth.cognito) || (has(self.auth.allowAnonymous) && self.auth.allowAnonymous))",
+    )
+    .message(
+        "auth: no token check is configured: set auth.jwtSecretRef, auth.jwksUrl or auth.cognito, or set auth.allowAnonymous: true to let anyone read and write every document",
+    )
+}
+
+fn port_rule() -> Rule {
+    let metrics = server_contract::METRICS_PORT;
+    Rule::new(format!("self != {metrics}")).message(Message::Message(format!(
+        "must not be {metrics}, the metrics port"
+    )))
+}
+
+fn grace_period_rule() -> Rule {
+    let minimum = server_contract::MIN_TERMINATION_GRACE_PERIOD_SECONDS;
+    Rule::new(format!("self >= {minimum}")).message(Message::Message(format!(
+        "must be at least {minimum}: the server needs time to store every document"
+    )))
+}
+
+/// A CEL list literal of strings (none of which contains a quote).
+fn cel_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("'{item}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn reserved_env_rule() -> Rule {
+    let managed = cel_list(server_contract::env::MANAGED);
+    Rule::new(format!("self.all(e, !(e.name in {managed}))")).message(Message::Expression(
+        format!(
+            "self.filter(e, e.name in {managed})[0].name + ' is set by the operator from the spec; use the matching spec field instead'"
+        ),
+    ))
+}
+
+// The API server bounds the estimated cost of each rule: on a map without `maxProperties` it
+// assumes some 390,000 entries, so the per-key work stays minimal (one `startsWith` with a
+// constant) and the exact keys are map lookups, not a list search per key.
+fn reserved_prefix_rule() -> Rule {
+    let prefix = labels::RESERVED_PREFIX;
+    Rule::new(format!("!self.exists(k, k.startsWith('{prefix}'))")).message(Message::Message(
+        format!("keys under {prefix} are reserved for the operator"),
+    ))
+}
+
+fn reserved_keys_rule() -> Rule {
+    let keys = labels::RESERVED_KEYS;
+    let absent: Vec<String> = keys
+        .iter()
+        .map(|key| format!("!('{key}' in self)"))
+        .collect();
+    Rule::new(absent.join(" && ")).message(Message::Expression(format!(
+        "{}.filter(k, k in self)[0] + ' is reserved for the operator'",
+        cel_list(&keys)
+    )))
+}
+
+fn not_blank_rule() -> Rule {
+    Rule::new("!self.matches('^[[:space:]]*$')").message("must not be empty")
+}
+
+fn replica_range_rule() -> Rule {
+    let min = format!("(has(self.minReplicas) ? self.minReplicas : {DEFAULT_MIN_REPLICAS})");
+    let max = format!("(has(self.maxReplicas) ? self.maxReplicas : {DEFAULT_MAX_REPLICAS})");
+    Rule::new(format!(
+        "!(has(self.enabled) && self.enabled) || {min} <= {max}"
+    ))
+    .message(Message::Expression(format!(
+        "'maxReplicas (' + string({max}) + ') must not be below minReplicas (' + string({min}) + '); omitted, they are {DEFAULT_MAX_REPLICAS} and {DEFAULT_MIN_REPLICAS}'"
+    )))
 }

@@ -58,6 +58,8 @@ const EMBEDDED: &[&str] = &[
     "spec.podTemplate.tolerations",
     "spec.podTemplate.affinity",
     "spec.podTemplate.topologySpreadConstraints",
+    "spec.networkPolicy.from",
+    "spec.networkPolicy.metricsFrom",
     "status.conditions",
 ];
 

@@ -1,5 +1,6 @@
 //! Integration tests of the operator's pure pipeline and generated artifacts:
 //! - `golden`: every built object of each case against `tests/golden/*.yaml`;
+//! - `cel`: the CRD's CEL validation rules, evaluated on valid and invalid CollabServers;
 //! - `generated`: `crds/collabserver.yaml`, the chart's CRD copy and the reference in
 //!   `docs/operator.md` against what the code generates;
 //! - `server_contract`: the environment the server container gets parses as collab-server's
@@ -11,6 +12,7 @@
 //!
 //! Regenerate committed files with `COLLAB_OPERATOR_BLESS=1 cargo test -p collab-operator`.
 
+mod cel;
 mod common;
 mod configuration;
 mod ecs;

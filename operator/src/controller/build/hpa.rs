@@ -114,11 +114,18 @@ mod tests {
     use serde_json::json;
 
     fn autoscaled(connections_per_pod: Option<i32>) -> HorizontalPodAutoscaler {
+        autoscaled_with(json!({ "enabled": true }), connections_per_pod)
+    }
+
+    fn autoscaled_with(
+        autoscaling: serde_json::Value,
+        connections_per_pod: Option<i32>,
+    ) -> HorizontalPodAutoscaler {
         let server = fixtures::collab_server(json!({
             "auth": { "allowAnonymous": true },
             "database": { "secretRef": { "name": "db" } },
             "redis": { "external": { "secretRef": { "name": "redis", "key": "url" } } },
-            "autoscaling": { "enabled": true },
+            "autoscaling": autoscaling,
         }));
         let dereferenced = Dereferenced::default()
             .with_secret("db", [("DATABASE_URL", "postgres://db/app")])
@@ -128,6 +135,7 @@ mod tests {
             connections_per_pod: ref mut connections,
             ..
         } = validated.scaling
+            && connections_per_pod.is_some()
         {
             *connections = connections_per_pod;
         }
@@ -159,5 +167,21 @@ mod tests {
         assert_eq!(pods.metric.name, CONNECTIONS_METRIC);
         assert_eq!(pods.target.type_, "AverageValue");
         assert_eq!(pods.target.average_value, Some(Quantity("500".to_owned())));
+    }
+
+    #[test]
+    fn the_spec_sets_the_window_and_the_connections_target() {
+        let hpa = autoscaled_with(
+            json!({ "enabled": true, "scaleDownStabilizationWindowSeconds": 1200, "connectionsPerPod": 800 }),
+            None,
+        );
+        let spec = hpa.spec.unwrap();
+        let down = spec.behavior.unwrap().scale_down.unwrap();
+        assert_eq!(down.stabilization_window_seconds, Some(1200));
+        let metrics = spec.metrics.unwrap();
+        assert_eq!(
+            metrics[1].pods.as_ref().unwrap().target.average_value,
+            Some(Quantity("800".to_owned()))
+        );
     }
 }

@@ -4,6 +4,8 @@
 
 mod deployment;
 mod hpa;
+mod ingress;
+mod network_policy;
 mod pdb;
 mod redis;
 mod service;
@@ -18,7 +20,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount},
-        networking::v1::NetworkPolicy,
+        networking::v1::{Ingress, NetworkPolicy},
         policy::v1::PodDisruptionBudget,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -60,6 +62,10 @@ pub struct Resources<State> {
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
     pub service_monitor: Option<DynamicObject>,
+    /// The server pods' NetworkPolicy (`spec.networkPolicy`).
+    pub network_policy: Option<NetworkPolicy>,
+    /// The Ingress to the client Service (`spec.ingress`).
+    pub ingress: Option<Ingress>,
     #[serde(skip)]
     pub state: PhantomData<State>,
 }
@@ -125,6 +131,8 @@ impl Resources<Prepared> {
         objects.extend(self.pod_disruption_budget.as_ref().map(json));
         objects.extend(self.horizontal_pod_autoscaler.as_ref().map(json));
         objects.extend(self.service_monitor.as_ref().map(json));
+        objects.extend(self.network_policy.as_ref().map(json));
+        objects.extend(self.ingress.as_ref().map(json));
         objects
     }
 }
@@ -146,6 +154,8 @@ pub fn build(server: &ValidatedCollabServer) -> Resources<Prepared> {
         pod_disruption_budget: pdb::pod_disruption_budget(server),
         horizontal_pod_autoscaler: hpa::horizontal_pod_autoscaler(server),
         service_monitor: service_monitor::service_monitor(server),
+        network_policy: network_policy::network_policy(server),
+        ingress: ingress::ingress(server),
         state: PhantomData,
     }
 }
