@@ -927,12 +927,13 @@ fn validate_scaling(
                 Some(format!(
                     "scaleDownStabilizationWindowSeconds must be 0-{MAX_SCALE_DOWN_STABILIZATION_WINDOW_SECONDS} (got {window})"
                 ))
-            } else if let Some(connections) = autoscaling.connections_per_pod.filter(|c| *c < 1) {
-                Some(format!(
-                    "connectionsPerPod must be at least 1 (got {connections})"
-                ))
             } else {
-                None
+                autoscaling
+                    .connections_per_pod
+                    .filter(|connections| *connections < 1)
+                    .map(|connections| {
+                        format!("connectionsPerPod must be at least 1 (got {connections})")
+                    })
             };
             if let Some(problem) = problem {
                 return Err(Error::InvalidAutoscaling { problem });

@@ -656,3 +656,37 @@ fn ingress_and_network_policy_are_resolved() {
         );
     }
 }
+
+#[test]
+fn autoscaling_window_and_connections_are_checked() {
+    let spec = |autoscaling: Value| {
+        with(
+            base(),
+            json!({
+                "database": postgres(),
+                "redis": { "external": { "secretRef": { "name": "redis", "key": "url" } } },
+                "autoscaling": autoscaling,
+            }),
+        )
+    };
+    for bad in [
+        json!({ "enabled": true, "scaleDownStabilizationWindowSeconds": 3601 }),
+        json!({ "enabled": true, "scaleDownStabilizationWindowSeconds": -1 }),
+        json!({ "enabled": true, "connectionsPerPod": 0 }),
+    ] {
+        assert_eq!(
+            rejected(spec(bad.clone())).kind(),
+            "InvalidAutoscaling",
+            "{bad}"
+        );
+    }
+    let server = run(spec(json!({ "enabled": true, "scaleDownStabilizationWindowSeconds": 0, "connectionsPerPod": 1 }))).unwrap();
+    assert!(matches!(
+        server.scaling,
+        Scaling::Autoscaled {
+            scale_down_stabilization_window_seconds: 0,
+            connections_per_pod: Some(1),
+            ..
+        }
+    ));
+}

@@ -2,6 +2,8 @@
 //! the operator puts in its Secret, demands the password, accepts it, and the password is not
 //! on its command line (`/proc/<pid>/cmdline`, which every user on the node can read).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
