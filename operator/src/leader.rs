@@ -42,6 +42,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between retries of a failed renewal or lease read.
 const RETRY: Duration = Duration::from_secs(1);
+/// Longest pause of a standby between failed attempts (1 s doubling).
+const STANDBY_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often the leader checks its renew deadline.
 const WATCHDOG: Duration = Duration::from_millis(500);
 
@@ -248,19 +250,21 @@ where
 
 /// Standby: true once this replica holds the lease, false if `shutdown` came first.
 async fn wait_for_lease(manager: &LeaseManager, lease: &str, shutdown: &CancellationToken) -> bool {
+    let mut pause = RETRY;
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return false,
             result = manager.changed() => match result {
                 Ok(true) => return true,
-                Ok(false) => {}
+                Ok(false) => pause = RETRY,
                 Err(error) => {
-                    tracing::warn!(%lease, error = %error, "failed to read or take the lease; retrying");
+                    tracing::warn!(%lease, error = %error, retry_in = ?pause, "failed to read or take the lease");
                     tokio::select! {
                         () = shutdown.cancelled() => return false,
-                        () = tokio::time::sleep(RETRY) => {}
+                        () = tokio::time::sleep(pause) => {}
                     }
+                    pause = pause.saturating_mul(2).min(STANDBY_RETRY_MAX);
                 }
             },
         }

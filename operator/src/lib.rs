@@ -2,7 +2,7 @@
 //! Kubernetes objects that run collab-server.
 //!
 //! ```text
-//! watch CollabServer (+ owned Deployments, Services, ConfigMaps, PDBs, HPAs; referenced Secrets)
+//! watch CollabServer (+ owned Deployments, Services, ConfigMaps, PDBs, HPAs; labelled Secrets)
 //!   └─ controller::reconcile
 //!        dereference ─▶ validate ─▶ build ─▶ apply ─▶ status
 //!        (read IO)      (pure)      (pure)   (SSA)    (conditions)
