@@ -23,7 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the controller: reconcile CollabServers in every namespace.
+    /// Run the controller: reconcile CollabServers in every namespace (or those of
+    /// --watch-namespaces), while holding the leader Lease.
     Run(RunArgs),
     /// Print the CollabServer CustomResourceDefinition as YAML.
     Crd,
@@ -105,9 +106,47 @@ pub struct RunArgs {
     #[arg(long, env = "COLLAB_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
 
-    /// Name of this operator's pod, reported in Events (the chart sets it from the downward API).
+    /// Name of this operator's pod, reported in Events and the holder identity of the leader
+    /// Lease (the chart sets it from the downward API). Default: the hostname.
     #[arg(long, env = "COLLAB_OPERATOR_POD_NAME")]
     pub pod_name: Option<String>,
+
+    /// Run the controller only while holding the Lease --lease-name, so that of several
+    /// replicas one reconciles and the others stand by. `false` runs without a Lease (local
+    /// development: never with more than one replica).
+    #[arg(long, env = "COLLAB_OPERATOR_LEADER_ELECTION", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub leader_election: bool,
+
+    /// Name of the coordination.k8s.io/v1 Lease of the leader election.
+    #[arg(
+        long,
+        env = "COLLAB_OPERATOR_LEASE_NAME",
+        default_value = "collab-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease. Default: the client's namespace (in a pod, its own; the chart
+    /// sets it from the downward API).
+    #[arg(long, env = "COLLAB_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Comma-separated namespaces to watch and reconcile CollabServers in (one controller per
+    /// namespace). Empty: every namespace.
+    #[arg(
+        long,
+        env = "COLLAB_OPERATOR_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACES"
+    )]
+    pub watch_namespaces: Vec<String>,
+
+    /// At start-up, server-side apply the operator's own CollabServer CRD (field manager
+    /// `collab-operator`, forced), so that upgrading the operator upgrades the CRD. Needs
+    /// get/create/patch on customresourcedefinitions.
+    #[arg(long, env = "COLLAB_OPERATOR_APPLY_CRD", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub apply_crd: bool,
 }
 
 impl RunArgs {
@@ -116,6 +155,16 @@ impl RunArgs {
             server_image: self.server_image.clone(),
             redis_image: self.redis_image.clone(),
         }
+    }
+
+    /// The Lease's namespace: `--lease-namespace` unless empty, else `default` (the client's).
+    pub fn lease_namespace_or(&self, default: &str) -> String {
+        self.lease_namespace
+            .as_deref()
+            .map(str::trim)
+            .filter(|namespace| !namespace.is_empty())
+            .unwrap_or(default)
+            .to_owned()
     }
 }
 
@@ -141,6 +190,59 @@ mod tests {
             format!("collab-server:{}", env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(args.admin_address.port(), 8080);
+        assert!(args.leader_election);
+        assert_eq!(args.lease_name, "collab-operator");
+        assert_eq!(args.lease_namespace, None);
+        assert!(args.watch_namespaces.is_empty());
+        assert!(!args.apply_crd);
+    }
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["collab-operator", "run"].iter().chain(extra)).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        args
+    }
+
+    #[test]
+    fn run_takes_the_leader_election_and_scope_flags() {
+        let args = run_args(&[
+            "--leader-election",
+            "false",
+            "--lease-name",
+            "ops",
+            "--lease-namespace",
+            "collab-system",
+            "--watch-namespaces",
+            "team-a,team-b",
+            "--apply-crd=true",
+        ]);
+        assert!(!args.leader_election);
+        assert_eq!(args.lease_name, "ops");
+        assert_eq!(args.lease_namespace.as_deref(), Some("collab-system"));
+        assert_eq!(args.watch_namespaces, ["team-a", "team-b"]);
+        assert!(args.apply_crd);
+        assert_eq!(
+            crate::scope::scopes(&args.watch_namespaces).unwrap(),
+            [
+                crate::scope::Scope::Namespace("team-a".to_owned()),
+                crate::scope::Scope::Namespace("team-b".to_owned())
+            ]
+        );
+        assert_eq!(args.lease_namespace_or("default"), "collab-system");
+
+        // What an empty environment variable gives (the chart may set them empty).
+        let empty = run_args(&["--watch-namespaces", "", "--lease-namespace", ""]);
+        assert_eq!(
+            crate::scope::scopes(&empty.watch_namespaces).unwrap(),
+            [crate::scope::Scope::Cluster]
+        );
+        assert_eq!(empty.lease_namespace_or("default"), "default");
+
+        let error = Cli::try_parse_from(["collab-operator", "run", "--leader-election", "maybe"])
+            .expect_err("not a boolean");
+        assert!(error.to_string().contains("leader-election"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub const PASSWORD_REVISION_ANNOTATION: &str = "collab.zedi.dev/password-revisio
 /// Label telling the metrics Service (the one a ServiceMonitor selects) from the client one.
 pub const METRICS_SERVICE_LABEL: &str = "collab.zedi.dev/metrics";
 
+/// Label a user puts on a Secret a CollabServer refers to (value `true`) so that the operator
+/// watches it and rolls the pods as soon as it changes; other referenced Secrets are re-read at
+/// every resync.
+pub const RELOAD_LABEL: &str = "collab.zedi.dev/reload";
+
+/// Label selector of the objects the operator manages (its watches of children and of its own
+/// Secrets).
+pub fn managed_selector_string() -> String {
+    format!("{MANAGED_BY}={MANAGER}")
+}
+
+/// Label selector of the Secrets users ask the operator to watch ([`RELOAD_LABEL`]).
+pub fn reload_selector_string() -> String {
+    format!("{RELOAD_LABEL}=true")
+}
+
 /// Which part of a CollabServer an object belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Component {
@@ -110,6 +126,15 @@ mod tests {
             owned_selector_string("docs"),
             "app.kubernetes.io/instance=docs,app.kubernetes.io/managed-by=collab-operator"
         );
+    }
+
+    #[test]
+    fn the_secret_watches_select_managed_and_reload_labelled_secrets() {
+        assert_eq!(
+            managed_selector_string(),
+            "app.kubernetes.io/managed-by=collab-operator"
+        );
+        assert_eq!(reload_selector_string(), "collab.zedi.dev/reload=true");
     }
 
     #[test]

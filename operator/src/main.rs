@@ -1,6 +1,7 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -9,9 +10,13 @@ use collab_operator::{
     cli::{Cli, Command, EcsCommand, EcsRenderArgs, RunArgs},
     controller::{self, Context},
     crd, ecs,
+    health::Health,
+    install, leader,
     metrics::Metrics,
+    scope::{self, Scope},
     telemetry,
 };
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -56,23 +61,92 @@ fn ecs_render(args: &EcsRenderArgs) -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log_filter, args.log_format).map_err(anyhow::Error::msg)?;
+    let scopes = scope::scopes(&args.watch_namespaces)?;
     let client = kube::Client::try_default()
         .await
         .context("failed to configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::new().context("failed to register metrics")?);
+    let health = Arc::new(Health::new(
+        Duration::from_secs(leader::LEASE_DURATION_SECONDS),
+        Some(metrics.leader.clone()),
+    ));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let identity = leader::identity(args.pod_name.as_deref(), leader::hostname());
     let context = Arc::new(Context::new(
-        client,
+        client.clone(),
         metrics.clone(),
         args.defaults(),
-        args.pod_name.clone(),
+        Some(identity.clone()),
     ));
-    tracing::info!(server_image = %args.server_image, "collab-operator starting");
+    let scope_names: Vec<&str> = scopes.iter().map(Scope::describe).collect();
+    tracing::info!(
+        server_image = %args.server_image,
+        scopes = ?scope_names,
+        leader_election = args.leader_election,
+        "collab-operator starting"
+    );
+
+    let work = async {
+        if args.apply_crd {
+            install::apply_crd(client.clone(), &crd::crd()).await?;
+        }
+        if args.leader_election {
+            let namespace = args.lease_namespace_or(client.default_namespace());
+            let settings = leader::LeaseSettings::new(args.lease_name.clone(), namespace, identity);
+            leader::run(
+                client.clone(),
+                &settings,
+                health.clone(),
+                shutdown.clone(),
+                |stop| controller::run(context, &scopes, stop),
+            )
+            .await?;
+        } else {
+            tracing::warn!("leader election is off: run one replica only");
+            health.running();
+            let result = controller::run(context, &scopes, shutdown.clone()).await;
+            health.stopped(match &result {
+                Ok(()) => "shut down".to_owned(),
+                Err(error) => error.to_string(),
+            });
+            result.context("controller stopped")?;
+        }
+        anyhow::Ok(())
+    };
     tokio::select! {
-        result = controller::run(context) => result.context("controller stopped")?,
-        result = admin::serve(args.admin_address, metrics) => {
+        result = work => result?,
+        result = admin::serve(args.admin_address, metrics, health.clone()) => {
             result.with_context(|| format!("admin listener on {} failed", args.admin_address))?
         }
     }
     tracing::info!("collab-operator stopped");
     Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+        result = tokio::signal::ctrl_c() => match result {
+            Ok(()) => tracing::info!("SIGINT: shutting down"),
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+    }
+    shutdown.cancel();
 }

@@ -1,8 +1,9 @@
 //! The operator's Prometheus metrics: reconcile runs, failures by error kind (a static label,
-//! bounded), and reconcile duration.
+//! bounded), reconcile duration, and whether this replica leads.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -14,6 +15,9 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     /// `collab_operator_reconcile_duration_seconds`
     pub duration: Histogram,
+    /// `collab_operator_leader`: 1 while this replica runs the controller (holds the lease,
+    /// or runs without leader election), else 0.
+    pub leader: IntGauge,
 }
 
 impl Metrics {
@@ -37,14 +41,20 @@ impl Metrics {
             )
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )?;
+        let leader = IntGauge::with_opts(Opts::new(
+            "collab_operator_leader",
+            "1 while this replica runs the controller (holds the lease), else 0",
+        ))?;
         registry.register(Box::new(runs.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         Ok(Self {
             registry,
             runs,
             failures,
             duration,
+            leader,
         })
     }
 
@@ -80,5 +90,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("collab_operator_reconcile_duration_seconds_count 1"));
+        assert!(text.contains("collab_operator_leader 0"), "{text}");
+        metrics.leader.set(1);
+        assert!(metrics.render().contains("collab_operator_leader 1"));
     }
 }

@@ -22,12 +22,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, ObjectReference, Secret, Service},
+        core::v1::{ObjectReference, Secret, Service},
+        networking::v1::{Ingress, NetworkPolicy},
         policy::v1::PodDisruptionBudget,
     },
     apimachinery::pkg::apis::meta::v1::Time,
@@ -45,11 +46,13 @@ use kube::{
         watcher,
     },
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
 use crate::crd::CollabServer;
 use crate::labels;
 use crate::metrics::Metrics;
+use crate::scope::Scope;
 use crate::validate::{self, OperatorDefaults};
 
 /// Requeue after a successful reconcile (children's watches trigger sooner).
@@ -102,8 +105,12 @@ pub enum RunError {
         "the CollabServer CRD is not installed (kubectl apply -f crds/collabserver.yaml, or install the Helm chart)"
     )]
     CrdNotInstalled,
-    #[error("failed to list CollabServers: {0}")]
-    ListCollabServers(#[source] kube::Error),
+    #[error("failed to list CollabServers ({scope}): {source}")]
+    ListCollabServers {
+        scope: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// What every reconcile shares.
@@ -188,44 +195,107 @@ struct Failure {
     last: Instant,
 }
 
-/// Runs the controller until SIGTERM/SIGINT.
-pub async fn run(context: Arc<Context>) -> Result<(), RunError> {
-    let client = context.client.clone();
-    let servers: Api<DeserializeGuard<CollabServer>> = Api::all(client.clone());
-    if let Err(error) = servers.list(&ListParams::default().limit(1)).await {
-        return Err(match error {
-            kube::Error::Api(status) if status.is_not_found() => RunError::CrdNotInstalled,
-            other => RunError::ListCollabServers(other),
-        });
+/// Runs one controller per scope (the whole cluster, or each of `--watch-namespaces`)
+/// concurrently, until `shutdown` is cancelled; then each stops taking new work and returns once
+/// its running reconciles finish.
+///
+/// kube's `Controller` watches through one `Api`, so a list of namespaces is one controller per
+/// namespace, each with its own watches and cache, sharing the [`Context`]. Every watch is in
+/// the scope: CollabServers, the children the operator labels as its own, and two watches of
+/// Secrets' metadata, for the operator's own Secrets and for Secrets labelled
+/// [`labels::RELOAD_LABEL`]`=true`. Other referenced Secrets are read at each reconcile (at
+/// least every [`RESYNC`]), not watched.
+pub async fn run(
+    context: Arc<Context>,
+    scopes: &[Scope],
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    for scope in scopes {
+        check_crd_installed(&context.client, scope).await?;
     }
+    let controllers = scopes
+        .iter()
+        .map(|scope| run_scope(context.clone(), scope.clone(), shutdown.clone()));
+    futures_util::future::join_all(controllers).await;
+    Ok(())
+}
 
+/// The CRD is served (and the CollabServers of the scope can be listed).
+async fn check_crd_installed(client: &Client, scope: &Scope) -> Result<(), RunError> {
+    let servers: Api<DeserializeGuard<CollabServer>> = scope.api(client.clone());
+    match servers.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Err(RunError::CrdNotInstalled),
+        Err(other) => Err(RunError::ListCollabServers {
+            scope: scope.describe().to_owned(),
+            source: other,
+        }),
+    }
+}
+
+/// The label selectors of the two Secret watches: the operator's own Secrets, and those users
+/// label for reload.
+pub fn secret_watch_selectors() -> [String; 2] {
+    [
+        labels::managed_selector_string(),
+        labels::reload_selector_string(),
+    ]
+}
+
+async fn run_scope(context: Arc<Context>, scope: Scope, shutdown: CancellationToken) {
+    let client = context.client.clone();
+    let servers: Api<DeserializeGuard<CollabServer>> = scope.api(client.clone());
     let controller = Controller::new(servers, watcher::Config::default().any_semantic());
     let store = controller.store();
-    let owned =
-        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
-    // Metadata only: the operator never holds the values of Secrets it does not use.
-    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
-    controller
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+    let owned = watcher::Config::default().labels(&labels::managed_selector_string());
+    let mut controller = controller
+        .owns(scope.api::<Deployment>(client.clone()), owned.clone())
+        .owns(scope.api::<Service>(client.clone()), owned.clone())
         .owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
+            scope.api::<PodDisruptionBudget>(client.clone()),
             owned.clone(),
         )
-        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned)
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            servers_using_secret(&store, &secret)
-        })
-        .shutdown_on_signal()
+        .owns(
+            scope.api::<HorizontalPodAutoscaler>(client.clone()),
+            owned.clone(),
+        )
+        .owns(scope.api::<NetworkPolicy>(client.clone()), owned.clone())
+        .owns(scope.api::<Ingress>(client.clone()), owned);
+    // Metadata only, and only labelled Secrets: the operator never holds the values of Secrets
+    // it does not use, nor the metadata of Secrets nobody asked it to watch.
+    for selector in secret_watch_selectors() {
+        let store = store.clone();
+        let secrets: Api<PartialObjectMeta<Secret>> = scope.api(client.clone());
+        controller = controller.watches(
+            secrets,
+            watcher::Config::default().labels(&selector),
+            move |secret| servers_using_secret(&store, &secret),
+        );
+    }
+    tracing::info!(scope = scope.describe(), "controller started");
+    let controller = controller
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(error = %error, "controller event");
             }
-        })
-        .await;
-    Ok(())
+        });
+    // kube's graceful shutdown waits for the CollabServer cache to be ready, because no
+    // reconcile starts before it is; asked to stop before then (an unreachable API server at
+    // start-up), there is nothing to wait for.
+    let before_ready = async move {
+        shutdown.cancelled().await;
+        if store.wait_until_ready().now_or_never().is_none() {
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = before_ready => {}
+    }
+    tracing::info!(scope = scope.describe(), "controller stopped");
 }
 
 /// The CollabServers that refer to a Secret.
@@ -460,5 +530,7 @@ pub fn error_policy(
     Action::requeue(context.backoff(&object_key(&*object)))
 }
 
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod tests;
