@@ -426,5 +426,35 @@ fn ignored_fields(spec: &CollabServer, options: &EcsOptions) -> Vec<String> {
     if spec.paused {
         ignored.push("`spec.paused`: nothing on ECS watches the spec.".to_owned());
     }
+    if spec.ingress.as_ref().is_some_and(|ingress| ingress.enabled) {
+        ignored.push(
+            "`spec.ingress`: clients come through the ALB; its listener holds the host, the path \
+             and the TLS certificate."
+                .to_owned(),
+        );
+    }
+    if spec
+        .network_policy
+        .as_ref()
+        .is_some_and(|policy| policy.enabled)
+    {
+        ignored.push(
+            "`spec.networkPolicy`: on ECS the task's security groups (ecs.yaml) decide who \
+             reaches it."
+                .to_owned(),
+        );
+    }
+    if let Some(autoscaling) = spec.autoscaling.as_ref().filter(|a| a.enabled)
+        && (autoscaling
+            .scale_down_stabilization_window_seconds
+            .is_some()
+            || autoscaling.connections_per_pod.is_some())
+    {
+        ignored.push(
+            "`spec.autoscaling.scaleDownStabilizationWindowSeconds`, `connectionsPerPod`: ECS \
+             scales on CPU with ecs.yaml's scale-in cooldown."
+                .to_owned(),
+        );
+    }
     ignored
 }

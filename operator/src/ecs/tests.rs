@@ -1012,3 +1012,23 @@ fn value_from_forms_are_recognised() {
         assert!(check_value_from(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn kubernetes_only_fields_are_named_in_the_notes() {
+    let notes = rendered(
+        with(
+            spec(),
+            json!({
+                "ingress": { "enabled": true, "host": "docs.example.com" },
+                "networkPolicy": { "enabled": true },
+            }),
+        ),
+        &options(),
+    )
+    .unwrap()
+    .notes;
+    assert!(notes.contains("`spec.ingress`"), "{notes}");
+    assert!(notes.contains("`spec.networkPolicy`"), "{notes}");
+    let plain = rendered(spec(), &options()).unwrap().notes;
+    assert!(!plain.contains("`spec.ingress`"));
+}
