@@ -11,6 +11,16 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::protocol::envelope::MAX_IDENTIFIER_BYTES;
 
+/// Values `DATABASE_SSLMODE` accepts (libpq's `sslmode`).
+pub const SSL_MODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "collab-server",
@@ -511,16 +521,7 @@ impl Config {
         }
         if let Some(host) = &self.database_host {
             let sslmode = self.database_sslmode.as_str();
-            if ![
-                "disable",
-                "allow",
-                "prefer",
-                "require",
-                "verify-ca",
-                "verify-full",
-            ]
-            .contains(&sslmode)
-            {
+            if !SSL_MODES.contains(&sslmode) {
                 return Err(ConfigError::InvalidSslMode(sslmode.to_owned()));
             }
             let mut url = reqwest::Url::parse("postgres://localhost")

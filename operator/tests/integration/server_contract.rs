@@ -170,3 +170,11 @@ fn the_server_defaults_match_the_contract() {
     );
     Config::from_env([(env::KEEPALIVE_SECS, "10")]).unwrap();
 }
+
+#[test]
+fn the_ssl_modes_the_crd_allows_are_the_ones_the_server_accepts() {
+    assert_eq!(
+        collab_operator::crd::v1alpha1::SSL_MODES,
+        collab_server::config::SSL_MODES
+    );
+}
