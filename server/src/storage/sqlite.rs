@@ -2,23 +2,48 @@
 //!
 //! WAL journal with `synchronous = FULL`: an append that returned is on disk, so a client's
 //! acknowledged edit survives `kill -9` and power loss alike.
+//!
+//! Appends of every document go through one committer task that owns one connection: it
+//! takes every append waiting when it is free and writes them in one transaction, so a tick
+//! with pending updates in many documents costs one commit (one WAL fsync), not one per
+//! document. Each append returns only after the commit that holds it.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row};
+use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold_rows};
 
 const BACKEND: &str = "sqlite";
 
+/// Most rows in one INSERT statement (two bound parameters each; SQLite allows 32 766).
+const MAX_ROWS_PER_STATEMENT: usize = 4096;
+/// Most appends (documents' batches) in one commit, and most bytes.
+const MAX_APPENDS_PER_COMMIT: usize = 1024;
+const MAX_BYTES_PER_COMMIT: usize = 16 * 1024 * 1024;
+
 pub struct SqliteStore {
     pool: SqlitePool,
+    appends: mpsc::UnboundedSender<Append>,
+    /// Transactions the committer has committed (each one WAL fsync).
+    commits: Arc<AtomicU64>,
+}
+
+/// One document's batch, waiting for the commit that writes it.
+struct Append {
+    document: String,
+    updates: Vec<Vec<u8>>,
+    done: oneshot::Sender<Result<()>>,
 }
 
 impl SqliteStore {
@@ -54,8 +79,112 @@ impl SqliteStore {
                 backend: BACKEND,
                 source,
             })?;
-        Ok(Self { pool })
+        let (appends, queue) = mpsc::unbounded_channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(commit_appends(pool.clone(), queue, commits.clone()));
+        Ok(Self {
+            pool,
+            appends,
+            commits,
+        })
     }
+
+    /// Append transactions committed so far (every document's appends share them).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// The committer: until every sender is gone, takes the appends waiting (at least one), writes
+/// them in one transaction on its own connection and answers each.
+async fn commit_appends(
+    pool: SqlitePool,
+    mut queue: mpsc::UnboundedReceiver<Append>,
+    commits: Arc<AtomicU64>,
+) {
+    let mut connection: Option<PoolConnection<Sqlite>> = None;
+    let mut group: Vec<Append> = Vec::new();
+    let mut carried: Option<Append> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match queue.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let mut bytes = first.updates.iter().map(Vec::len).sum::<usize>();
+        group.push(first);
+        while group.len() < MAX_APPENDS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(next) => {
+                    let next_bytes = next.updates.iter().map(Vec::len).sum::<usize>();
+                    if bytes + next_bytes > MAX_BYTES_PER_COMMIT {
+                        carried = Some(next);
+                        break;
+                    }
+                    bytes += next_bytes;
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcome = match connection.as_mut() {
+            Some(connection) => write_group(connection, &group).await,
+            None => match pool.acquire().await {
+                Ok(acquired) => write_group(connection.insert(acquired), &group).await,
+                Err(error) => Err(error),
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for append in group.drain(..) {
+                    let _ = append.done.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                // A connection that failed is not trusted again; the writers retry.
+                connection = None;
+                let message = error.to_string();
+                let mut first = Some(error);
+                for append in group.drain(..) {
+                    let source = first
+                        .take()
+                        .unwrap_or_else(|| sqlx::Error::Protocol(message.clone()));
+                    let _ = append.done.send(Err(StoreError::Append {
+                        document: append.document,
+                        source,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction: every row of every append of the group, in order.
+async fn write_group(
+    connection: &mut PoolConnection<Sqlite>,
+    group: &[Append],
+) -> std::result::Result<(), sqlx::Error> {
+    let rows: Vec<(&str, &[u8])> = group
+        .iter()
+        .flat_map(|append| {
+            append
+                .updates
+                .iter()
+                .map(|update| (append.document.as_str(), update.as_slice()))
+        })
+        .collect();
+    let mut txn = connection.begin().await?;
+    for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
+        query.push_values(chunk, |mut row, (document, update)| {
+            row.push_bind(*document).push_bind(*update);
+        });
+        query.build().execute(&mut *txn).await?;
+    }
+    txn.commit().await
 }
 
 #[async_trait]
@@ -90,19 +219,19 @@ impl DocumentStore for SqliteStore {
         if updates.is_empty() {
             return Ok(());
         }
-        let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
-        query.push_values(updates, |mut row, update| {
-            row.push_bind(document).push_bind(update.as_slice());
-        });
-        query
-            .build()
-            .execute(&self.pool)
-            .await
-            .map_err(|source| StoreError::Append {
+        let gone = || StoreError::Append {
+            document: document.to_owned(),
+            source: sqlx::Error::PoolClosed,
+        };
+        let (done, committed) = oneshot::channel();
+        self.appends
+            .send(Append {
                 document: document.to_owned(),
-                source,
-            })?;
-        Ok(())
+                updates: updates.to_vec(),
+                done,
+            })
+            .map_err(|_| gone())?;
+        committed.await.map_err(|_| gone())?
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
@@ -247,6 +376,51 @@ mod tests {
         let reopened = SqliteStore::open(&path).await.expect("reopen");
         let stored = reopened.load("contract/doc").await.expect("load");
         assert_eq!(contract::text_of(&stored), "hello brave world!");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_of_many_documents_share_a_commit() {
+        let dir = std::env::temp_dir().join(format!("collab-sqlite-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("collab.db");
+        let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+        // Another connection holds the write lock, so the first commit waits; every append
+        // sent meanwhile joins the next one.
+        let blocker = SqliteStore::open(&path).await.expect("second handle");
+        let mut lock = blocker
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .expect("lock");
+        let update = contract::text_update(&yrs::Doc::new(), "x");
+        let names: Vec<String> = (0..50).map(|i| format!("group/{i}")).collect();
+        let all = futures_util::future::join_all(
+            names
+                .iter()
+                .map(|name| store.append(name, std::slice::from_ref(&update))),
+        );
+        let mut all = std::pin::pin!(all);
+        // One poll of the join sends every append to the committer (each `append` sends before
+        // it first waits); none can be written while the lock is held.
+        assert!(futures_util::poll!(all.as_mut()).is_pending());
+        sqlx::query("SELECT 1")
+            .execute(&mut *lock)
+            .await
+            .expect("still locked");
+        lock.commit().await.expect("release");
+        for result in all.await {
+            result.expect("append");
+        }
+        assert!(
+            store.commits() <= 2,
+            "50 appends took {} commits",
+            store.commits()
+        );
+        for i in 0..50 {
+            let stored = store.load(&format!("group/{i}")).await.expect("load");
+            assert_eq!(stored.log.len(), 1, "group/{i}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
