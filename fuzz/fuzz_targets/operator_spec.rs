@@ -9,10 +9,10 @@
 //! Nothing may panic; errors are expected.
 #![no_main]
 
-use collab_operator::dereferenced::{self, Dereferenced, RedisPassword};
-use collab_operator::validate::{self, OperatorDefaults};
 use collab_operator::crd::CollabServer;
+use collab_operator::dereferenced::{self, Dereferenced, RedisPassword};
 use collab_operator::ecs::{self, options::EcsOptions};
+use collab_operator::validate::{self, OperatorDefaults};
 use libfuzzer_sys::fuzz_target;
 
 /// Every Secret key the spec refers to, with a value of the shape that field expects.
@@ -20,7 +20,11 @@ fn referenced_keys(server: &CollabServer) -> Vec<(String, String, &'static str)>
     let spec = &server.spec;
     let mut keys = Vec::new();
     if let Some(jwt) = spec.auth.as_ref().and_then(|a| a.jwt_secret_ref.as_ref()) {
-        keys.push((jwt.name.clone(), jwt.key.clone(), "0123456789abcdef0123456789abcdef"));
+        keys.push((
+            jwt.name.clone(),
+            jwt.key.clone(),
+            "0123456789abcdef0123456789abcdef",
+        ));
     }
     if let Some(database) = &spec.database {
         let url = "postgres://collab:secret@db:5432/collab";
@@ -77,7 +81,8 @@ fn validate_all(server: &CollabServer, secret_value: Option<&str>) {
     for (name, data) in by_secret {
         known = known.with_secret(name, data);
     }
-    known.managed_redis_password = RedisPassword::stored(b"abcdefghijklmnop0123456789", Some("fuzz"));
+    known.managed_redis_password =
+        RedisPassword::stored(b"abcdefghijklmnop0123456789", Some("fuzz"));
     known.service_monitor_crd = true;
     if let Ok(validated) = validate::validate(server, &known, &defaults) {
         let _ = validated.endpoint();
@@ -116,7 +121,8 @@ fuzz_target!(|data: &[u8]| {
     );
     if let Ok(server) = &server {
         if let Ok(rendered) = ecs::render(server, &options) {
-            let _ = rendered.files();
+            let _ = rendered.files(ecs::Format::Cli);
+            let _ = rendered.files(ecs::Format::Terraform);
         }
     }
 });

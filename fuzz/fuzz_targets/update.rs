@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let checked = bounded::check_update(data);
     let decoded = bounded::update(data);
     if checked.is_err() {
-        assert!(decoded.is_err(), "bounded::update accepted what check_update refused");
+        assert!(
+            decoded.is_err(),
+            "bounded::update accepted what check_update refused"
+        );
         return;
     }
     // Accepted by the walk: only now may yrs decode it, exactly as a room does.
@@ -46,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     }
-    let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     if let Err(error) = bounded::check_update(&state) {
         panic!("the walk refuses an update yrs itself encoded: {error}\nstate: {state:02x?}");
     }

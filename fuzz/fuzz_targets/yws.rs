@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let encoded = encode_yws(&message)
         .unwrap_or_else(|| panic!("decoded a y-websocket message it cannot encode: {message:?}"));
-    let again = decode_yws(&encoded)
-        .unwrap_or_else(|e| panic!("re-encoded message does not decode: {e}\nmessage: {message:?}"));
+    let again = decode_yws(&encoded).unwrap_or_else(|e| {
+        panic!("re-encoded message does not decode: {e}\nmessage: {message:?}")
+    });
     assert_eq!(again, message, "message does not round-trip");
 });
