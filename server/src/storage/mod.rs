@@ -10,6 +10,7 @@
 //! the client it is saved; [`DocumentStore::compact`] folds the log into the snapshot in the
 //! background. Loading = snapshot + log, so nothing appended is ever lost by a compaction.
 
+mod batch;
 mod memory;
 mod postgres;
 mod sqlite;

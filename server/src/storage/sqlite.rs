@@ -22,7 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold_rows};
+use super::{
+    DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, batch, fold_rows,
+};
 
 const BACKEND: &str = "sqlite";
 
@@ -105,30 +107,15 @@ async fn commit_appends(
     let mut connection: Option<PoolConnection<Sqlite>> = None;
     let mut group: Vec<Append> = Vec::new();
     let mut carried: Option<Append> = None;
-    loop {
-        let first = match carried.take() {
-            Some(first) => first,
-            None => match queue.recv().await {
-                Some(first) => first,
-                None => return,
-            },
-        };
-        let mut bytes = first.updates.iter().map(Vec::len).sum::<usize>();
-        group.push(first);
-        while group.len() < MAX_APPENDS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(next) => {
-                    let next_bytes = next.updates.iter().map(Vec::len).sum::<usize>();
-                    if bytes + next_bytes > MAX_BYTES_PER_COMMIT {
-                        carried = Some(next);
-                        break;
-                    }
-                    bytes += next_bytes;
-                    group.push(next);
-                }
-                Err(_) => break,
-            }
-        }
+    let limits = batch::Limits {
+        items: MAX_APPENDS_PER_COMMIT,
+        bytes: MAX_BYTES_PER_COMMIT,
+    };
+    while batch::next(&mut queue, &mut carried, &mut group, limits, |append| {
+        append.updates.iter().map(Vec::len).sum()
+    })
+    .await
+    {
         let outcome = match connection.as_mut() {
             Some(connection) => write_group(connection, &group).await,
             None => match pool.acquire().await {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::DocumentStore;
+use super::{DocumentStore, batch};
 
 /// Most updates written in one group commit, and most bytes (a batch takes at least one update,
 /// however large).
@@ -39,30 +39,19 @@ pub async fn run(
     let mut last_compaction: Option<Instant> = None;
     // An update taken from the queue that did not fit the previous batch.
     let mut carried: Option<(u64, Vec<u8>)> = None;
-    loop {
-        let first = match carried.take() {
-            Some(first) => first,
-            None => match updates.recv().await {
-                Some(first) => first,
-                None => break,
-            },
-        };
-        batch.clear();
-        let mut batch_bytes = first.1.len();
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match updates.try_recv() {
-                Ok(next) if batch_bytes + next.1.len() > MAX_BATCH_BYTES => {
-                    carried = Some(next);
-                    break;
-                }
-                Ok(next) => {
-                    batch_bytes += next.1.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
+    let limits = batch::Limits {
+        items: MAX_BATCH,
+        bytes: MAX_BATCH_BYTES,
+    };
+    while batch::next(
+        &mut updates,
+        &mut carried,
+        &mut batch,
+        limits,
+        |(_, update)| update.len(),
+    )
+    .await
+    {
         let through = batch.last().map_or(0, |(seq, _)| *seq);
         let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update)| update).collect();
         let mut delay = RETRY_INITIAL;
