@@ -207,17 +207,15 @@ pub fn referenced_secrets(server: &CollabServer) -> BTreeSet<String> {
     if let Some(database) = &spec.database {
         names.insert(database.secret_ref.name.clone());
     }
-    if let Some(redis) = &spec.redis {
-        if let Some(external) = &redis.external {
-            names.insert(external.secret_ref.name.clone());
-        }
-        if redis
-            .managed
-            .as_ref()
-            .is_some_and(|managed| managed.enabled)
-        {
-            names.insert(names::redis(&server.name_any()));
-        }
+    if let Some(external) = spec
+        .redis
+        .as_ref()
+        .and_then(|redis| redis.external.as_ref())
+    {
+        names.insert(external.secret_ref.name.clone());
+    }
+    if wants_managed_redis(server) {
+        names.insert(names::redis(&server.name_any()));
     }
     for variable in &spec.env {
         if let Some(reference) = variable
