@@ -41,6 +41,7 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     pub store_errors: IntCounterVec,
     pub log_rows_appended: IntCounter,
+    pub store_commits: IntCounter,
     pub compactions: IntCounter,
     pub pending_updates: IntGauge,
     pub ack_duration: Histogram,
@@ -175,6 +176,12 @@ impl Metrics {
         let log_rows_appended = IntCounter::new(
             name("log_rows_appended_total"),
             "Updates appended to the durable update log",
+        )
+        .expect("valid metric");
+        let store_commits = IntCounter::new(
+            name("store_commits_total"),
+            "Transactions that made appended updates durable (SQLite: one WAL fsync each, shared by \
+             every document it wrote); log_rows_appended_total / this = rows per commit",
         )
         .expect("valid metric");
         let compactions = IntCounter::new(
@@ -315,6 +322,7 @@ impl Metrics {
             Box::new(store_duration.clone()),
             Box::new(store_errors.clone()),
             Box::new(log_rows_appended.clone()),
+            Box::new(store_commits.clone()),
             Box::new(compactions.clone()),
             Box::new(pending_updates.clone()),
             Box::new(ack_duration.clone()),
@@ -381,6 +389,7 @@ impl Metrics {
             store_duration,
             store_errors,
             log_rows_appended,
+            store_commits,
             compactions,
             pending_updates,
             ack_duration,

@@ -103,6 +103,24 @@ mod tests {
         contract::lists_and_deletes(&MemoryStore::default(), "contract-list/").await;
     }
 
+    #[tokio::test]
+    async fn a_store_without_grouping_counts_one_commit_per_append() {
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let store = crate::storage::Instrumented::wrap(
+            std::sync::Arc::new(MemoryStore::default()),
+            metrics.clone(),
+        );
+        let update = contract::text_update(&yrs::Doc::new(), "x");
+        for name in ["a", "b", "a"] {
+            store
+                .append(name, &[update.clone(), update.clone()])
+                .await
+                .expect("append");
+        }
+        assert_eq!(metrics.store_commits.get(), 3);
+        assert_eq!(metrics.log_rows_appended.get(), 6);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_compactions_are_atomic() {
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(MemoryStore::default()))

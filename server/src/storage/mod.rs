@@ -170,6 +170,12 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
+
+    /// Transactions committed for appends so far, for a store that writes several appends in
+    /// one (SQLite: each is one WAL fsync). `None`: every append is its own transaction.
+    fn commits(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Updates set aside by one fold before the document is refused as corrupt.
@@ -299,11 +305,32 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn DocumentStore>> {
 pub struct Instrumented {
     inner: Arc<dyn DocumentStore>,
     metrics: Arc<Metrics>,
+    /// The inner store's commit count last added to the metric.
+    commits_counted: std::sync::atomic::AtomicU64,
 }
 
 impl Instrumented {
     pub fn wrap(inner: Arc<dyn DocumentStore>, metrics: Arc<Metrics>) -> Arc<dyn DocumentStore> {
-        Arc::new(Self { inner, metrics })
+        Arc::new(Self {
+            inner,
+            metrics,
+            commits_counted: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Counts the commits an append waited for: its own, or what a grouping store committed
+    /// since the last count (whichever append sees a new total adds exactly the difference).
+    fn count_commits(&self) {
+        let Some(total) = self.inner.commits() else {
+            self.metrics.store_commits.inc();
+            return;
+        };
+        let counted = self
+            .commits_counted
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        if total > counted {
+            self.metrics.store_commits.inc_by(total - counted);
+        }
     }
 
     fn observe<T>(&self, operation: &'static str, started: Instant, result: &Result<T>) {
@@ -339,6 +366,7 @@ impl DocumentStore for Instrumented {
         self.observe("append", started, &result);
         if result.is_ok() {
             self.metrics.log_rows_appended.inc_by(updates.len() as u64);
+            self.count_commits();
         }
         result
     }
