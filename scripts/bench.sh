@@ -87,10 +87,9 @@ mkdir -p "$COLLAB_BENCH_DATA"
 trap 'rm -rf "$COLLAB_BENCH_DATA"' EXIT
 for peer in "${PEERS[@]}"; do
   case "$peer" in
-    hocuspocus2|hocuspocus4|ywebsocket) [ -d "$H/peers/$peer/node_modules" ] ||
-      (cd "$H/peers/$peer" && npm ci --no-audit --no-fund --loglevel=error) ;;
-    hocuspocus4-file) [ -d "$H/peers/hocuspocus4/node_modules" ] ||
-      (cd "$H/peers/hocuspocus4" && npm ci --no-audit --no-fund --loglevel=error) ;;
+    hocuspocus2|hocuspocus4|hocuspocus4-file|ywebsocket)
+      dir=$H/peers/${peer%-file}   # hocuspocus4-file runs hocuspocus4's project
+      [ -d "$dir/node_modules" ] || (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ;;
     hocuspocus-rs) [ -x "${HOCUSPOCUS_RS_BIN:-}" ] ||
       { echo "bench: set HOCUSPOCUS_RS_BIN to hocuspocus-rs's bench_server (built outside this tree)" >&2; exit 1; } ;;
   esac

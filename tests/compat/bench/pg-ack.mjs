@@ -4,11 +4,9 @@
 // (collab_server_ack_duration_seconds); p50/p99 are read from that histogram as Prometheus'
 // histogram_quantile does. Server pinned to CPU 1, loadgen to CPU 0.
 //   COLLAB_BENCH_DATABASE_URL=postgres://… COLLAB_SERVER_BIN=… LOADGEN_BIN=… node bench/pg-ack.mjs
-import { spawn } from 'node:child_process'
-
 import pg from 'pg'
 
-import { Server } from '../lib/harness.mjs'
+import { Server, output } from '../lib/harness.mjs'
 
 const baseUrl = process.env.COLLAB_BENCH_DATABASE_URL
 const loadgen = process.env.LOADGEN_BIN
@@ -22,18 +20,11 @@ const settings = Object.fromEntries((await admin.query(
   "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'server_version')")).rows
   .map((r) => [r.name, r.setting]))
 
-const run = (command, args) => new Promise((resolve, reject) => {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (chunk) => { out += chunk })
-  child.on('exit', (code) => code === 0 ? resolve(out) : reject(new Error(`${command} exited ${code}`)))
-})
-
 const server = new Server({ env: { DATABASE_URL: url, LOG_LEVEL: 'warn' } })
 await server.start()
 // Pinned like run-bench.sh: the server on CPU 1 (all its threads), the loadgen on CPU 0.
-await run('taskset', ['-apc', '1', String(server.child.pid)])
-const line = await run('taskset', ['-c', '0', loadgen, 'throughput', '--proto', 'hocuspocus', '--url', server.url,
+await output('taskset', ['-apc', '1', String(server.child.pid)])
+const line = await output('taskset', ['-c', '0', loadgen, 'throughput', '--proto', 'hocuspocus', '--url', server.url,
   '--server-pid', String(server.child.pid), '--label', 'collab-postgres', '--docs', '20', '--writers', '5',
   '--window', '4', '--duration', '15'])
 const metrics = await (await fetch(`${server.http}/metrics`)).text()

@@ -17,7 +17,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Server, freePort, hocuspocus, synced, waitFor } from '../lib/harness.mjs'
+import { Server, freePort, hocuspocus, output, synced, waitFor } from '../lib/harness.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const redisUrl = process.env.COLLAB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -100,16 +100,12 @@ async function fanout (peer, topology) {
   }
 }
 
-function loadgen (url, prefix) {
+async function loadgen (url, prefix) {
   const bin = process.env.LOADGEN_BIN
   if (!bin) throw new Error('set LOADGEN_BIN to the harness loadgen')
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['throughput', '--url', url, '--doc-prefix', prefix, '--docs', '20', '--writers', '5',
-      '--window', '4', '--duration', '10'], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (chunk) => { out += chunk })
-    child.on('exit', (code) => code === 0 ? resolve(JSON.parse(out).results) : reject(new Error(`loadgen exited ${code}`)))
-  })
+  const line = await output(bin, ['throughput', '--url', url, '--doc-prefix', prefix, '--docs', '20', '--writers', '5',
+    '--window', '4', '--duration', '10'])
+  return JSON.parse(line).results
 }
 
 async function throughput (peer, count) {

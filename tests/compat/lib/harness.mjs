@@ -43,6 +43,16 @@ export async function freePort () {
   })
 }
 
+/** Runs `command` to completion and resolves with its standard output (rejects unless it exits 0). */
+export function output (command, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk) => { out += chunk })
+    child.on('exit', (code) => code === 0 ? resolve(out) : reject(new Error(`${command} exited ${code}`)))
+  })
+}
+
 /** Polls `predicate` until it is truthy; fails with `what` after `ms`. */
 export async function waitFor (predicate, what, ms = 15000) {
   const deadline = Date.now() + ms
