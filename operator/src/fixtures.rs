@@ -191,13 +191,25 @@ async fn serve(
             query,
             body,
         });
+        // A string reply is sent as plain text: what the API server answers for a group it
+        // does not serve (`404 page not found`), not a Status object.
+        let body = match &reply {
+            Value::String(text) => text.clone().into_bytes(),
+            other => serde_json::to_vec(other).unwrap(),
+        };
         let response = Response::builder()
             .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .body(Body::from(body))
             .unwrap();
         send.send_response(response);
     }
     calls
+}
+
+/// A real API server's answer for a path under an API group it does not serve: plain text, no
+/// Status object.
+fn page_not_found() -> (StatusCode, Value) {
+    (StatusCode::NOT_FOUND, json!("404 page not found\n"))
 }
 
 fn not_found() -> (StatusCode, Value) {
@@ -277,7 +289,7 @@ fn answer(
                     }),
                 )
             } else {
-                not_found()
+                page_not_found()
             }
         }
         "GET" if segments.len() == 7 && segments[5] == "deployments" => {
@@ -310,7 +322,7 @@ fn answer(
         "GET" => {
             let plural = segments.last().copied().unwrap_or_default();
             if plural == "servicemonitors" && !world.service_monitor_crd {
-                return not_found();
+                return page_not_found();
             }
             let items: Vec<Value> = world
                 .existing

@@ -593,7 +593,13 @@ pub fn validate(
     };
 
     let service = spec.service.clone().unwrap_or_default();
-    let owner = server.controller_owner_ref(&());
+    // blockOwnerDeletion: a foreground deletion of the CollabServer waits for its children.
+    // Setting it needs `update` on collabservers/finalizers where the API server enforces
+    // owner-reference permissions (the chart grants it).
+    let owner = server.controller_owner_ref(&()).map(|mut owner| {
+        owner.block_owner_deletion = Some(true);
+        owner
+    });
     Ok(ValidatedCollabServer {
         owner,
         image: spec

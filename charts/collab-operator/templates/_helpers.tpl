@@ -74,6 +74,11 @@ updates with patch; pruning lists and deletes.
 - apiGroups: ["collab.zedi.dev"]
   resources: ["collabservers/status"]
   verbs: ["patch"]
+# Children's owner references block the CollabServer's deletion (blockOwnerDeletion), which
+# the OwnerReferencesPermissionEnforcement admission plugin allows only with this.
+- apiGroups: ["collab.zedi.dev"]
+  resources: ["collabservers/finalizers"]
+  verbs: ["update"]
 # Read referenced Secrets (get), watch their metadata, and own the managed Redis Secret.
 - apiGroups: [""]
   resources: ["secrets"]
@@ -93,9 +98,10 @@ updates with patch; pruning lists and deletes.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "create", "patch"]
+# get: the status reads the workloads back after a failed reconcile.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]

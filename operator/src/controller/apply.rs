@@ -94,6 +94,9 @@ pub struct Target<'a> {
     pub instance: &'a str,
     /// The CollabServer's uid: only children it controls are pruned.
     pub owner_uid: &'a str,
+    /// The cluster serves `monitoring.coreos.com/v1` ServiceMonitors (discovered, not assumed:
+    /// without them there is nothing to prune, and no list is sent).
+    pub service_monitors_served: bool,
 }
 
 /// What [`apply`] did.
@@ -358,19 +361,21 @@ async fn prune(target: &Target<'_>, applied: &Resources<Applied>) -> Result<Vec<
         .await?,
     );
     deleted.extend(prune_kind(target, typed_api::<Ingress>(target), &ingresses).await?);
-    let resource = service_monitor_resource();
-    let monitor_api = PruneApi {
-        api: Api::<DynamicObject>::namespaced_with(
-            target.client.clone(),
-            target.namespace,
-            &resource,
-        ),
-        api_version: resource.api_version.clone(),
-        kind: resource.kind.clone(),
-        // The CRD may not be installed: nothing to prune then.
-        missing_kind_is_empty: true,
-    };
-    deleted.extend(prune_kind(target, monitor_api, &monitors).await?);
+    if target.service_monitors_served {
+        let resource = service_monitor_resource();
+        let monitor_api = PruneApi {
+            api: Api::<DynamicObject>::namespaced_with(
+                target.client.clone(),
+                target.namespace,
+                &resource,
+            ),
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            // The CRD may have gone since discovery: nothing to prune then.
+            missing_kind_is_empty: true,
+        };
+        deleted.extend(prune_kind(target, monitor_api, &monitors).await?);
+    }
     Ok(deleted)
 }
 
@@ -408,7 +413,7 @@ where
         .await
     {
         Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if prune.missing_kind_is_empty && status.is_not_found() => {
+        Err(error) if prune.missing_kind_is_empty && super::dereference::is_not_served(&error) => {
             Vec::new()
         }
         Err(source) => {

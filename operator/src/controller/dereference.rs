@@ -3,7 +3,8 @@
 //! Input: the CollabServer. Output: [`Dereferenced`]: the referenced Secrets (absent ones are
 //! recorded as absent, not as errors: [`super::validate`] turns that into a condition), the
 //! managed Redis password (read back from the Secret the operator owns, or freshly generated)
-//! and whether the ServiceMonitor CRD is served. Errors are API failures only.
+//! and whether the ServiceMonitor CRD is served (asked at every reconcile: a CRD can be installed
+//! at any time). Errors are API failures only.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
@@ -43,13 +44,11 @@ impl Error {
     }
 }
 
-fn wants_service_monitor(server: &CollabServer) -> bool {
-    server
-        .spec
-        .monitoring
-        .as_ref()
-        .and_then(|monitoring| monitoring.service_monitor.as_ref())
-        .is_some_and(|monitor| monitor.enabled)
+/// A 404 from the API server: for an API group or kind it does not serve, the body is the
+/// plain text `404 page not found` (kube reports it with reason "Failed to parse error data"),
+/// so [`kube::core::Status::is_not_found`], which reads the reason, does not recognise it.
+pub fn is_not_served(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// Fetches the referenced Secrets, the managed Redis password and the ServiceMonitor CRD's
@@ -100,18 +99,19 @@ pub async fn dereference(client: &Client, server: &CollabServer) -> Result<Deref
         dereferenced.managed_redis_password =
             Some(existing.unwrap_or_else(RedisPassword::generate));
     }
-    if wants_service_monitor(server) {
-        dereferenced.service_monitor_crd = match client
-            .list_api_group_resources(SERVICE_MONITOR_API_VERSION)
-            .await
-        {
-            Ok(resources) => resources
-                .resources
-                .iter()
-                .any(|resource| resource.name == "servicemonitors"),
-            Err(kube::Error::Api(status)) if status.is_not_found() => false,
-            Err(source) => return Err(Error::DiscoverServiceMonitor { source }),
-        };
-    }
+    // Always asked, also when the spec wants no ServiceMonitor: pruning needs to know whether
+    // the kind exists before it lists it. A cluster without the Prometheus Operator (kind, k3d)
+    // answers 404 with a plain-text body, not a Status.
+    dereferenced.service_monitor_crd = match client
+        .list_api_group_resources(SERVICE_MONITOR_API_VERSION)
+        .await
+    {
+        Ok(resources) => resources
+            .resources
+            .iter()
+            .any(|resource| resource.name == "servicemonitors"),
+        Err(error) if is_not_served(&error) => false,
+        Err(source) => return Err(Error::DiscoverServiceMonitor { source }),
+    };
     Ok(dereferenced)
 }

@@ -386,6 +386,7 @@ async fn reconcile_server(server: &CollabServer, context: &Context) -> Result<Ac
         namespace: &namespace,
         instance: &name,
         owner_uid: &owner_uid,
+        service_monitors_served: dereferenced.service_monitor_crd,
     };
     let apply::Outcome {
         applied,
@@ -461,7 +462,16 @@ async fn report_failure(object: &DeserializeGuard<CollabServer>, error: &Error, 
             .0
             .as_ref()
             .is_ok_and(crate::dereferenced::wants_managed_redis);
-        let workloads = status::observe(&context.client, &namespace, &name, managed_redis).await;
+        let (workloads, message) =
+            match status::observe(&context.client, &namespace, &name, managed_redis).await {
+                Ok(workloads) => (Some(workloads), message.clone()),
+                Err(read_error) => {
+                    tracing::warn!(error = %read_error, "cannot read the workloads for the status");
+                    let message =
+                        format!("{message}; the workloads could not be read: {read_error}");
+                    (None, message)
+                }
+            };
         let failed = status::failed(&previous, &name, workloads.as_ref(), error.kind(), &message);
         if let Err(patch_error) = status::patch(&context.client, &namespace, &name, &failed).await {
             tracing::warn!(error = %patch_error, "failed to record the failure in the status");

@@ -126,12 +126,23 @@ pub fn applied(
     status.selector = Some(labels::selector_string(&server.name, Component::Server));
     status.endpoint = Some(server.endpoint());
     status.applied_hash = Some(prepared_hash.to_owned());
-    status.conditions.push(previous.condition(
-        RECONCILED,
-        true,
-        "ReconcileSucceeded",
-        "every object of the current spec is applied".to_owned(),
-    ));
+    // What was skipped or kept is said here too: `Degraded` shows only the first note, and only
+    // while nothing worse is the matter with the pods.
+    let message = if notes.is_empty() {
+        "every object of the current spec is applied".to_owned()
+    } else {
+        let skipped: Vec<String> = notes
+            .iter()
+            .map(|(reason, message)| format!("{reason}: {message}"))
+            .collect();
+        format!(
+            "every other object of the current spec is applied; {}",
+            skipped.join("; ")
+        )
+    };
+    status
+        .conditions
+        .push(previous.condition(RECONCILED, true, "ReconcileSucceeded", message));
     status
 }
 
@@ -347,22 +358,23 @@ pub fn paused(previous: &Previous<'_>) -> CollabServerStatus {
     status
 }
 
-/// Reads the workloads after a failed reconcile, so the status still describes them.
-/// `None` when the API server could not be asked.
+/// Reads the workloads after a failed reconcile, so the status still describes them. An error
+/// (the API server unreachable, or a permission missing) is returned for the caller to log and
+/// report, never swallowed.
 pub async fn observe(
     client: &Client,
     namespace: &str,
     name: &str,
     managed_redis: bool,
-) -> Option<Workloads> {
+) -> Result<Workloads, kube::Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let server = api.get_opt(&names::server(name)).await.ok()?;
+    let server = api.get_opt(&names::server(name)).await?;
     let redis = if managed_redis {
-        Some(api.get_opt(&names::redis(name)).await.ok()?)
+        Some(api.get_opt(&names::redis(name)).await?)
     } else {
         None
     };
-    Some(Workloads { server, redis })
+    Ok(Workloads { server, redis })
 }
 
 /// Writes the status (server-side apply, the operator's field manager).

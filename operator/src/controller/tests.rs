@@ -104,6 +104,8 @@ async fn new_collab_server_is_applied_in_order_and_reported_available() {
             format!("GET /api/v1/{ns}/secrets/db"),
             format!("GET /api/v1/{ns}/secrets/jwt"),
             format!("GET /api/v1/{ns}/secrets/redis"),
+            // Discovery, not assumption: this cluster has no ServiceMonitor API ...
+            "GET /apis/monitoring.coreos.com/v1".to_owned(),
             format!("PATCH /api/v1/{ns}/serviceaccounts/{NAME}"),
             format!("PATCH /api/v1/{ns}/services/{NAME}"),
             format!("PATCH /api/v1/{ns}/services/{NAME}-metrics"),
@@ -119,7 +121,7 @@ async fn new_collab_server_is_applied_in_order_and_reported_available() {
             format!("GET /apis/policy/v1/{ns}/poddisruptionbudgets"),
             format!("GET /apis/autoscaling/v2/{ns}/horizontalpodautoscalers"),
             format!("GET /apis/networking.k8s.io/v1/{ns}/ingresses"),
-            format!("GET /apis/monitoring.coreos.com/v1/{ns}/servicemonitors"),
+            // ... so no ServiceMonitor is listed to prune.
             format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
             format!("POST /apis/events.k8s.io/v1/{ns}/events"),
         ]
@@ -243,6 +245,7 @@ async fn missing_secret_sets_the_failure_condition_and_applies_nothing() {
         lines(&calls),
         vec![
             format!("GET /api/v1/{ns}/secrets/jwt"),
+            "GET /apis/monitoring.coreos.com/v1".to_owned(),
             format!("GET /apis/apps/v1/{ns}/deployments/{NAME}"),
             format!("PATCH /apis/collab.zedi.dev/v1alpha1/{ns}/collabservers/{NAME}/status"),
             format!("POST /apis/events.k8s.io/v1/{ns}/events"),
@@ -264,7 +267,7 @@ async fn missing_secret_sets_the_failure_condition_and_applies_nothing() {
     assert_eq!(condition(status, "Progressing")["status"], "False");
     assert_eq!(condition(status, "Degraded")["reason"], "NotDeployed");
     assert_eq!(status["observedGeneration"], 3);
-    let event = &calls[3].body;
+    let event = &calls[4].body;
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "SecretNotFound");
 }
@@ -678,6 +681,13 @@ async fn unreadable_workloads_keep_the_previous_conditions() {
     let reconciled = condition(status, "Reconciled");
     assert_eq!(reconciled["status"], "False");
     assert_eq!(reconciled["lastTransitionTime"], "2026-01-02T04:00:00Z");
+    // Why the workloads are unknown is said, not swallowed (a real API server's 403 under
+    // too narrow RBAC looked exactly like this).
+    let message = reconciled["message"].as_str().unwrap();
+    assert!(
+        message.contains("the workloads could not be read"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

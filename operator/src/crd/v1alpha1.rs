@@ -51,6 +51,17 @@ pub const SSL_MODES: [&str; 6] = [
 /// Most entries of `spec.env`: bounds the cost Kubernetes estimates for the rule that checks
 /// their names (an unbounded list would exceed the CEL cost budget).
 pub const MAX_ENV: u32 = 256;
+/// Longest name of a `spec.env` variable: bounds the same cost estimate.
+pub const MAX_ENV_NAME_LENGTH: u32 = 256;
+/// Most keys of `spec.podTemplate.labels` and `.annotations`: bounds the cost Kubernetes
+/// estimates for the rules on their keys (a map without it counts as some 390,000 entries).
+pub const MAX_POD_METADATA_ENTRIES: u32 = 64;
+/// Longest URL the CRD accepts (`spec.auth.jwksUrl`).
+pub const MAX_URL_LENGTH: u32 = 2048;
+/// Longest host name (`spec.ingress.host`, RFC 1123).
+pub const MAX_HOST_LENGTH: u32 = 253;
+/// Longest short identifier the CRD checks with a rule (Cognito pool id and region).
+pub const MAX_IDENTIFIER_LENGTH: u32 = 128;
 
 /// Desired state of a CollabServer: a Deployment of collab-server with its ConfigMap, Services,
 /// PodDisruptionBudget and, optionally, a HorizontalPodAutoscaler, a ServiceMonitor and a
@@ -202,7 +213,7 @@ pub struct CollabServerSpec {
     /// Extra environment variables for the server container (for example
     /// `COLLAB_SERVER_MAX_CONNECTIONS`). Variables the operator sets itself are rejected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_ENV))]
+    #[schemars(length(max = MAX_ENV), transform = bound_env_names)]
     #[x_kube(validation = reserved_env_rule())]
     pub env: Vec<EnvVar>,
 
@@ -289,6 +300,7 @@ pub struct AuthSpec {
 
     /// RS256/ES256: an `https://` URL of the JSON Web Key Set (`JWKS_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_URL_LENGTH))]
     #[x_kube(validation = Rule::new(
         "(self.startsWith('https://') || self.startsWith('http://')) && !self.contains(' ')"
     ).message("must be an https:// or http:// URL"))]
@@ -317,9 +329,11 @@ pub struct AuthSpec {
 #[serde(rename_all = "camelCase")]
 pub struct CognitoSpec {
     /// User pool id, e.g. `ap-northeast-1_AbCdEf123` (`COGNITO_USER_POOL_ID`).
+    #[schemars(length(max = MAX_IDENTIFIER_LENGTH))]
     #[x_kube(validation = not_blank_rule())]
     pub user_pool_id: String,
     /// AWS region of the pool, e.g. `ap-northeast-1` (`COGNITO_REGION`).
+    #[schemars(length(max = MAX_IDENTIFIER_LENGTH))]
     #[x_kube(validation = not_blank_rule())]
     pub region: String,
 }
@@ -549,11 +563,13 @@ pub struct PodTemplateOverrides {
     /// Extra pod annotations. Keys under `collab.zedi.dev/` and the operator's
     /// `app.kubernetes.io/*` selector labels are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = MAX_POD_METADATA_ENTRIES))]
     #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub annotations: BTreeMap<String, String>,
     /// Extra pod labels. The operator's `app.kubernetes.io/*` selector labels and keys under
     /// `collab.zedi.dev/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = MAX_POD_METADATA_ENTRIES))]
     #[x_kube(validation = reserved_prefix_rule(), validation = reserved_keys_rule())]
     pub labels: BTreeMap<String, String>,
     /// Node selector of the pods.
@@ -629,9 +645,11 @@ pub struct IngressSpec {
     pub class_name: Option<String>,
     /// Host name clients connect to, e.g. `collab.example.com`. Required when enabled.
     #[serde(default)]
+    #[schemars(length(max = MAX_HOST_LENGTH))]
     pub host: String,
     /// Path prefix routed to the server (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_URL_LENGTH))]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with /"))]
     pub path: Option<String>,
     /// A `kubernetes.io/tls` Secret: TLS for the host, so clients use `wss://`. Omitted: plain
@@ -694,11 +712,10 @@ fn cel_list(items: &[&str]) -> String {
 
 fn reserved_env_rule() -> Rule {
     let managed = cel_list(server_contract::env::MANAGED);
-    Rule::new(format!("self.all(e, !(e.name in {managed}))")).message(Message::Expression(
-        format!(
-            "self.filter(e, e.name in {managed})[0].name + ' is set by the operator from the spec; use the matching spec field instead'"
-        ),
-    ))
+    let names = server_contract::env::MANAGED.join(", ");
+    Rule::new(format!("self.all(e, !(e.name in {managed}))")).message(Message::Message(format!(
+        "sets a variable the operator sets from the spec; use the matching spec field instead. The operator sets {names}"
+    )))
 }
 
 // The API server bounds the estimated cost of each rule: on a map without `maxProperties` it
@@ -717,10 +734,22 @@ fn reserved_keys_rule() -> Rule {
         .iter()
         .map(|key| format!("!('{key}' in self)"))
         .collect();
-    Rule::new(absent.join(" && ")).message(Message::Expression(format!(
-        "{}.filter(k, k in self)[0] + ' is reserved for the operator'",
-        cel_list(&keys)
+    Rule::new(absent.join(" && ")).message(Message::Message(format!(
+        "{} are reserved for the operator",
+        keys.join(", ")
     )))
+}
+
+/// `spec.env[].name` gets a `maxLength` (k8s-openapi's `EnvVar` schema has none).
+fn bound_env_names(schema: &mut schemars::Schema) {
+    if let Some(name) = schema
+        .get_mut("items")
+        .and_then(|items| items.get_mut("properties"))
+        .and_then(|properties| properties.get_mut("name"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        name.insert("maxLength".to_owned(), MAX_ENV_NAME_LENGTH.into());
+    }
 }
 
 fn not_blank_rule() -> Rule {
@@ -733,7 +762,7 @@ fn replica_range_rule() -> Rule {
     Rule::new(format!(
         "!(has(self.enabled) && self.enabled) || {min} <= {max}"
     ))
-    .message(Message::Expression(format!(
-        "'maxReplicas (' + string({max}) + ') must not be below minReplicas (' + string({min}) + '); omitted, they are {DEFAULT_MAX_REPLICAS} and {DEFAULT_MIN_REPLICAS}'"
+    .message(Message::Message(format!(
+        "maxReplicas must not be below minReplicas; omitted, they are {DEFAULT_MAX_REPLICAS} and {DEFAULT_MIN_REPLICAS}"
     )))
 }

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common;
+use crate::invalid_specs::{InvalidCase, base, invalid_cases, spec_with};
 
 /// One `x-kubernetes-validations` entry and where it is.
 #[derive(Clone, Debug)]
@@ -279,19 +280,6 @@ fn collab_server(name: &str, spec: Value) -> Value {
     })
 }
 
-fn base() -> Value {
-    json!({ "auth": { "jwtSecretRef": { "name": "jwt", "key": "secret" } } })
-}
-
-/// `base()` with top-level spec fields replaced.
-fn spec_with(patch: Value) -> Value {
-    let mut spec = base();
-    for (key, value) in patch.as_object().unwrap() {
-        spec[key] = value.clone();
-    }
-    spec
-}
-
 #[test]
 fn every_rule_and_message_expression_compiles() {
     let env = env();
@@ -503,251 +491,15 @@ fn valid_specs_pass_every_rule() {
 
 #[test]
 fn each_invalid_spec_is_rejected_by_its_rule() {
-    let too_long = "a".repeat(collab_operator::names::MAX_INSTANCE_NAME_LENGTH + 1);
-    // (name, spec, path of the one rule that rejects it, words of its message, the kind of
-    // error the operator's own validation gives; None: not checked there yet)
-    let cases: Vec<(&str, Value, &str, &str, Option<&str>)> = vec![
-        (
-            too_long.as_str(),
-            base(),
-            "",
-            "at most 55 characters",
-            Some("NameTooLong"),
-        ),
-        (
-            "collab",
-            json!({}),
-            "spec",
-            "no token check is configured",
-            Some("NoAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": {} }),
-            "spec",
-            "no token check",
-            Some("NoAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "allowAnonymous": false } }),
-            "spec",
-            "no token check",
-            Some("NoAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "jwtSecretRef": { "name": "j", "key": "k" }, "jwksUrl": "https://idp/jwks" } }),
-            "spec.auth",
-            "only one of jwtSecretRef, jwksUrl and cognito",
-            Some("ConflictingAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "jwksUrl": "https://idp/jwks", "cognito": { "userPoolId": "p", "region": "r" } } }),
-            "spec.auth",
-            "only one of",
-            Some("ConflictingAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "jwksUrl": "https://idp/jwks", "allowAnonymous": true } }),
-            "spec.auth",
-            "allowAnonymous is true but",
-            Some("AnonymousWithAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "allowAnonymous": true, "issuer": "https://idp" } }),
-            "spec.auth",
-            "issuer and audience need",
-            Some("ClaimsWithoutAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "allowAnonymous": true, "audience": "editor" } }),
-            "spec.auth",
-            "issuer and audience need",
-            Some("ClaimsWithoutAuthentication"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "jwksUrl": "idp/jwks.json" } }),
-            "spec.auth.jwksUrl",
-            "https:// or http://",
-            Some("InvalidJwksUrl"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "jwksUrl": "https://idp/jwks .json" } }),
-            "spec.auth.jwksUrl",
-            "https:// or http://",
-            Some("InvalidJwksUrl"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "cognito": { "userPoolId": " ", "region": "eu-west-1" } } }),
-            "spec.auth.cognito.userPoolId",
-            "must not be empty",
-            Some("InvalidCognito"),
-        ),
-        (
-            "collab",
-            json!({ "auth": { "cognito": { "userPoolId": "p", "region": "" } } }),
-            "spec.auth.cognito.region",
-            "must not be empty",
-            Some("InvalidCognito"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "redis": { "external": { "secretRef": { "name": "r", "key": "url" } }, "managed": {} } }),
-            ),
-            "spec.redis",
-            "only one of external and managed",
-            Some("ConflictingRedis"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "redis": { "external": { "secretRef": { "name": "r", "key": "url" } }, "managed": { "enabled": true } } }),
-            ),
-            "spec.redis",
-            "only one of external and managed",
-            Some("ConflictingRedis"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "autoscaling": { "enabled": true, "minReplicas": 5, "maxReplicas": 3 } }),
-            ),
-            "spec.autoscaling",
-            "maxReplicas (3) must not be below minReplicas (5)",
-            Some("InvalidAutoscaling"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "autoscaling": { "enabled": true, "minReplicas": 11 } })),
-            "spec.autoscaling",
-            "maxReplicas (10) must not be below minReplicas (11)",
-            Some("InvalidAutoscaling"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "autoscaling": { "enabled": true, "maxReplicas": 1 } })),
-            "spec.autoscaling",
-            "maxReplicas (1) must not be below minReplicas (2)",
-            Some("InvalidAutoscaling"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "150%" } })),
-            "spec.podDisruptionBudget.maxUnavailable",
-            "percentage from 0% to 100%",
-            Some("InvalidPodDisruptionBudget"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": -1 } })),
-            "spec.podDisruptionBudget.maxUnavailable",
-            "non-negative number",
-            Some("InvalidPodDisruptionBudget"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "abc" } })),
-            "spec.podDisruptionBudget.maxUnavailable",
-            "non-negative number",
-            Some("InvalidPodDisruptionBudget"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "podDisruptionBudget": { "maxUnavailable": "1" } })),
-            "spec.podDisruptionBudget.maxUnavailable",
-            "non-negative number",
-            Some("InvalidPodDisruptionBudget"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "port": 9090 })),
-            "spec.port",
-            "the metrics port",
-            Some("InvalidPort"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "terminationGracePeriodSeconds": 14 })),
-            "spec.terminationGracePeriodSeconds",
-            "at least 15",
-            Some("TerminationGracePeriodTooShort"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "env": [{ "name": "A", "value": "1" }, { "name": "DATABASE_URL", "value": "postgres://x" }] }),
-            ),
-            "spec.env",
-            "DATABASE_URL is set by the operator from the spec",
-            Some("ReservedEnvironmentVariable"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "podTemplate": { "labels": { "app.kubernetes.io/instance": "other" } } }),
-            ),
-            "spec.podTemplate.labels",
-            "app.kubernetes.io/instance is reserved for the operator",
-            Some("ReservedPodMetadata"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "podTemplate": { "annotations": { "app.kubernetes.io/managed-by": "me" } } }),
-            ),
-            "spec.podTemplate.annotations",
-            "app.kubernetes.io/managed-by is reserved for the operator",
-            Some("ReservedPodMetadata"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "podTemplate": { "labels": { "collab.zedi.dev/metrics": "x" } } })),
-            "spec.podTemplate.labels",
-            "keys under collab.zedi.dev/ are reserved",
-            Some("ReservedPodMetadata"),
-        ),
-        (
-            "collab",
-            spec_with(
-                json!({ "podTemplate": { "annotations": { "collab.zedi.dev/config-hash": "x" } } }),
-            ),
-            "spec.podTemplate.annotations",
-            "keys under collab.zedi.dev/ are reserved for the operator",
-            Some("ReservedPodMetadata"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "ingress": { "enabled": true } })),
-            "spec.ingress",
-            "host is required",
-            Some("InvalidIngress"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "ingress": { "enabled": true, "host": "" } })),
-            "spec.ingress",
-            "host is required",
-            Some("InvalidIngress"),
-        ),
-        (
-            "collab",
-            spec_with(json!({ "ingress": { "enabled": true, "host": "h", "path": "sync" } })),
-            "spec.ingress.path",
-            "must start with /",
-            Some("InvalidIngress"),
-        ),
-    ];
-    for (name, spec, path, words, kind) in cases {
-        let object = collab_server(name, spec.clone());
+    for InvalidCase {
+        name,
+        spec,
+        path,
+        words,
+        kind,
+    } in invalid_cases()
+    {
+        let object = collab_server(&name, spec.clone());
         assert_eq!(
             rust_validation(&object).err().as_deref(),
             kind,

@@ -18,5 +18,7 @@ mod configuration;
 mod ecs;
 mod generated;
 mod golden;
+#[path = "../shared/invalid_specs.rs"]
+mod invalid_specs;
 mod managed_redis;
 mod server_contract;
