@@ -217,6 +217,16 @@ pub fn referenced_secrets(server: &CollabServer) -> BTreeSet<String> {
     if wants_managed_redis(server) {
         names.insert(names::redis(&server.name_any()));
     }
+    if let Some(api) = &spec.api {
+        names.insert(api.secret_ref.name.clone());
+    }
+    if let Some(reference) = spec
+        .webhook
+        .as_ref()
+        .and_then(|webhook| webhook.secret_ref.as_ref())
+    {
+        names.insert(reference.name.clone());
+    }
     for variable in &spec.env {
         if let Some(reference) = variable
             .value_from

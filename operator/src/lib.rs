@@ -8,8 +8,9 @@
 //!        (read IO)      (pure)      (pure)   (SSA)    (conditions)
 //! ```
 //!
-//! [`server_contract`] is the one place that knows collab-server's environment, ports and
-//! probe paths; [`labels`] and [`names`] the one place for labels and object names. The
+//! [`server_contract`] is the one place that knows collab-server's variable names, ports and
+//! probe paths (a leaf: it imports nothing of the crate), [`server_env`] the one that turns a
+//! validated CollabServer into the server's environment; [`labels`] and [`names`] the one place for labels and object names. The
 //! validated value ([`validate::ValidatedCollabServer`]) is also the input of
 //! [`ecs`], which renders ECS Fargate task and service definitions from the same spec.
 //!
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod names;
 pub mod scope;
 pub mod server_contract;
+pub mod server_env;
 pub mod telemetry;
 pub mod validate;
 

@@ -1,13 +1,8 @@
 //! What the `collab-server` binary expects from the platform that runs it: environment
 //! variable names, ports, probe paths, the health-check command, the data directory and the
-//! shutdown timing. The Kubernetes builder and the ECS renderer both take the server's
-//! environment from [`environment`], so the two cannot drift; `tests/server_contract.rs` feeds
-//! the result to the server's own parser (`collab_server::config::Config::from_env`).
-
-use crate::crd::v1alpha1::LogFormat;
-use crate::validate::{
-    Auth, PostgresConnection, Redis, SecretRef, Storage, TokenKeys, ValidatedCollabServer,
-};
+//! shutdown timing. It depends on nothing else of the crate (the CRD's rules and defaults are
+//! built from it); [`crate::server_env`] turns a validated CollabServer into the server's
+//! environment with these names.
 
 /// The server's default `PORT`: WebSocket, `/health`, `/ready` and `/metrics`.
 pub const DEFAULT_PORT: u16 = 1234;
@@ -107,6 +102,21 @@ pub mod env {
     pub const AWS_REGION: &str = "AWS_REGION";
     pub const JWT_ISSUER: &str = "JWT_ISSUER";
     pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+    pub const API_SECRET: &str = "COLLAB_SERVER_API_SECRET";
+    pub const API_ADMIN_ONLY: &str = "COLLAB_SERVER_API_ADMIN_ONLY";
+    pub const WEBHOOK_URL: &str = "COLLAB_SERVER_WEBHOOK_URL";
+    pub const WEBHOOK_SECRET: &str = "COLLAB_SERVER_WEBHOOK_SECRET";
+    pub const WEBHOOK_EVENTS: &str = "COLLAB_SERVER_WEBHOOK_EVENTS";
+    pub const DEMO: &str = "COLLAB_SERVER_DEMO";
+    pub const MAX_DOCUMENT_BYTES: &str = "COLLAB_SERVER_MAX_DOCUMENT_BYTES";
+    pub const MAX_MESSAGE_BYTES: &str = "COLLAB_SERVER_MAX_MESSAGE_BYTES";
+    pub const MAX_CONNECTIONS: &str = "COLLAB_SERVER_MAX_CONNECTIONS";
+    pub const MAX_CONNECTIONS_PER_IP: &str = "COLLAB_SERVER_MAX_CONNECTIONS_PER_IP";
+    pub const RATE_MESSAGES_PER_SEC: &str = "COLLAB_SERVER_RATE_MESSAGES_PER_SEC";
+    pub const RATE_MESSAGES_BURST: &str = "COLLAB_SERVER_RATE_MESSAGES_BURST";
+    pub const RATE_BYTES_PER_SEC: &str = "COLLAB_SERVER_RATE_BYTES_PER_SEC";
+    pub const RATE_BYTES_BURST: &str = "COLLAB_SERVER_RATE_BYTES_BURST";
+    pub const TRUSTED_PROXIES: &str = "COLLAB_SERVER_TRUSTED_PROXIES";
     /// Not set by the operator (a CollabServer's `env` may); read to describe load balancer
     /// timeouts.
     pub const KEEPALIVE_SECS: &str = "COLLAB_SERVER_KEEPALIVE_SECS";
@@ -138,126 +148,4 @@ pub mod env {
         JWT_ISSUER,
         JWT_AUDIENCE,
     ];
-}
-
-/// Where a variable's value comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EnvValue {
-    /// A plain value (Kubernetes: the server ConfigMap; ECS: `environment`).
-    Literal(String),
-    /// A Secret key (Kubernetes: `secretKeyRef`; ECS: `secrets[].valueFrom`).
-    Secret(SecretRef),
-}
-
-/// One variable of the server's environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerEnvVar {
-    pub name: &'static str,
-    pub value: EnvValue,
-}
-
-/// The environment the operator gives the server container, in a stable order (without the
-/// CollabServer's own `env`, which is passed on as written).
-pub fn environment(server: &ValidatedCollabServer) -> Vec<ServerEnvVar> {
-    let mut vars = Vec::new();
-    let mut literal = |name, value: String| {
-        vars.push(ServerEnvVar {
-            name,
-            value: EnvValue::Literal(value),
-        })
-    };
-    literal(env::PORT, server.port.to_string());
-    literal(env::METRICS_PORT, METRICS_PORT.to_string());
-    literal(
-        env::SHUTDOWN_TIMEOUT_SECS,
-        server.shutdown.server_timeout_seconds.to_string(),
-    );
-    if let Some(level) = &server.log_level {
-        literal(env::LOG_LEVEL, level.clone());
-    }
-    literal(
-        env::LOG_FORMAT,
-        match server.log_format {
-            LogFormat::Json => "json",
-            LogFormat::Plain => "plain",
-        }
-        .to_owned(),
-    );
-    match &server.storage {
-        Storage::Sqlite { .. } => literal(env::DATA_DIR, DATA_DIR.to_owned()),
-        Storage::Postgres { ssl_mode, .. } => {
-            if let Some(mode) = ssl_mode {
-                literal(env::DATABASE_SSLMODE, mode.clone());
-            }
-        }
-    }
-    if let Auth::Tokens {
-        keys,
-        issuer,
-        audience,
-    } = &server.auth
-    {
-        match keys {
-            TokenKeys::SharedSecret(_) => {}
-            TokenKeys::Jwks { url } => literal(env::JWKS_URL, url.clone()),
-            TokenKeys::Cognito {
-                user_pool_id,
-                region,
-            } => {
-                literal(env::COGNITO_USER_POOL_ID, user_pool_id.clone());
-                literal(env::COGNITO_REGION, region.clone());
-            }
-        }
-        if let Some(issuer) = issuer {
-            literal(env::JWT_ISSUER, issuer.clone());
-        }
-        if let Some(audience) = audience {
-            literal(env::JWT_AUDIENCE, audience.clone());
-        }
-    }
-
-    let mut secret = |name, reference: &SecretRef| {
-        vars.push(ServerEnvVar {
-            name,
-            value: EnvValue::Secret(reference.clone()),
-        })
-    };
-    if let Auth::Tokens {
-        keys: TokenKeys::SharedSecret(reference),
-        ..
-    } = &server.auth
-    {
-        secret(env::JWT_SECRET, reference);
-    }
-    if let Storage::Postgres { connection, .. } = &server.storage {
-        match connection {
-            PostgresConnection::Url(reference) => secret(env::DATABASE_URL, reference),
-            PostgresConnection::Parts {
-                host,
-                port,
-                database,
-                user,
-                password,
-            } => {
-                secret(env::DATABASE_HOST, host);
-                let optional = [
-                    (env::DATABASE_PORT, port),
-                    (env::DATABASE_NAME, database),
-                    (env::DATABASE_USER, user),
-                    (env::DATABASE_PASSWORD, password),
-                ];
-                for (name, reference) in optional {
-                    if let Some(reference) = reference {
-                        secret(name, reference);
-                    }
-                }
-            }
-        }
-    }
-    match &server.redis {
-        Some(Redis::External { url }) => secret(env::REDIS_URL, url),
-        Some(Redis::Managed(managed)) => secret(env::REDIS_URL, &managed.url),
-        None => {}
-    }
-    vars
 }

@@ -193,6 +193,28 @@ pub enum Error {
 
     #[error("spec.ingress: {problem}")]
     InvalidIngress { problem: &'static str },
+
+    #[error(
+        "spec.database: Secret {secret} gives host but no dbname: add the key dbname, or set spec.database.databaseName (the server guesses no database name; the seed's Node server defaulted to zedi)"
+    )]
+    DatabaseNameMissing { secret: String },
+
+    #[error(
+        "spec.database: Secret {secret} has dbname and spec.database.databaseName is set too: keep one"
+    )]
+    DatabaseNameTwice { secret: String },
+
+    #[error("spec.webhook.url must be an https:// or http:// URL (got {url:?})")]
+    InvalidWebhookUrl { url: String },
+
+    #[error(
+        "spec.env[{index}]: {name} is also set by spec.{field}; set it in one place (the spec field)"
+    )]
+    VariableSetTwice {
+        index: usize,
+        name: String,
+        field: &'static str,
+    },
 }
 
 impl Error {
@@ -226,6 +248,10 @@ impl Error {
             Error::ReservedPodMetadata { .. } => "ReservedPodMetadata",
             Error::InvalidPodDisruptionBudget { .. } => "InvalidPodDisruptionBudget",
             Error::InvalidIngress { .. } => "InvalidIngress",
+            Error::InvalidWebhookUrl { .. } => "InvalidWebhookUrl",
+            Error::DatabaseNameMissing { .. } => "DatabaseNameMissing",
+            Error::DatabaseNameTwice { .. } => "DatabaseNameTwice",
+            Error::VariableSetTwice { .. } => "VariableSetTwice",
         }
     }
 }
@@ -284,15 +310,25 @@ pub enum Storage {
 pub enum PostgresConnection {
     /// `DATABASE_URL`.
     Url(SecretRef),
-    /// `DATABASE_HOST` and, where the Secret has them, port, database, user and password
-    /// (a CloudNativePG application Secret's `host`, `port`, `dbname`, `username`, `password`).
+    /// `DATABASE_HOST` and `DATABASE_NAME` and, where the Secret has them, port, user and
+    /// password (a CloudNativePG application Secret's `host`, `dbname`, `port`, `username`,
+    /// `password`). The name is required: the server guesses none (see its `DATABASE_NAME`).
     Parts {
         host: SecretRef,
+        database: DatabaseName,
         port: Option<SecretRef>,
-        database: Option<SecretRef>,
         user: Option<SecretRef>,
         password: Option<SecretRef>,
     },
+}
+
+/// Where `DATABASE_NAME` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseName {
+    /// The Secret's `dbname`.
+    Secret(SecretRef),
+    /// `spec.database.databaseName`.
+    Literal(String),
 }
 
 /// The relay between replicas.
@@ -327,6 +363,145 @@ pub enum Scaling {
         /// Target average of `collab_server_connections` per pod (a Pods metric), if any.
         connections_per_pod: Option<i32>,
     },
+}
+
+/// The server features a CollabServer turns on besides storage, relay and tokens: the document
+/// API, webhooks, the demo editor and limits. Each becomes the server's own variable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `COLLAB_SERVER_API_SECRET` and whether the API is served on the metrics port only.
+    pub api: Option<(SecretRef, bool)>,
+    pub webhook: Option<Webhook>,
+    pub demo: Option<bool>,
+    /// Limits the spec sets, as (variable, value), in the spec's order.
+    pub limits: Vec<(&'static str, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: Option<SecretRef>,
+    /// Comma-separated; `None`: the server's default (`change`).
+    pub events: Option<String>,
+}
+
+impl Features {
+    /// The variables these features set, with the spec field that sets each.
+    fn variables(&self) -> Vec<(&'static str, &'static str)> {
+        use server_contract::env;
+        let mut set = Vec::new();
+        if let Some((_, admin_only)) = &self.api {
+            set.push((env::API_SECRET, "api.secretRef"));
+            if *admin_only {
+                set.push((env::API_ADMIN_ONLY, "api.adminOnly"));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            set.push((env::WEBHOOK_URL, "webhook.url"));
+            if webhook.secret.is_some() {
+                set.push((env::WEBHOOK_SECRET, "webhook.secretRef"));
+            }
+            if webhook.events.is_some() {
+                set.push((env::WEBHOOK_EVENTS, "webhook.events"));
+            }
+        }
+        if self.demo.is_some() {
+            set.push((env::DEMO, "demo"));
+        }
+        for (name, _) in &self.limits {
+            set.push((name, "limits"));
+        }
+        set
+    }
+}
+
+fn validate_features(
+    spec: &crate::crd::CollabServerSpec,
+    secrets: &mut SecretResolver<'_>,
+) -> Result<Features, Error> {
+    use server_contract::env;
+    let api = match &spec.api {
+        Some(api) => Some((
+            secrets.require(
+                "spec.api.secretRef",
+                &api.secret_ref.name,
+                &api.secret_ref.key,
+            )?,
+            api.admin_only,
+        )),
+        None => None,
+    };
+    let webhook = match &spec.webhook {
+        Some(webhook) => {
+            let url = webhook.url.trim();
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' ') {
+                return Err(Error::InvalidWebhookUrl {
+                    url: webhook.url.clone(),
+                });
+            }
+            let secret = match &webhook.secret_ref {
+                Some(reference) => Some(secrets.require(
+                    "spec.webhook.secretRef",
+                    &reference.name,
+                    &reference.key,
+                )?),
+                None => None,
+            };
+            let mut events: Vec<&str> = Vec::new();
+            for event in &webhook.events {
+                if !events.contains(&event.as_str()) {
+                    events.push(event.as_str());
+                }
+            }
+            Some(Webhook {
+                url: url.to_owned(),
+                secret,
+                events: (!events.is_empty()).then(|| events.join(",")),
+            })
+        }
+        None => None,
+    };
+    let mut limits = Vec::new();
+    if let Some(spec_limits) = &spec.limits {
+        let numbers = [
+            (env::MAX_DOCUMENT_BYTES, spec_limits.max_document_bytes),
+            (env::MAX_MESSAGE_BYTES, spec_limits.max_message_bytes),
+            (env::MAX_CONNECTIONS, spec_limits.max_connections),
+            (
+                env::MAX_CONNECTIONS_PER_IP,
+                spec_limits.max_connections_per_ip,
+            ),
+            (env::RATE_MESSAGES_PER_SEC, spec_limits.messages_per_second),
+            (env::RATE_MESSAGES_BURST, spec_limits.messages_burst),
+            (env::RATE_BYTES_PER_SEC, spec_limits.bytes_per_second),
+            (env::RATE_BYTES_BURST, spec_limits.bytes_burst),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                limits.push((name, value.to_string()));
+            }
+        }
+        if !spec_limits.trusted_proxies.is_empty() {
+            limits.push((env::TRUSTED_PROXIES, spec_limits.trusted_proxies.join(",")));
+        }
+    }
+    let features = Features {
+        api,
+        webhook,
+        demo: spec.demo,
+        limits,
+    };
+    let set = features.variables();
+    for (index, variable) in spec.env.iter().enumerate() {
+        if let Some((_, field)) = set.iter().find(|(name, _)| *name == variable.name) {
+            return Err(Error::VariableSetTwice {
+                index,
+                name: variable.name.clone(),
+                field,
+            });
+        }
+    }
+    Ok(features)
 }
 
 /// Stop timing of a server pod or task.
@@ -404,6 +579,7 @@ pub struct ValidatedCollabServer {
     pub network_policy: Option<ServerNetworkPolicy>,
     /// The Ingress to the client Service, when asked for.
     pub ingress: Option<Ingress>,
+    pub features: Features,
     pub service_type: ServiceType,
     pub service_annotations: BTreeMap<String, String>,
     pub pod_template: PodTemplateOverrides,
@@ -447,6 +623,7 @@ pub fn validate(
     let mut notes = Vec::new();
 
     let auth = validate_auth(spec.auth.as_ref(), &mut secrets)?;
+    let features = validate_features(spec, &mut secrets)?;
     let storage = match &spec.database {
         Some(database) => validate_database(database, &mut secrets)?,
         None => {
@@ -624,6 +801,7 @@ pub fn validate(
         service_monitor,
         network_policy,
         ingress,
+        features,
         service_type: service.type_.unwrap_or_default(),
         service_annotations: service.annotations,
         pod_template,
@@ -816,7 +994,20 @@ fn validate_database(
         PostgresConnection::Parts {
             host: secrets.require(FIELD, name, "host")?,
             port: secrets.optional(name, "port"),
-            database: secrets.optional(name, "dbname"),
+            database: match (secrets.optional(name, "dbname"), &database.database_name) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::DatabaseNameTwice {
+                        secret: name.clone(),
+                    });
+                }
+                (Some(reference), None) => DatabaseName::Secret(reference),
+                (None, Some(literal)) => DatabaseName::Literal(literal.clone()),
+                (None, None) => {
+                    return Err(Error::DatabaseNameMissing {
+                        secret: name.clone(),
+                    });
+                }
+            },
             user: secrets.optional(name, "username"),
             password: secrets.optional(name, "password"),
         }
@@ -1041,11 +1232,11 @@ fn requests(pairs: &[(&str, &str)]) -> ResourceRequirements {
 /// Names of the Secret keys a validated server reads, for callers that need the set (the ECS
 /// renderer maps each to an ARN).
 pub fn secret_refs(server: &ValidatedCollabServer) -> BTreeSet<SecretRef> {
-    server_contract::environment(server)
+    crate::server_env::environment(server)
         .into_iter()
         .filter_map(|variable| match variable.value {
-            server_contract::EnvValue::Secret(reference) => Some(reference),
-            server_contract::EnvValue::Literal(_) => None,
+            crate::server_env::EnvValue::Secret(reference) => Some(reference),
+            crate::server_env::EnvValue::Literal(_) => None,
         })
         .collect()
 }

@@ -22,7 +22,13 @@ fn secrets() -> Dereferenced {
                 ("uri", "postgresql://app:pw@pg-rw:5432/app"),
             ],
         )
-        .with_secret("cnpg-parts", [("host", "pg-rw"), ("password", "pw")])
+        .with_secret(
+            "cnpg-parts",
+            [("host", "pg-rw"), ("dbname", "zedi"), ("password", "pw")],
+        )
+        .with_secret("no-dbname", [("host", "pg-rw"), ("password", "pw")])
+        .with_secret("api", [("secret", "api-secret")])
+        .with_secret("hook", [("secret", "hook-secret")])
         .with_secret("mysql", [("DATABASE_URL", "mysql://u:secretpw@db/app")])
         .with_secret("garbage", [("DATABASE_URL", "hunter2-not-a-url")])
         .with_secret("redis", [("url", "rediss://:pw@redis:6380")])
@@ -168,8 +174,8 @@ fn database_parts_use_the_keys_the_secret_has() {
         Storage::Postgres {
             connection: PostgresConnection::Parts {
                 host: reference("host"),
+                database: DatabaseName::Secret(reference("dbname")),
                 port: None,
-                database: None,
                 user: None,
                 password: Some(reference("password")),
             },
@@ -689,4 +695,142 @@ fn autoscaling_window_and_connections_are_checked() {
             ..
         }
     ));
+}
+
+#[test]
+fn database_parts_without_a_database_name_are_refused() {
+    let error = rejected(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "no-dbname" } } }),
+    ));
+    assert_eq!(error.kind(), "DatabaseNameMissing");
+    assert!(error.to_string().contains("databaseName"), "{error}");
+    // An RDS-managed secret has no dbname: the spec names the database.
+    let server = run(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "no-dbname" }, "databaseName": "zedi" } }),
+    ))
+    .unwrap();
+    let Storage::Postgres {
+        connection: PostgresConnection::Parts { database, .. },
+        ..
+    } = server.storage
+    else {
+        panic!("expected parts")
+    };
+    assert_eq!(database, DatabaseName::Literal("zedi".into()));
+    let twice = rejected(with(
+        base(),
+        json!({ "database": { "secretRef": { "name": "cnpg-parts" }, "databaseName": "zedi" } }),
+    ));
+    assert_eq!(twice.kind(), "DatabaseNameTwice");
+}
+
+#[test]
+fn server_features_become_the_servers_variables() {
+    let server = run(with(
+        base(),
+        json!({
+            "api": { "secretRef": { "name": "api", "key": "secret" }, "adminOnly": true },
+            "webhook": {
+                "url": "https://hooks.example/collab",
+                "secretRef": { "name": "hook", "key": "secret" },
+                "events": ["change", "connect", "change"],
+            },
+            "demo": false,
+            "limits": {
+                "maxDocumentBytes": 1048576,
+                "maxConnectionsPerIp": 50,
+                "messagesPerSecond": 100,
+                "trustedProxies": ["10.0.0.0/16", "10.1.0.0/16"],
+            },
+        }),
+    ))
+    .unwrap();
+    let env: Vec<(&str, String)> = crate::server_env::environment(&server)
+        .into_iter()
+        .map(|variable| {
+            let value = match variable.value {
+                crate::server_env::EnvValue::Literal(value) => value,
+                crate::server_env::EnvValue::Secret(reference) => {
+                    format!("secret:{}/{}", reference.name, reference.key)
+                }
+            };
+            (variable.name, value)
+        })
+        .collect();
+    for expected in [
+        ("COLLAB_SERVER_API_SECRET", "secret:api/secret"),
+        ("COLLAB_SERVER_API_ADMIN_ONLY", "true"),
+        ("COLLAB_SERVER_WEBHOOK_URL", "https://hooks.example/collab"),
+        ("COLLAB_SERVER_WEBHOOK_SECRET", "secret:hook/secret"),
+        ("COLLAB_SERVER_WEBHOOK_EVENTS", "change,connect"),
+        ("COLLAB_SERVER_DEMO", "false"),
+        ("COLLAB_SERVER_MAX_DOCUMENT_BYTES", "1048576"),
+        ("COLLAB_SERVER_MAX_CONNECTIONS_PER_IP", "50"),
+        ("COLLAB_SERVER_RATE_MESSAGES_PER_SEC", "100"),
+        ("COLLAB_SERVER_TRUSTED_PROXIES", "10.0.0.0/16,10.1.0.0/16"),
+    ] {
+        assert!(
+            env.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} not in {env:?}"
+        );
+    }
+    // A Secret the features read rolls the pods like every other.
+    assert!(
+        server.secret_versions.contains("api"),
+        "{}",
+        server.secret_versions
+    );
+    assert!(
+        server.secret_versions.contains("hook"),
+        "{}",
+        server.secret_versions
+    );
+    // Nothing set that the spec did not ask for.
+    let plain = run(base()).unwrap();
+    assert!(
+        crate::server_env::environment(&plain)
+            .iter()
+            .all(|variable| !variable.name.starts_with("COLLAB_SERVER_API")
+                && !variable.name.starts_with("COLLAB_SERVER_WEBHOOK")
+                && variable.name != "COLLAB_SERVER_DEMO")
+    );
+}
+
+#[test]
+fn a_variable_set_by_a_field_and_by_env_is_refused() {
+    let error = rejected(with(
+        base(),
+        json!({
+            "limits": { "maxConnections": 100 },
+            "env": [{ "name": "COLLAB_SERVER_MAX_CONNECTIONS", "value": "5" }],
+        }),
+    ));
+    assert_eq!(error.kind(), "VariableSetTwice");
+    assert!(error.to_string().contains("spec.limits"), "{error}");
+    // Without the field, env may still set it (as before the fields existed).
+    run(with(
+        base(),
+        json!({ "env": [{ "name": "COLLAB_SERVER_MAX_CONNECTIONS", "value": "5" }] }),
+    ))
+    .unwrap();
+}
+
+#[test]
+fn feature_secrets_must_exist_and_webhook_urls_must_be_http() {
+    let missing = rejected(with(
+        base(),
+        json!({ "api": { "secretRef": { "name": "absent", "key": "secret" } } }),
+    ));
+    assert_eq!(missing.kind(), "SecretNotFound");
+    assert!(
+        missing.to_string().contains("spec.api.secretRef"),
+        "{missing}"
+    );
+    let url = rejected(with(
+        base(),
+        json!({ "webhook": { "url": "hooks.example/collab" } }),
+    ));
+    assert_eq!(url.kind(), "InvalidWebhookUrl");
 }

@@ -101,9 +101,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_PORT", default_value_t = 5432)]
     pub database_port: u16,
 
-    /// PostgreSQL database name, with DATABASE_HOST.
-    #[arg(long, env = "DATABASE_NAME", default_value = "postgres")]
-    pub database_name: String,
+    /// PostgreSQL database name, required with DATABASE_HOST (no default: the seed's Node
+    /// server used `zedi` when it was unset, libpq uses the user's name; guessing would open
+    /// an empty database and hide every document).
+    #[arg(long, env = "DATABASE_NAME")]
+    pub database_name: Option<String>,
 
     /// PostgreSQL user, with DATABASE_HOST.
     #[arg(long, env = "DATABASE_USER", default_value = "postgres")]
@@ -320,6 +322,18 @@ pub enum ConfigError {
     CognitoWithoutRegion,
     #[error("set only one of JWKS_URL and COGNITO_USER_POOL_ID")]
     JwksAndCognito,
+    #[error(
+        "JWT_SECRET is set together with {other}: set only one of JWT_SECRET (HS256), JWKS_URL and COGNITO_USER_POOL_ID, since tokens are checked one way"
+    )]
+    SecretAndKeySet { other: &'static str },
+    #[error(
+        "DATABASE_URL and DATABASE_HOST are both set: use one (DATABASE_URL, or DATABASE_HOST with DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD)"
+    )]
+    DatabaseUrlAndHost,
+    #[error(
+        "DATABASE_HOST needs DATABASE_NAME (the database holding the documents table; the seed's Node server used `zedi` when it was unset)"
+    )]
+    DatabaseNameMissing,
     #[error("REDIS_URL must start with redis:// or rediss://")]
     InvalidRedisUrl,
     #[error("COLLAB_SERVER_INSTANCE_ID must be 1 to 255 bytes")]
@@ -517,9 +531,17 @@ impl Config {
 
     pub fn storage(&self) -> Result<StorageConfig, ConfigError> {
         if let Some(url) = &self.database_url {
+            if self.database_host.is_some() {
+                return Err(ConfigError::DatabaseUrlAndHost);
+            }
             return parse_database_url(url.expose());
         }
         if let Some(host) = &self.database_host {
+            let name = self
+                .database_name
+                .as_deref()
+                .filter(|name| !name.is_empty())
+                .ok_or(ConfigError::DatabaseNameMissing)?;
             let sslmode = self.database_sslmode.as_str();
             if !SSL_MODES.contains(&sslmode) {
                 return Err(ConfigError::InvalidSslMode(sslmode.to_owned()));
@@ -536,7 +558,7 @@ impl Config {
                 url.set_password(Some(password.expose()))
                     .map_err(|()| ConfigError::InvalidDatabaseUrl)?;
             }
-            url.set_path(&self.database_name);
+            url.set_path(name);
             url.query_pairs_mut().append_pair("sslmode", sslmode);
             return Ok(StorageConfig::Postgres { url: url.into() });
         }
@@ -559,6 +581,14 @@ impl Config {
         };
         let keys = match (&self.jwks_url, &cognito, &self.jwt_secret) {
             (Some(_), Some(_), _) => return Err(ConfigError::JwksAndCognito),
+            (Some(_), None, Some(_)) => {
+                return Err(ConfigError::SecretAndKeySet { other: "JWKS_URL" });
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(ConfigError::SecretAndKeySet {
+                    other: "COGNITO_USER_POOL_ID",
+                });
+            }
             (Some(url), None, _) => KeySource::Jwks { url: url.clone() },
             (None, Some(issuer), _) => KeySource::Jwks {
                 url: format!("{issuer}/.well-known/jwks.json"),
@@ -714,6 +744,47 @@ mod tests {
         assert_eq!(
             url,
             "postgres://app:p%40ss%2Fword@db.internal:5432/zedi?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn contradictory_settings_are_refused_not_ignored() {
+        // JWT_SECRET used to be ignored silently next to a key set.
+        let with_jwks = parse(&["--jwt-secret", "s", "--jwks-url", "https://idp/jwks"]);
+        assert_eq!(
+            with_jwks.auth(),
+            Err(ConfigError::SecretAndKeySet { other: "JWKS_URL" })
+        );
+        let with_cognito = parse(&[
+            "--jwt-secret",
+            "s",
+            "--cognito-user-pool-id",
+            "p",
+            "--cognito-region",
+            "r",
+        ]);
+        assert_eq!(
+            with_cognito.auth(),
+            Err(ConfigError::SecretAndKeySet {
+                other: "COGNITO_USER_POOL_ID"
+            })
+        );
+        let both = parse(&[
+            "--database-url",
+            "postgres://u@db/app",
+            "--database-host",
+            "db",
+            "--database-name",
+            "app",
+        ]);
+        assert_eq!(both.storage(), Err(ConfigError::DatabaseUrlAndHost));
+        // Parts without a database name: refused, not guessed (the seed defaulted to `zedi`).
+        let unnamed = parse(&["--database-host", "db", "--database-user", "app"]);
+        assert_eq!(unnamed.storage(), Err(ConfigError::DatabaseNameMissing));
+        let message = ConfigError::DatabaseNameMissing.to_string();
+        assert!(
+            message.contains("DATABASE_NAME") && message.contains("zedi"),
+            "{message}"
         );
     }
 

@@ -210,8 +210,28 @@ pub struct CollabServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
 
+    /// The document API at `/api/documents` (read, write, list and delete documents over
+    /// HTTP). Omitted: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiSpec>,
+
+    /// Webhooks (`@hocuspocus/extension-webhook`-compatible events). Omitted: none are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+
+    /// Serve the collaborative demo editor at `/` (`COLLAB_SERVER_DEMO`). Omitted: the
+    /// server's default (on only without authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
+
+    /// What one client, one socket and one document may cost the server. Omitted fields keep
+    /// the server's defaults (see the server's README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+
     /// Extra environment variables for the server container (for example
-    /// `COLLAB_SERVER_MAX_CONNECTIONS`). Variables the operator sets itself are rejected.
+    /// `COLLAB_SERVER_IDLE_TIMEOUT_SECS`). Variables the operator sets itself are rejected,
+    /// and so is a variable that a spec field (`api`, `webhook`, `demo`, `limits`) also sets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_ENV), transform = bound_env_names)]
     #[x_kube(validation = reserved_env_rule())]
@@ -324,6 +344,115 @@ pub struct AuthSpec {
     pub allow_anonymous: bool,
 }
 
+/// The document API.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// A Secret key holding the API's bearer secret, or several separated by commas (for a
+    /// rotation without downtime) (`COLLAB_SERVER_API_SECRET`).
+    pub secret_ref: SecretKeyRef,
+    /// Serve the API only on the metrics port, which is on the `<name>-metrics` Service and
+    /// never on the client Service or the Ingress (`COLLAB_SERVER_API_ADMIN_ONLY`; default
+    /// false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_only: bool,
+}
+
+/// Webhook settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// Where events are POSTed: an `https://` or `http://` URL (`COLLAB_SERVER_WEBHOOK_URL`).
+    #[schemars(length(max = MAX_URL_LENGTH))]
+    #[x_kube(validation = Rule::new(
+        "(self.startsWith('https://') || self.startsWith('http://')) && !self.contains(' ')"
+    ).message("must be an https:// or http:// URL"))]
+    pub url: String,
+    /// A Secret key holding the secret that signs each request (`X-Hocuspocus-Signature-256`,
+    /// `COLLAB_SERVER_WEBHOOK_SECRET`). Omitted: requests are not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Events to send (`COLLAB_SERVER_WEBHOOK_EVENTS`). Omitted: `change` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub events: Vec<WebhookEvent>,
+}
+
+// No type-level doc comment: it would replace the field's description in the schema.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookEvent {
+    /// A document changed (debounced).
+    Change,
+    /// A client connected.
+    Connect,
+    /// A client disconnected.
+    Disconnect,
+    /// A document was loaded for the first time.
+    Create,
+}
+
+impl WebhookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::Change => "change",
+            WebhookEvent::Connect => "connect",
+            WebhookEvent::Disconnect => "disconnect",
+            WebhookEvent::Create => "create",
+        }
+    }
+}
+
+/// Limits of the server; each omitted one keeps the server's default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Largest document in bytes: an update that would make a document larger is refused for
+    /// that document; 0 = no limit (`COLLAB_SERVER_MAX_DOCUMENT_BYTES`, default 256 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_document_bytes: Option<i64>,
+    /// Largest WebSocket message in bytes; a larger one closes that socket
+    /// (`COLLAB_SERVER_MAX_MESSAGE_BYTES`, default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_message_bytes: Option<i64>,
+    /// Sockets per pod; more upgrades get 503 (`COLLAB_SERVER_MAX_CONNECTIONS`, default
+    /// 20000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_connections: Option<i64>,
+    /// Concurrent sockets per client address; 0 = off (`COLLAB_SERVER_MAX_CONNECTIONS_PER_IP`,
+    /// default off). Behind a proxy, set `trustedProxies` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_connections_per_ip: Option<i64>,
+    /// Inbound messages per second per socket; 0 = no limit
+    /// (`COLLAB_SERVER_RATE_MESSAGES_PER_SEC`, default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub messages_per_second: Option<i64>,
+    /// Burst of inbound messages per socket (`COLLAB_SERVER_RATE_MESSAGES_BURST`, default
+    /// 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub messages_burst: Option<i64>,
+    /// Inbound bytes per second per socket; 0 = no limit (`COLLAB_SERVER_RATE_BYTES_PER_SEC`,
+    /// default 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub bytes_per_second: Option<i64>,
+    /// Burst of inbound bytes per socket (`COLLAB_SERVER_RATE_BYTES_BURST`, default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub bytes_burst: Option<i64>,
+    /// Addresses or CIDRs of proxies whose `X-Forwarded-For` is believed, e.g. the load
+    /// balancer's subnets (`COLLAB_SERVER_TRUSTED_PROXIES`). Empty: the header is ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
+    pub trusted_proxies: Vec<String>,
+}
+
 /// An Amazon Cognito user pool.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +480,13 @@ pub struct DatabaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = SSL_MODES))]
     pub ssl_mode: Option<String>,
+
+    /// Database name (`DATABASE_NAME`) when the Secret gives host/port/username/password but
+    /// no `dbname` (an RDS-managed master user secret, for example). Not with a Secret that
+    /// has `dbname`. The server guesses none: the seed's Node server defaulted to `zedi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub database_name: Option<String>,
 }
 
 /// A Secret with PostgreSQL connection settings.
@@ -360,7 +496,8 @@ pub struct DatabaseSecretRef {
     pub name: String,
     /// Key holding a `postgres://` or `postgresql://` URL. Omitted: the first of
     /// `DATABASE_URL` and `uri` (a CloudNativePG application Secret) that exists, else the
-    /// keys `host`, `port`, `dbname`, `username` and `password` (only `host` is required).
+    /// keys `host`, `dbname`, `port`, `username` and `password` (`host` is required, and
+    /// `dbname` unless `databaseName` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }

@@ -9,7 +9,7 @@
 //!
 //! Everything is pure: nothing is fetched from AWS and nothing is written here (the binary
 //! writes [`Rendered::files`]). The container's environment comes from
-//! [`server_contract::environment`], exactly as the Kubernetes Deployment's does; Secret
+//! [`server_env::environment`], exactly as the Kubernetes Deployment's does; Secret
 //! references become `secrets[].valueFrom` with the ARNs `ecs.yaml` maps them to.
 
 pub mod autoscaling;
@@ -30,8 +30,9 @@ pub use options::EcsOptions;
 
 use crate::crd::CollabServer;
 use crate::dereferenced::{self, Dereferenced};
-use crate::server_contract::{self, EnvValue};
+use crate::server_contract;
 use crate::server_contract::{HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::server_env::{self, EnvValue};
 use crate::validate::{
     self, OperatorDefaults, Redis, Scaling, SecretRef, Storage, ValidatedCollabServer,
 };
@@ -437,7 +438,7 @@ fn environment(
         environment: Vec::new(),
         secrets: Vec::new(),
     };
-    for variable in server_contract::environment(server) {
+    for variable in server_env::environment(server) {
         match variable.value {
             EnvValue::Literal(value) => result.environment.push(KeyValuePair {
                 name: variable.name.to_owned(),

@@ -265,7 +265,7 @@ fn a_secret_key_without_an_arn_names_the_field_that_needs_it() {
 
 #[test]
 fn a_database_secret_without_a_key_needs_a_url_or_host_arn() {
-    let database = json!({ "database": { "secretRef": { "name": "rds" } } });
+    let database = json!({ "database": { "secretRef": { "name": "rds" }, "databaseName": "app" } });
     let error = rejected(with(spec(), database.clone()), &options());
     assert_eq!(error.kind(), "MissingDatabaseSecretArn");
     assert!(

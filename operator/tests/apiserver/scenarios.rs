@@ -34,6 +34,8 @@ const CRD_NAME: &str = "collabservers.collab.zedi.dev";
 const SYSTEM: &str = "collab-system";
 const JWT_VALUE: &str = "jwt-S3cret-value-that-must-not-leak";
 const DB_PASSWORD: &str = "db-S3cret-password-that-must-not-leak";
+const API_SECRET: &str = "api-S3cret-that-must-not-leak";
+const WEBHOOK_SECRET: &str = "webhook-S3cret-that-must-not-leak";
 const RELOAD: (&str, &str) = ("collab.zedi.dev/reload", "true");
 
 pub async fn run(cluster: &Cluster, helm: &Path) -> Report {
@@ -272,6 +274,14 @@ async fn every_child(admin: &Client, operator: &Operator) -> anyhow::Result<()> 
     put_secret(admin, ns, "jwt", &[("secret", JWT_VALUE)], &[RELOAD]).await?;
     let url = format!("postgres://collab:{DB_PASSWORD}@postgres.{ns}.svc:5432/collab");
     put_secret(admin, ns, "db", &[("DATABASE_URL", &url)], &[]).await?;
+    put_secret(
+        admin,
+        ns,
+        "features",
+        &[("api", API_SECRET), ("webhook", WEBHOOK_SECRET)],
+        &[],
+    )
+    .await?;
     let spec = json!({
         "auth": { "jwtSecretRef": { "name": "jwt", "key": "secret" } },
         "database": { "secretRef": { "name": "db" } },
@@ -280,6 +290,13 @@ async fn every_child(admin: &Client, operator: &Operator) -> anyhow::Result<()> 
         "networkPolicy": { "enabled": true },
         "ingress": { "enabled": true, "host": "collab.example.com", "tlsSecretName": "collab-tls" },
         "monitoring": { "serviceMonitor": { "enabled": true } },
+        "api": { "secretRef": { "name": "features", "key": "api" }, "adminOnly": true },
+        "webhook": {
+            "url": "https://hooks.example/collab",
+            "secretRef": { "name": "features", "key": "webhook" },
+            "events": ["change", "create"],
+        },
+        "limits": { "maxDocumentBytes": 67108864, "trustedProxies": ["10.0.0.0/8"] },
     });
     let server = create_collab_server(admin, ns, "collab", spec).await?;
     let uid = server.uid().context("no uid")?;
@@ -318,7 +335,13 @@ async fn every_child(admin: &Client, operator: &Operator) -> anyhow::Result<()> 
         .map(|value| String::from_utf8_lossy(&value.0).into_owned())
         .context("the managed Redis Secret has no password")?;
     ensure!(redis_password.len() >= 16, "a short managed Redis password");
-    let values = [JWT_VALUE, DB_PASSWORD, redis_password.as_str()];
+    let values = [
+        JWT_VALUE,
+        DB_PASSWORD,
+        API_SECRET,
+        WEBHOOK_SECRET,
+        redis_password.as_str(),
+    ];
     let mut places = Vec::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
     for map in config_maps.list(&ListParams::default()).await? {

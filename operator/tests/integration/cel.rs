@@ -322,6 +322,7 @@ fn every_rule_and_message_expression_compiles() {
             ("spec.port", 1),
             ("spec.redis", 1),
             ("spec.terminationGracePeriodSeconds", 1),
+            ("spec.webhook.url", 1),
         ]),
         "rules were added or removed: extend the cases below"
     );

@@ -114,6 +114,19 @@ fn the_container_environment_parses_as_collab_server_configuration() {
             "{}: REDIS_URL is set",
             case.name
         );
+        // Every server feature a CollabServer can turn on parses as the server reads it.
+        config.api_secrets().unwrap();
+        let webhook = config.webhook().unwrap();
+        if case.name == "jwks-fixed-replicas" {
+            assert!(config.api_admin_only, "api.adminOnly");
+            let webhook = webhook.expect("spec.webhook");
+            assert_eq!(webhook.url.as_str(), "https://hooks.example/collab");
+            assert!(webhook.events.change && webhook.events.create && !webhook.events.connect);
+            assert_eq!(config.demo, Some(false));
+            assert_eq!(config.max_document_bytes, 67_108_864);
+            assert_eq!(config.max_connections_per_ip, 100);
+            assert_eq!(config.trusted_proxies.len(), 1);
+        }
     }
 }
 

@@ -289,6 +289,13 @@ pub fn invalid_cases() -> Vec<InvalidCase> {
         ),
         case(
             "collab",
+            spec_with(json!({ "webhook": { "url": "hooks.example/collab" } })),
+            "spec.webhook.url",
+            "https:// or http://",
+            Some("InvalidWebhookUrl"),
+        ),
+        case(
+            "collab",
             spec_with(json!({ "ingress": { "enabled": true, "host": "h", "path": "sync" } })),
             "spec.ingress.path",
             "must start with /",

@@ -23,7 +23,8 @@ use k8s_openapi::{
 use super::metadata;
 use crate::labels::{self, Component};
 use crate::names;
-use crate::server_contract::{self, CONTAINER_NAME, EnvValue, HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::server_contract::{self, CONTAINER_NAME, HTTP_PORT_NAME, METRICS_PORT_NAME};
+use crate::server_env::{self, EnvValue};
 use crate::validate::{Scaling, Storage, ValidatedCollabServer};
 
 const DATA_VOLUME: &str = "data";
@@ -162,7 +163,7 @@ fn container(server: &ValidatedCollabServer, sqlite: bool) -> Container {
     // Literal values in the pod template (not a ConfigMap read through envFrom): the
     // configuration is part of the ReplicaSet, so a rollback or a failed apply never pairs a
     // revision with another revision's configuration.
-    let mut env: Vec<EnvVar> = server_contract::environment(server)
+    let mut env: Vec<EnvVar> = server_env::environment(server)
         .into_iter()
         .map(|variable| match variable.value {
             EnvValue::Literal(value) => EnvVar {
