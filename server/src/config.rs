@@ -65,6 +65,20 @@ impl FromStr for Secret {
     }
 }
 
+/// What a token's `exp` means for a document that is already open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TokenExpiry {
+    /// As Hocuspocus: the token is checked when a document is opened (and on every
+    /// reconnect); an open session outlives it.
+    #[default]
+    Open,
+    /// At expiry the server asks the provider for a fresh token (3.3+ providers send one by
+    /// themselves, on the same socket) and, once it checks, asks for anything typed meanwhile;
+    /// a session with no valid token 30 s after the request is denied (2.x providers never
+    /// answer: they reconnect with a fresh token).
+    Refresh,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Plain,
@@ -278,6 +292,11 @@ pub struct Config {
     pub demo: Option<bool>,
 
     /// Seconds without any inbound frame before a socket is closed (4408).
+    /// What a token's expiry does to an open document: `open` (checked when the document is
+    /// opened, as Hocuspocus) or `refresh` (ask the provider for a fresh token at expiry).
+    #[arg(long, env = "COLLAB_SERVER_TOKEN_EXPIRY", value_enum, default_value_t = TokenExpiry::Open)]
+    pub token_expiry: TokenExpiry,
+
     #[arg(long, env = "COLLAB_SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 

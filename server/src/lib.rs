@@ -145,6 +145,7 @@ pub async fn run(
             },
             idle_timeout: config.idle_timeout(),
             keepalive: config.keepalive(),
+            token_expiry: config.token_expiry,
             messages: rate(
                 f64::from(config.rate_messages_per_sec),
                 f64::from(config.rate_messages_burst),

@@ -243,8 +243,11 @@ async fn a_flooding_socket_is_throttled_while_others_sync() {
     server.stop().await;
 }
 
+/// By default a token is checked when a document is opened, as Hocuspocus does: the session
+/// outlives its `exp` and its edits are still acknowledged (editors with short-lived tokens kept
+/// saving on the Node server).
 #[tokio::test]
-async fn a_session_ends_when_its_token_expires() {
+async fn by_default_a_session_outlives_its_tokens_expiry() {
     let server = TestServer::start(&memory(&[
         "--jwt-secret",
         "s3cret",
@@ -256,15 +259,96 @@ async fn a_session_ends_when_its_token_expires() {
     .await;
     let token = token("s3cret", json!({"sub": "u", "exp": now() + 1}));
     let mut client = Client::connect(&server.ws_url()).await;
-    client.open("expiring", &token, &Doc::new()).await;
-    // Past exp and the 5 s leeway the document is denied (the socket stays).
-    let reason = client
-        .expect("expiring", |m| match m {
+    let doc = Doc::new();
+    client.open("expiring", &token, &doc).await;
+    // Past exp and the 5 s leeway, and several expiry checks (one per keepalive).
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    client
+        .edit_acknowledged("expiring", &doc, "still saved")
+        .await;
+    server.stop().await;
+}
+
+/// `COLLAB_SERVER_TOKEN_EXPIRY=refresh`: at expiry the server asks for a fresh token (`02 00`);
+/// one that checks keeps the session and the room asks for what the client typed meanwhile
+/// (its Step1); without an answer within the grace the document is denied.
+#[tokio::test]
+async fn with_refresh_an_expired_session_is_asked_for_a_fresh_token() {
+    let server = TestServer::start(&memory(&[
+        "--jwt-secret",
+        "s3cret",
+        "--token-expiry",
+        "refresh",
+        "--keepalive-secs",
+        "1",
+        "--idle-timeout-secs",
+        "60",
+    ]))
+    .await;
+    let short = token("s3cret", json!({"sub": "u", "exp": now() + 1}));
+    let mut client = Client::connect(&server.ws_url()).await;
+    let doc = Doc::new();
+    client.open("refreshing", &short, &doc).await;
+    // The token request: an Auth Token frame with no token.
+    client
+        .expect("refreshing", |m| match m {
+            Message::Auth(Auth::Token { token, .. }) if token.is_empty() => Some(()),
+            _ => None,
+        })
+        .await;
+    // Typed while the request was on its way: applied and acknowledged all the same.
+    client
+        .edit_acknowledged("refreshing", &doc, "meanwhile ")
+        .await;
+    let fresh = token("s3cret", json!({"sub": "u", "exp": now() + 3600}));
+    client.auth("refreshing", &fresh).await;
+    // The renewed session is asked for anything the server lacks.
+    client
+        .expect("refreshing", |m| match m {
+            Message::Sync(yrs::sync::SyncMessage::SyncStep1(_)) => Some(()),
+            _ => None,
+        })
+        .await;
+    client.edit_acknowledged("refreshing", &doc, "after").await;
+
+    // A second client that never answers the request is denied after the grace.
+    let mut silent = Client::connect(&server.ws_url()).await;
+    let short = token("s3cret", json!({"sub": "v", "exp": now() + 1}));
+    silent.open("refreshing", &short, &Doc::new()).await;
+    let reason = silent
+        .expect("refreshing", |m| match m {
             Message::Auth(Auth::PermissionDenied { reason }) => Some(reason.clone()),
+            Message::Sync(_) | Message::Awareness(_) | Message::Auth(_) => None,
             _ => None,
         })
         .await;
     assert!(reason.contains("expired"), "{reason}");
+    // The answering client's edits are all there.
+    let mut reader = Client::connect(&server.ws_url()).await;
+    assert_eq!(
+        reader.read_text("refreshing", &fresh).await,
+        "meanwhile after"
+    );
+    server.stop().await;
+}
+
+/// A token sent again on an open document that does not check denies that document.
+#[tokio::test]
+async fn a_bad_token_sent_again_denies_the_document() {
+    let server = TestServer::start(&memory(&["--jwt-secret", "s3cret"])).await;
+    let good = token("s3cret", json!({"sub": "u", "exp": now() + 3600}));
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("resent", &good, &Doc::new()).await;
+    client
+        .auth("resent", &token("wrong", json!({"sub": "u"})))
+        .await;
+    let reason = client
+        .expect("resent", |m| match m {
+            Message::Auth(Auth::PermissionDenied { reason }) => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("invalid"), "{reason}");
     server.stop().await;
 }
 

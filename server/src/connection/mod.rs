@@ -57,6 +57,8 @@ pub struct Limits {
     pub outbox: OutboxLimits,
     pub idle_timeout: Duration,
     pub keepalive: Duration,
+    /// What a token's expiry does to an open session.
+    pub token_expiry: crate::config::TokenExpiry,
     /// Inbound messages per second, per socket.
     pub messages: Rate,
     /// Inbound bytes per second, per socket.
@@ -136,10 +138,18 @@ enum Session {
     Active {
         room: RoomHandle,
         id: SubscriberId,
-        /// The token's expiry (seconds since the epoch): the session ends then.
+        /// The token's expiry (seconds since the epoch), with `COLLAB_SERVER_TOKEN_EXPIRY=refresh`
+        /// only: a fresh token is asked for then.
         expires_at: Option<u64>,
+        /// When a fresh token was asked for: the session is denied [`TOKEN_REFRESH_KEEPALIVES`]
+        /// keepalive intervals later unless one checks.
+        refresh_asked: Option<Instant>,
     },
 }
+
+/// How long a provider has to answer the server's token request, in keepalive intervals (30 s
+/// with the default 10 s interval).
+const TOKEN_REFRESH_KEEPALIVES: u32 = 3;
 
 /// A socket's document sessions by address. A vector, not a map: almost every socket carries
 /// one or a few documents, and a map's smallest table costs several times a vector's entry.
@@ -348,22 +358,61 @@ impl Connection {
         }
     }
 
-    /// Ends the sessions whose token expired (past the leeway): the document is denied with
-    /// the reason (4.x providers ask their app for a fresh token and retry on the same
-    /// socket); a y-websocket socket, which has one session, is closed.
+    /// The expiry a session keeps: none unless `COLLAB_SERVER_TOKEN_EXPIRY=refresh` (by default
+    /// the token is checked when a document is opened, as Hocuspocus does, and the session
+    /// outlives it).
+    fn enforced_expiry(&self, expires_at: Option<u64>) -> Option<u64> {
+        match self.context.limits.token_expiry {
+            crate::config::TokenExpiry::Open => None,
+            crate::config::TokenExpiry::Refresh => expires_at,
+        }
+    }
+
+    /// With `COLLAB_SERVER_TOKEN_EXPIRY=refresh`: asks each session whose token expired (past
+    /// the leeway) for a fresh one (`[address] 02 00`, which 3.3+ providers answer on the same
+    /// socket), and denies a session still without one [`TOKEN_REFRESH_KEEPALIVES`] keepalive
+    /// intervals later (4.x
+    /// providers then retry with a fresh token; a y-websocket socket, which has one session, is
+    /// closed and its provider reconnects with a fresh token).
     async fn expire_sessions(&mut self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let expired: Vec<Arc<str>> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| {
-                matches!(session, Session::Active { expires_at: Some(at), .. }
-                    if at.saturating_add(crate::auth::LEEWAY_SECS) < now)
-            })
-            .map(|(address, _)| address.clone())
-            .collect();
+        let grace = self.context.limits.keepalive * TOKEN_REFRESH_KEEPALIVES;
+        let mut ask = Vec::new();
+        let mut expired = Vec::new();
+        for (address, session) in self.sessions.iter() {
+            let Session::Active {
+                expires_at: Some(at),
+                refresh_asked,
+                ..
+            } = session
+            else {
+                continue;
+            };
+            if at.saturating_add(crate::auth::LEEWAY_SECS) >= now {
+                continue;
+            }
+            match refresh_asked {
+                // y-websocket has no token request: its session ends at expiry.
+                None if !self.y_websocket => ask.push(address.clone()),
+                Some(asked) if asked.elapsed() < grace => {}
+                _ => expired.push(address.clone()),
+            }
+        }
+        for address in ask {
+            if let Some(Session::Active { refresh_asked, .. }) = self.sessions.get_mut(&address) {
+                *refresh_asked = Some(Instant::now());
+            }
+            // An empty token without a version encodes as the request: `02 00` and nothing else.
+            let request = Message::Auth(Auth::Token {
+                token: String::new(),
+                provider_version: None,
+            });
+            let frame = protocol::encode_frame(&address, &request);
+            self.context.metrics.message(Direction::Out, "auth");
+            self.outbox.send(Bytes::from(frame));
+        }
         for address in expired {
             if let Some(Session::Active { room, id, .. }) = self.sessions.remove(&address) {
                 room.send(Command::Leave { id }).await;
@@ -374,6 +423,40 @@ impl Connection {
                 self.deny_yws(reason);
             } else {
                 self.deny(address, reason);
+            }
+        }
+    }
+
+    /// A token sent again on an open document (the provider's `sendToken()`, or its answer to
+    /// the server's token request): checked for the document; if it checks, the session's
+    /// expiry moves to the new token's and the room asks the provider for anything it typed
+    /// meanwhile (its Step1, which the provider answers with what the server lacks). A token
+    /// that does not check denies the document, as on open.
+    async fn resync_token(&mut self, address: Arc<str>, token: &str) {
+        let name = protocol::document_name(&address).to_owned();
+        match self.context.auth.authorize(token, &name).await {
+            Ok(grant) => {
+                let expiry = self.enforced_expiry(grant.expires_at);
+                let Some(Session::Active {
+                    room,
+                    id,
+                    expires_at,
+                    refresh_asked,
+                }) = self.sessions.get_mut(&address)
+                else {
+                    return;
+                };
+                *expires_at = expiry;
+                *refresh_asked = None;
+                let (room, id) = (room.clone(), *id);
+                room.send(Command::RequestSync { id }).await;
+            }
+            Err(denied) => {
+                if let Some(Session::Active { room, id, .. }) = self.sessions.remove(&address) {
+                    room.send(Command::Leave { id }).await;
+                }
+                self.deny_metrics(&denied);
+                self.deny(address, denied.to_string());
             }
         }
     }
@@ -457,7 +540,8 @@ impl Connection {
             Session::Active {
                 room: handle.clone(),
                 id,
-                expires_at: grant.expires_at,
+                expires_at: self.enforced_expiry(grant.expires_at),
+                refresh_asked: None,
             },
         );
         let mut frame = first;
@@ -613,8 +697,8 @@ impl Connection {
     async fn authenticate(&mut self, address: Arc<str>, token: &str) -> bool {
         let queued = match self.sessions.remove(&address) {
             Some(active @ Session::Active { .. }) => {
-                // A token re-sync on an established document: nothing changes.
-                self.sessions.insert(address, active);
+                self.sessions.insert(address.clone(), active);
+                Box::pin(self.resync_token(address, token)).await;
                 return true;
             }
             Some(Session::Pending { queue, bytes }) => {
@@ -777,7 +861,8 @@ impl Connection {
                     Session::Active {
                         room,
                         id,
-                        expires_at,
+                        expires_at: self.enforced_expiry(expires_at),
+                        refresh_asked: None,
                     },
                 );
                 true

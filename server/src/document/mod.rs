@@ -162,6 +162,11 @@ pub enum Command {
     Remote(Message),
     /// Ask the peers for anything this room lacks (the relay subscription is (re)established).
     Resync,
+    /// Ask one session's provider for anything this room lacks (its token was renewed: what
+    /// it typed meanwhile may not have arrived): the room's Step1 to it.
+    RequestSync {
+        id: SubscriberId,
+    },
     /// From the document API.
     Request(Request),
 }

@@ -368,6 +368,15 @@ impl Room {
             }
             Command::Remote(message) => self.remote(message),
             Command::Resync => self.resync(),
+            Command::RequestSync { id } => {
+                if let Some(session) = self.sessions.get(&id) {
+                    let sv = self.awareness.doc().transact().state_vector();
+                    self.send_to(
+                        &session.subscriber,
+                        &Message::Sync(SyncMessage::SyncStep1(sv)),
+                    );
+                }
+            }
             Command::Request(request) => return self.request(request),
         }
         None
