@@ -37,6 +37,18 @@ async fn read(server: &TestServer, name: &str) -> Value {
         .expect("json")
 }
 
+async fn read_text(server: &TestServer, name: &str) -> String {
+    reqwest::Client::new()
+        .get(server.http(&format!("/api/documents/{name}?format=text&root=t")))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text")
+}
+
 #[tokio::test]
 async fn admin_only_serves_the_api_on_the_admin_port_alone() {
     let admin_port = free_port();
@@ -235,4 +247,52 @@ async fn document_names_are_checked_like_the_websocket_path() {
         );
     }
     server.stop().await;
+}
+
+/// Issue 20, scenario 3: two updates that only delete items the server has not seen yet both
+/// wait in the pending delete set; each is acknowledged (200) and so each must be stored, even
+/// though the second leaves the pending state's shape as the first left it.
+#[tokio::test]
+async fn pending_deletions_are_all_stored_once_acknowledged() {
+    use yrs::{GetString, ReadTxn, Text, Transact};
+    let dir = temp_dir("pending-deletes");
+    let database = format!("sqlite://{}", dir.join("collab.db").display());
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text("t");
+    let step = |edit: &dyn Fn(&mut yrs::TransactionMut)| {
+        let before = doc.transact().state_vector();
+        let mut txn = doc.transact_mut();
+        edit(&mut txn);
+        drop(txn);
+        doc.transact().encode_state_as_update_v1(&before)
+    };
+    let insert_a = step(&|txn| text.insert(txn, 0, "a"));
+    let insert_b = step(&|txn| text.insert(txn, 1, "b"));
+    let delete_a = step(&|txn| text.remove_range(txn, 0, 1));
+    let delete_b = step(&|txn| text.remove_range(txn, 0, 1));
+    assert_eq!(text.get_string(&doc.transact()), "");
+
+    let server = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
+    let url = server.http("/api/documents/pending/updates");
+    for update in [&delete_a, &delete_b, &insert_a, &insert_b] {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(SECRET)
+            .body(update.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+    assert_eq!(read_text(&server, "pending").await, "", "live");
+    server.stop().await;
+
+    let server = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
+    assert_eq!(
+        read_text(&server, "pending").await,
+        "",
+        "after a restart: every acknowledged deletion was stored"
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -755,3 +755,72 @@ async fn an_awareness_removal_after_close_does_not_reopen_the_document() {
     assert_eq!(client.read_text("detached", "").await, "x");
     server.stop().await;
 }
+
+/// Issue 24, item 3: the seed's `documents(name varchar(255), …)` is adopted as it is. A name it
+/// cannot hold is refused when the document is opened (nothing acknowledged that could never be
+/// folded into the table); a name that fits is stored and folded into the seed's row.
+#[tokio::test]
+async fn names_the_adopted_table_cannot_hold_are_refused_before_any_acknowledgement() {
+    let Ok(admin_url) = std::env::var("COLLAB_TEST_DATABASE_URL") else {
+        eprintln!("COLLAB_TEST_DATABASE_URL is not set; run the suite through scripts/test.sh");
+        return;
+    };
+    use sqlx::Connection as _;
+    let database = format!("collab_seed_{}_{}", std::process::id(), now());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("admin");
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let mut url = reqwest::Url::parse(&admin_url).expect("url");
+    url.set_path(&database);
+    let url = url.to_string();
+    {
+        let mut seed = sqlx::PgConnection::connect(&url).await.expect("seed");
+        // The seed's table, as its Node server created it.
+        sqlx::query(
+            "CREATE TABLE documents (name VARCHAR(255) PRIMARY KEY, content BYTEA, updated_at TIMESTAMPTZ DEFAULT now())",
+        )
+        .execute(&mut seed)
+        .await
+        .expect("seed table");
+    }
+
+    let server = TestServer::start(&["--database-url", &url]).await;
+    let too_long = "n".repeat(256);
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.auth(&too_long, "").await;
+    let reason = client
+        .expect(&too_long, |m| match m {
+            Message::Auth(Auth::PermissionDenied { reason }) => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("255 characters"), "{reason}");
+    // A name of exactly 255 characters (multi-byte ones count once) is served and stored.
+    let fits = format!("é{}", "n".repeat(254));
+    let doc = Doc::new();
+    client.open(&fits, "", &doc).await;
+    client.edit_acknowledged(&fits, &doc, "kept").await;
+    drop(client);
+    server.stop().await;
+    {
+        let mut seed = sqlx::PgConnection::connect(&url).await.expect("seed");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE name = $1")
+            .bind(&fits)
+            .fetch_one(&mut seed)
+            .await
+            .expect("count");
+        assert_eq!(
+            rows, 1,
+            "the edit was folded into the seed's table on shutdown"
+        );
+        seed.close().await.expect("close");
+    }
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+}

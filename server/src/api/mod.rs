@@ -248,16 +248,19 @@ async fn list(
     Ok(Json(json!({"documents": documents, "nextCursor": next})))
 }
 
-/// Document names as the WebSocket path takes them (non-empty, at most 1,024 bytes).
-fn checked(name: &str) -> Result<(), ApiError> {
-    crate::connection::validate_name(name).map_err(|reason| {
-        ApiError::bad_request(
-            reason
-                .strip_prefix("permission-denied: ")
-                .unwrap_or(&reason)
-                .to_owned(),
-        )
-    })
+/// Document names as the WebSocket path takes them (non-empty, at most 1,024 bytes, and what
+/// the store's table holds).
+fn checked(api: &Api, name: &str) -> Result<(), ApiError> {
+    crate::connection::validate_name(name, api.registry.store().max_name_chars()).map_err(
+        |reason| {
+            ApiError::bad_request(
+                reason
+                    .strip_prefix("permission-denied: ")
+                    .unwrap_or(&reason)
+                    .to_owned(),
+            )
+        },
+    )
 }
 
 /// Cursors are the last name of a page, hex-encoded (opaque to callers, any name fits a URL).
@@ -296,7 +299,7 @@ async fn read(
     headers: HeaderMap,
     query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    checked(&name)?;
+    checked(&api, &name)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let wants_json = headers
         .get(header::ACCEPT)
@@ -372,7 +375,7 @@ async fn apply(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    checked(&name)?;
+    checked(&api, &name)?;
     let body = body?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
@@ -404,7 +407,7 @@ async fn replace(
     query: Result<Query<WriteQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    checked(&name)?;
+    checked(&api, &name)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if query.format.as_deref().is_some_and(|f| f != "json") {
         return Err(ApiError::bad_request("PUT takes format=json only"));
@@ -486,7 +489,7 @@ async fn delete(
     State(api): State<Arc<Api>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    checked(&name)?;
+    checked(&api, &name)?;
     let deleted = api
         .registry
         .request(&name, |reply| Request::Delete {

@@ -484,7 +484,7 @@ impl Connection {
     }
 
     async fn run_yws(&mut self, room: Arc<str>, token: Option<String>, first: Bytes) {
-        if let Err(reason) = validate_name(&room) {
+        if let Err(reason) = validate_name(&room, self.context.registry.store().max_name_chars()) {
             self.deny_yws(reason);
             return;
         }
@@ -708,7 +708,7 @@ impl Connection {
             Some(Session::Denied) | None => Vec::new(),
         };
         let name = protocol::document_name(&address).to_owned();
-        if let Err(reason) = validate_name(&name) {
+        if let Err(reason) = validate_name(&name, self.context.registry.store().max_name_chars()) {
             self.deny(address, reason);
             return true;
         }
@@ -812,7 +812,7 @@ impl Connection {
         expires_at: Option<u64>,
     ) -> bool {
         let name = protocol::document_name(&address).to_owned();
-        if let Err(reason) = validate_name(&name) {
+        if let Err(reason) = validate_name(&name, self.context.registry.store().max_name_chars()) {
             self.deny(address, reason);
             return false;
         }
@@ -917,13 +917,23 @@ impl Connection {
     }
 }
 
-pub(crate) fn validate_name(name: &str) -> Result<(), String> {
+/// A document name the server and its store can hold: not blank, at most
+/// [`MAX_DOCUMENT_NAME_BYTES`], and at most `max_chars` characters where the store's table
+/// limits them ([`crate::storage::DocumentStore::max_name_chars`]).
+pub(crate) fn validate_name(name: &str, max_chars: Option<usize>) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("permission-denied: empty document name".into());
     }
     if name.len() > MAX_DOCUMENT_NAME_BYTES {
         return Err(format!(
             "permission-denied: document name longer than {MAX_DOCUMENT_NAME_BYTES} bytes"
+        ));
+    }
+    if let Some(max) = max_chars
+        && name.chars().count() > max
+    {
+        return Err(format!(
+            "permission-denied: document name longer than {max} characters, the most the database's documents.name column holds"
         ));
     }
     Ok(())

@@ -1249,16 +1249,21 @@ impl Drop for Room {
     }
 }
 
-/// What is pending in a document (blocks waiting for missing dependencies): comparing it before
-/// and after an update tells whether that update added to it.
-fn pending_fingerprint(txn: &yrs::TransactionMut<'_>) -> Option<(StateVector, StateVector, bool)> {
+/// What is pending in a document (blocks and deletions waiting for missing dependencies), by
+/// content: comparing it before and after an update tells whether that update added to it. Its
+/// shape is not enough: a second update that only deletes unseen items leaves a pending delete
+/// set behind as the first did, yet carries deletions of its own that must be stored.
+fn pending_fingerprint(txn: &yrs::TransactionMut<'_>) -> Option<(Vec<u8>, Vec<u8>)> {
+    use yrs::updates::encoder::Encode;
     let store = txn.store();
-    let ds = store.pending_ds().is_some();
-    match store.pending_update() {
-        Some(pending) => Some((pending.update.state_vector(), pending.missing.clone(), ds)),
-        None if ds => Some((StateVector::default(), StateVector::default(), true)),
-        None => None,
+    let update = store
+        .pending_update()
+        .map(|pending| pending.update.encode_v1());
+    let deletions = store.pending_ds().map(|ds| ds.encode_v1());
+    if update.is_none() && deletions.is_none() {
+        return None;
     }
+    Some((update.unwrap_or_default(), deletions.unwrap_or_default()))
 }
 
 /// Whether a v1 update carries nothing: no structs, no deletions (`[0, 0]`).

@@ -171,6 +171,14 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
 
+    /// The most characters a document name may have in this store: an adopted `documents`
+    /// table's `name varchar(n)` (the seed's is `varchar(255)`). `None`: no limit of the store's
+    /// own (names are still at most 1,024 bytes). Names that do not fit are refused before
+    /// anything is acknowledged, since their edits could never be folded into the table.
+    fn max_name_chars(&self) -> Option<usize> {
+        None
+    }
+
     /// Transactions committed for appends so far, for a store that writes several appends in
     /// one (SQLite: each is one WAL fsync). `None`: every append is its own transaction.
     fn commits(&self) -> Option<u64> {
@@ -351,6 +359,10 @@ impl Instrumented {
 impl DocumentStore for Instrumented {
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+
+    fn max_name_chars(&self) -> Option<usize> {
+        self.inner.max_name_chars()
     }
 
     async fn load(&self, document: &str) -> Result<StoredDocument> {

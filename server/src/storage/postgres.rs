@@ -19,6 +19,8 @@ const BACKEND: &str = "postgres";
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// `documents.name`'s `character varying(n)` length, read at start.
+    max_name_chars: Option<usize>,
 }
 
 impl PostgresStore {
@@ -41,7 +43,26 @@ impl PostgresStore {
                 backend: BACKEND,
                 source,
             })?;
-        Ok(Self { pool })
+        // An adopted table keeps its own column types (the seed's `name` is varchar(255)).
+        let length: Option<i32> = sqlx::query_scalar(
+            "SELECT character_maximum_length FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'documents' AND column_name = 'name'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .map_err(connect_error)?
+        .flatten();
+        let max_name_chars = length.and_then(|length| usize::try_from(length).ok());
+        if let Some(length) = max_name_chars {
+            tracing::info!(
+                max_name_chars = length,
+                "documents.name holds at most {length} characters: longer document names are refused"
+            );
+        }
+        Ok(Self {
+            pool,
+            max_name_chars,
+        })
     }
 }
 
@@ -49,6 +70,10 @@ impl PostgresStore {
 impl DocumentStore for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn max_name_chars(&self) -> Option<usize> {
+        self.max_name_chars
     }
 
     async fn load(&self, document: &str) -> Result<StoredDocument> {
