@@ -118,6 +118,12 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         }
     };
     let (storage, redis) = tokio::join!(storage, redis);
+    state
+        .context
+        .metrics
+        .dependency_up
+        .with_label_values(&["store"])
+        .set(i64::from(storage.is_none()));
     if storage.is_none() && redis.is_none() {
         return axum::Json(json!({"status": "ready"})).into_response();
     }

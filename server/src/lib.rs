@@ -69,6 +69,8 @@ fn rate(per_second: f64, burst: f64) -> Rate {
 
 /// How long an empty document stays loaded, absorbing quick reconnects.
 const ROOM_LINGER: Duration = Duration::from_millis(500);
+/// How long start-up waits for the first Redis connection before it says it has none.
+const RELAY_START_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs the server on `listener` until `shutdown` is cancelled, then drains: `/ready` turns
 /// 503, sockets are closed with 1012 (providers reconnect), every document's updates are
@@ -122,6 +124,15 @@ pub async fn run(
     );
     if let Some(cluster) = &cluster {
         cluster.attach(registry.clone());
+        // Said at start, with the cause, not only when a document opens: a wrong REDIS_URL
+        // (rediss:// against plain text, a closed port) leaves replicas blind to each other.
+        match cluster.wait_connected(RELAY_START_WAIT).await {
+            Ok(()) => tracing::info!("Redis relay connected"),
+            Err(error) => tracing::warn!(
+                error = %error,
+                "Redis relay is not connected: replicas do not see each other's edits until it is (it keeps retrying; /ready answers 503 and collab_server_dependency_up{{dependency=\"relay\"}} is 0 meanwhile)"
+            ),
+        }
     }
     if let Some(webhook_config) = &webhook_config {
         tracing::info!(url = %webhook_config.url, events = ?webhook_config.events, "webhooks enabled");

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub relay_messages_out: IntCounter,
     pub relay_dropped: IntCounter,
     pub relay_errors: IntCounter,
+    /// 1 while a dependency answers, 0 while it does not (`dependency`: `store`, `relay`).
+    pub dependency_up: IntGaugeVec,
     pub throttled: IntCounter,
     pub updates_refused: IntCounterVec,
     pub updates_quarantined: IntCounter,
@@ -225,6 +227,14 @@ impl Metrics {
             "relay_errors_total",
             "Failed Redis publishes and subscriptions, and malformed relay messages",
         );
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                name("dependency_up"),
+                "1 while a dependency answers, 0 while it does not: store (the database, as /ready last saw it) and relay (Redis connection)",
+            ),
+            &["dependency"],
+        )
+        .expect("valid metric");
         let throttled = counter(
             "throttled_total",
             "Times a socket's reads were paused for exceeding its message or byte rate",
@@ -331,6 +341,7 @@ impl Metrics {
             Box::new(relay_messages_out.clone()),
             Box::new(relay_dropped.clone()),
             Box::new(relay_errors.clone()),
+            Box::new(dependency_up.clone()),
             Box::new(closes.clone()),
             Box::new(throttled.clone()),
             Box::new(updates_refused.clone()),
@@ -399,6 +410,7 @@ impl Metrics {
             relay_messages_out,
             relay_dropped,
             relay_errors,
+            dependency_up,
             throttled,
             updates_refused,
             updates_quarantined,

@@ -245,3 +245,38 @@ async fn a_claimed_window_belongs_to_one_replica_until_it_expires() {
         "an expired window can be claimed again"
     );
 }
+
+/// Issue 24, item 2: a Redis the server cannot reach is visible at once and says why: `/ready`
+/// names the cause (here: the connection is refused), and `collab_server_dependency_up` says
+/// the relay is down; with a real Redis it says up.
+#[tokio::test]
+async fn an_unreachable_redis_is_named_with_its_cause() {
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let redis = format!("redis://127.0.0.1:{closed}");
+    let server = TestServer::start(&["--database-url", "memory://", "--redis-url", &redis]).await;
+    let response = reqwest::get(server.http("/ready")).await.expect("ready");
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.expect("body");
+    assert!(
+        body.to_lowercase().contains("refused"),
+        "/ready names the cause: {body}"
+    );
+    assert_eq!(
+        metric(&server, "collab_server_dependency_up{dependency=\"relay\"}").await,
+        0.0
+    );
+    server.stop().await;
+
+    let Some(redis) = redis_url() else {
+        return;
+    };
+    let server = TestServer::start(&["--database-url", "memory://", "--redis-url", &redis]).await;
+    assert_eq!(
+        metric(&server, "collab_server_dependency_up{dependency=\"relay\"}").await,
+        1.0
+    );
+    server.stop().await;
+}

@@ -48,6 +48,8 @@ const PUBLISH_BATCH: usize = 256;
 /// Messages buffered between the Redis reader and our dispatcher.
 const RECEIVE_BUFFER: usize = 16 * 1024;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// One connection attempt (TCP, TLS and the handshake) before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A subscription that failed while Redis stayed connected is retried this often.
 const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,6 +69,61 @@ pub trait Rooms: Send + Sync + 'static {
     fn deliver(&self, document: &str, inbound: Inbound);
     /// Hands a fresh `inbound` to every loaded document.
     fn deliver_all(&self, inbound: &dyn Fn() -> Inbound);
+}
+
+/// The Redis connection as its events last described it: shared with the event listeners.
+#[derive(Default)]
+struct Link {
+    connected: std::sync::atomic::AtomicBool,
+    /// The last connection error, with its cause (refused, DNS, TLS, authentication).
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Link {
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records an error; `true` when its text differs from the last one (worth a log line).
+    fn failed(&self, error: String) -> bool {
+        self.connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let mut last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = last.as_deref() != Some(error.as_str());
+        *last = Some(error);
+        changed
+    }
+
+    fn connected(&self) {
+        self.connected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// An error of fred's with the causes it wraps (a TLS or I/O error's own text), so a log line
+/// says "certificate" or "connection refused", not only "IO Error".
+fn describe(error: &fred::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +153,7 @@ pub struct Cluster {
     pending: std::sync::Mutex<Option<Pending>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    link: Arc<Link>,
 }
 
 struct Pending {
@@ -118,11 +176,46 @@ impl Cluster {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .with_performance_config(|performance| {
                 performance.broadcast_channel_capacity = RECEIVE_BUFFER;
+            })
+            .with_connection_config(|connection| {
+                // A TLS handshake against a plain-text port (rediss:// to redis://) hangs
+                // rather than fails: give up on it soon and say so.
+                connection.connection_timeout = CONNECT_TIMEOUT;
             });
         let publisher = builder.build().map_err(ClusterError::Client)?;
         let subscriber = builder
             .build_subscriber_client()
             .map_err(ClusterError::Client)?;
+        let link = Arc::new(Link::default());
+        let relay_up = metrics.dependency_up.with_label_values(&["relay"]);
+        relay_up.set(0);
+        {
+            let (link, relay_up) = (link.clone(), relay_up.clone());
+            let tls = config.url.starts_with("rediss://");
+            publisher.on_error(move |(error, server)| {
+                let mut cause = describe(&error);
+                if tls && *error.kind() == fred::error::ErrorKind::Timeout {
+                    cause.push_str(
+                        " (REDIS_URL is rediss://: a TLS handshake that gets no answer usually means the server speaks plain text; use redis:// for it)",
+                    );
+                }
+                relay_up.set(0);
+                if link.failed(cause.clone()) {
+                    let server = server.map(|server| server.to_string()).unwrap_or_default();
+                    tracing::warn!(%server, error = %cause, "Redis relay: connection failed; replicas do not see each other's edits until it connects");
+                }
+                std::future::ready(Ok(()))
+            });
+        }
+        {
+            let (link, relay_up) = (link.clone(), relay_up.clone());
+            publisher.on_reconnect(move |server| {
+                relay_up.set(1);
+                link.connected();
+                tracing::info!(%server, "Redis relay connected");
+                std::future::ready(Ok(()))
+            });
+        }
         publisher.connect();
         subscriber.connect();
         let (outgoing, outgoing_rx) = mpsc::channel(PUBLISH_QUEUE);
@@ -140,7 +233,29 @@ impl Cluster {
             })),
             metrics,
             shutdown,
+            link,
         }))
+    }
+
+    /// Waits up to `timeout` for the first connection to Redis, so the start-up log says
+    /// whether the relay works and, if not, why (refused, DNS, TLS, authentication). The server
+    /// starts either way: it keeps serving its own clients and reconnects in the background.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), ClusterError> {
+        match tokio::time::timeout(timeout, self.publisher.wait_for_connect()).await {
+            Ok(Ok(())) => {
+                self.link.connected();
+                self.metrics
+                    .dependency_up
+                    .with_label_values(&["relay"])
+                    .set(1);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(ClusterError::Unreachable(describe(&error))),
+            Err(_) => Err(ClusterError::Unreachable(match self.link.last_error() {
+                Some(cause) => format!("not connected after {} s: {cause}", timeout.as_secs()),
+                None => format!("not connected after {} s (no answer)", timeout.as_secs()),
+            })),
+        }
     }
 
     /// Starts the relay's tasks; rooms are reached through `registry`. Call once.
@@ -233,7 +348,13 @@ impl Cluster {
         tokio::time::timeout(PING_TIMEOUT, ping)
             .await
             .map_err(|_| {
-                ClusterError::Unreachable(format!("no answer within {} s", PING_TIMEOUT.as_secs()))
+                ClusterError::Unreachable(match self.link.last_error() {
+                    Some(cause) => format!(
+                        "no answer within {} s; the last connection attempt failed: {cause}",
+                        PING_TIMEOUT.as_secs()
+                    ),
+                    None => format!("no answer within {} s", PING_TIMEOUT.as_secs()),
+                })
             })?
     }
 
