@@ -82,11 +82,36 @@ pub async fn run(
 ) -> Result<(), Error> {
     let storage_config = config.storage()?;
     let auth_config = config.auth()?;
-    if auth_config == AuthConfig::Anonymous {
-        tracing::warn!(
+    match &auth_config {
+        AuthConfig::Anonymous => tracing::warn!(
             "no authentication configured (JWT_SECRET, JWKS_URL or COGNITO_USER_POOL_ID): \
              every client may read and write every document"
-        );
+        ),
+        AuthConfig::Jwt {
+            keys,
+            issuer,
+            audience,
+            cognito,
+        } => {
+            let mode = match (keys, cognito) {
+                (config::KeySource::Secret(_), _) => "HS256 tokens (JWT_SECRET)".to_owned(),
+                (config::KeySource::Jwks { url }, true) => {
+                    format!("Cognito tokens (keys from {url})")
+                }
+                (config::KeySource::Jwks { url }, false) => {
+                    format!("JWKS tokens (keys from {url})")
+                }
+            };
+            tracing::info!(
+                issuer = issuer.as_deref().unwrap_or("any"),
+                audience = audience.as_deref().unwrap_or("any"),
+                "authentication: {mode}, checked when a document is opened (COLLAB_SERVER_TOKEN_EXPIRY={})",
+                match config.token_expiry {
+                    config::TokenExpiry::Open => "open",
+                    config::TokenExpiry::Refresh => "refresh",
+                }
+            );
+        }
     }
     let cluster_config = config.cluster()?;
     let api_secrets = config.api_secrets()?;
@@ -217,8 +242,14 @@ pub async fn run(
     let address = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%address, "listening");
     if demo {
+        // A browser cannot open 0.0.0.0 everywhere: name loopback for an any-address bind.
+        let browsable = if address.ip().is_unspecified() {
+            format!("localhost:{}", address.port())
+        } else {
+            address.to_string()
+        };
         tracing::info!(
-            "collaborative editor at http://{address}/ (COLLAB_SERVER_DEMO=false turns it off)"
+            "collaborative editor at http://{browsable}/ (COLLAB_SERVER_DEMO=false turns it off)"
         );
     }
     let deadline = config.shutdown_timeout();

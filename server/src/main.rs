@@ -36,7 +36,12 @@ fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal: a log collector (CloudWatch, Loki) shows
+    // escape codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     match config.log_format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),

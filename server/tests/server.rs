@@ -824,3 +824,54 @@ async fn names_the_adopted_table_cannot_hold_are_refused_before_any_acknowledgem
         .await
         .expect("drop database");
 }
+
+/// Issue 24, items 8 and 9: the binary's start-up log, as a log collector receives it (not a
+/// terminal): no colour escape codes, the authentication mode said, and the editor's URL one a
+/// browser can open.
+#[tokio::test]
+async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
+    use tokio::io::AsyncBufReadExt as _;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", "memory://")
+        .env("JWT_SECRET", "s3cret")
+        .env("COLLAB_SERVER_DEMO", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut log = Vec::new();
+    let read = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let done = line.contains("collaborative editor at");
+            log.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await;
+    child.kill().await.expect("kill");
+    let log = log.join("\n");
+    assert!(read.is_ok(), "no editor line within the wait:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log:\n{log}"
+    );
+    assert!(
+        log.contains("authentication: HS256 tokens (JWT_SECRET)"),
+        "the auth mode is not said:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("http://localhost:{port}/")),
+        "the editor URL is not one a browser opens:\n{log}"
+    );
+}
