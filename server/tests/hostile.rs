@@ -516,3 +516,47 @@ async fn one_session_introduces_a_bounded_number_of_awareness_ids() {
     assert!(metric(&server, "collab_server_awareness_refused_total").await >= 42.0);
     server.stop().await;
 }
+
+/// Issue 20, scenario 5: a rebuild reads what other writers stored meanwhile (here a second
+/// server on the same SQLite file, with no relay between them); the sessions of the rebuilt
+/// room get it at once, not only when they reconnect.
+#[tokio::test]
+async fn a_rebuild_brings_its_sessions_what_others_stored() {
+    let dir = temp_dir("rebuild-broadcast");
+    let data = path_arg(&dir);
+    let a = TestServer::start(&["--data-dir", &data]).await;
+    let b = TestServer::start(&["--data-dir", &data]).await;
+    let kept = Doc::new();
+    let mut keeper = Client::connect(&a.ws_url()).await;
+    keeper.open("rebuilt", "", &kept).await;
+
+    let other = Doc::new();
+    let mut writer = Client::connect(&b.ws_url()).await;
+    writer.open("rebuilt", "", &other).await;
+    writer
+        .edit_acknowledged("rebuilt", &other, "stored by b")
+        .await;
+
+    // The same crafted update as above: it fails halfway in yrs, so A rebuilds from storage.
+    let mut attacker = Client::connect(&a.ws_url()).await;
+    attacker.open("rebuilt", "", &Doc::new()).await;
+    let crafted = vec![1, 2, 99, 0, 4, 1, 1, b't', 1, b'x', 4, 0, 99, 0, 1, b'y', 0];
+    attacker
+        .send("rebuilt", Message::Sync(SyncMessage::Update(crafted)))
+        .await;
+    attacker.expect_close().await;
+
+    keeper
+        .expect("rebuilt", |m| match m {
+            Message::Sync(SyncMessage::Update(update) | SyncMessage::SyncStep2(update)) => {
+                apply(&kept, update);
+                (text(&kept) == "stored by b").then_some(())
+            }
+            _ => None,
+        })
+        .await;
+    drop((keeper, writer));
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -682,6 +682,9 @@ impl Room {
             }
         };
         tracing::warn!("document rebuilt from storage after an update failed halfway");
+        // What the sessions had (the tainted document's state vector covers what they were
+        // sent): storage may hold more, written by other replicas and not relayed (yet).
+        let served = self.awareness.doc().transact().state_vector();
         let states = self.awareness.update().ok();
         let mut awareness = Awareness::with_clock(ydoc, now_millis);
         if let Some(states) = states
@@ -692,6 +695,15 @@ impl Room {
         self.awareness = awareness;
         self.whole_state_frames.clear();
         self.size_estimate = size;
+        // Sent to the sessions now, not when they next reconnect. Neither stored (it came from
+        // storage) nor relayed (its writers relay it).
+        let news = self.awareness.doc().transact().encode_diff_v1(&served);
+        if !is_empty_update(&news) {
+            self.broadcast(
+                |address| protocol::encode_update_frame(address, &news),
+                "sync_update",
+            );
+        }
         true
     }
 
