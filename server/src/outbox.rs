@@ -93,6 +93,9 @@ pub(crate) struct Shared {
     started: Instant,
     last_sent_ms: AtomicU64,
     pub(crate) metrics: Arc<Metrics>,
+    /// Set when a room ended one of this socket's sessions (see [`Outbox::end_session`]).
+    sessions_ended: AtomicBool,
+    ended: Mutex<Vec<Arc<str>>>,
 }
 
 /// A cheap, cloneable handle for queueing frames to one socket.
@@ -120,6 +123,8 @@ impl Outbox {
             started: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
             metrics,
+            sessions_ended: AtomicBool::new(false),
+            ended: Mutex::new(Vec::new()),
         });
         Self { shared }
     }
@@ -129,6 +134,32 @@ impl Outbox {
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A room ended this socket's session on `address` (the document was deleted, or an update
+    /// would make it too large): the connection forgets the session before its next frame, so
+    /// a new Auth opens the document again and nothing counts against the socket's limits.
+    pub fn end_session(&self, address: &str) {
+        self.shared
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::from(address));
+        self.shared.sessions_ended.store(true, Ordering::Release);
+    }
+
+    /// The sessions rooms ended since the last call (almost always none: one atomic load).
+    pub fn take_ended_sessions(&self) -> Vec<Arc<str>> {
+        if !self.shared.sessions_ended.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(
+            &mut *self
+                .shared
+                .ended
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Queues a frame without waiting. A full queue closes the socket as a slow consumer;

@@ -180,6 +180,11 @@ async fn an_update_past_the_document_limit_is_refused_for_that_document_only() {
     assert!(reason.contains("exceed 4096 bytes"), "{reason}");
     // The socket and its other document carry on.
     still_syncs(&mut client, "small", &small, " still").await;
+    // The denied document's session is over on the socket too (issue 20, scenario 5): a new
+    // Auth on the same socket (4.x retries so) opens it again, and it syncs.
+    let again = Doc::new();
+    client.open("big", "", &again).await;
+    still_syncs(&mut client, "big", &again, "small enough").await;
     server.stop().await;
 }
 

@@ -617,6 +617,11 @@ impl Connection {
 
     /// Handles one frame for one address. `false` stops the connection.
     async fn handle(&mut self, address: String, message: Message, size: usize) -> bool {
+        for ended in self.outbox.take_ended_sessions() {
+            if matches!(self.sessions.get(&ended), Some(Session::Active { .. })) {
+                self.sessions.insert(ended, Session::Denied);
+            }
+        }
         let address: Arc<str> = Arc::from(address);
         // The keepalive is an empty awareness update, which every provider version accepts,
         // so the 4.x provider version needs no special handling (no bare Ping is ever sent).

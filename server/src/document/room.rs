@@ -746,6 +746,9 @@ impl Room {
                 reason: reason.clone(),
             });
             self.send_to(subscriber, &message);
+            if let Some(address) = subscriber.framing.address() {
+                subscriber.outbox.end_session(address);
+            }
             if subscriber.framing == Framing::YWebsocket {
                 subscriber
                     .outbox
