@@ -167,7 +167,7 @@ impl ApiError {
     fn never_written(name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            format!("document {name} was never written"),
+            format!("document {name} is not stored: it was never written, or was deleted"),
         )
     }
 }

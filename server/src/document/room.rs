@@ -192,7 +192,12 @@ pub(super) async fn run(
         local_change: None,
         whole_state_frames: Vec::new(),
     };
-    if let Some(webhooks) = registry.webhooks()
+    // A room loaded only to carry out a DELETE (the document API's) is no document being
+    // created: no `create` webhook, and nothing seeded into what is about to go.
+    let first = commands.try_recv().ok();
+    let deleting = matches!(first, Some(Command::Request(Request::Delete { .. })));
+    if !deleting
+        && let Some(webhooks) = registry.webhooks()
         && webhooks.events().create
         && let Some(fields) = webhooks.create(&name).await
     {
@@ -201,6 +206,12 @@ pub(super) async fn run(
     // Subscribes in the background; the relay sends `Resync` once it may sync with peers.
     if let Some(cluster) = &room.cluster {
         cluster.watch(name.clone());
+    }
+
+    if let Some(command) = first
+        && let Some(deletion) = room.handle(command)
+    {
+        room.delete(deletion, &mut durable_rx).await;
     }
 
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP);

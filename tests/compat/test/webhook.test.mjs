@@ -47,7 +47,12 @@ const of = (events, kind) => events.filter((e) => e.event === kind)
 test('every event once, signed as the extension signs; create seeds, connect gives the context, change carries the document', async () => {
   const hook = await receiver()
   const server = await new Server({
-    env: { COLLAB_SERVER_WEBHOOK_URL: hook.url, COLLAB_SERVER_WEBHOOK_SECRET: SECRET, COLLAB_SERVER_WEBHOOK_EVENTS: 'change,connect,disconnect,create' },
+    env: {
+      COLLAB_SERVER_WEBHOOK_URL: hook.url,
+      COLLAB_SERVER_WEBHOOK_SECRET: SECRET,
+      COLLAB_SERVER_WEBHOOK_EVENTS: 'change,connect,disconnect,create',
+      COLLAB_SERVER_API_SECRET: 'hooks-api',
+    },
   }).start()
   try {
     const editor = hocuspocus(4, { url: `${server.url}?tenant=t1`, name: 'hooks/doc' })
@@ -82,6 +87,17 @@ test('every event once, signed as the extension signs; create seeds, connect giv
 
     const metrics = await (await fetch(`${server.http}/metrics`)).text()
     assert.match(metrics, /collab_server_webhook_deliveries_total\{event="change",outcome="sent"\} 1/)
+
+    // Deleting the (unloaded) document through the API is no `create` (issue 24, item 9), and
+    // a second DELETE says the document may have been deleted, not only "never written".
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const del = () => fetch(`${server.http}/api/documents/hooks%2Fdoc`, { method: 'DELETE', headers: { authorization: 'Bearer hooks-api' } })
+    assert.equal((await del()).status, 200)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    assert.equal(of(hook.events, 'create').length, 1, `no create for a DELETE: ${JSON.stringify(hook.events.map((e) => e.event))}`)
+    const again = await del()
+    assert.equal(again.status, 404)
+    assert.match((await again.json()).error, /deleted/)
   } finally {
     await server.stop()
     server.cleanup()
