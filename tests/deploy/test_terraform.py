@@ -11,6 +11,7 @@ finds (or TF_PLUGIN_DIR). Without either the tests are skipped, and say why.
 
 import json
 import os
+import re
 import pathlib
 import shutil
 import subprocess
@@ -104,6 +105,24 @@ def test_terraform_validate_rejects_what_the_provider_does_not_know(tmp_path):
     assert any("enable_exec" in (item.get("detail", "") + item.get("summary", "")) for item in report["diagnostics"]), report
 
 
+VARIABLE = re.compile(r'^\$\{var\.([A-Za-z0-9_]+)(?:\["([^"]+)"\])?\}$')
+
+
+def resolved(value, variables):
+    """`value` with every `${var.x}` / `${var.x["k"]}` replaced by the variable's default."""
+    if isinstance(value, str):
+        match = VARIABLE.match(value)
+        if match:
+            default = variables[match.group(1)]["default"]
+            return default[match.group(2)] if match.group(2) else default
+        return value
+    if isinstance(value, list):
+        return [resolved(item, variables) for item in value]
+    if isinstance(value, dict):
+        return {key: resolved(item, variables) for key, item in value.items()}
+    return value
+
+
 def test_the_terraform_service_is_the_cli_service():
     """Both formats come from one rendering: the Terraform arguments match the CLI JSON."""
     for directory in RENDERED:
@@ -112,6 +131,13 @@ def test_the_terraform_service_is_the_cli_service():
         cli = json.loads((directory / "service.json").read_text())
         task = json.loads((directory / "task-definition.json").read_text())
         [(name, service)] = config["resource"]["aws_ecs_service"].items()
+        variables = config["variable"]
+        network = resolved(service["network_configuration"][0], variables)
+        awsvpc = cli["networkConfiguration"]["awsvpcConfiguration"]
+        assert network["subnets"] == awsvpc["subnets"]
+        assert network["security_groups"] == awsvpc["securityGroups"]
+        assert network["assign_public_ip"] == (awsvpc["assignPublicIp"] == "ENABLED")
+        assert resolved(service["load_balancer"][0]["target_group_arn"], variables) == cli["loadBalancers"][0]["targetGroupArn"]
         assert service["name"] == cli["serviceName"]
         assert service["desired_count"] == cli["desiredCount"]
         assert service["health_check_grace_period_seconds"] == cli["healthCheckGracePeriodSeconds"]
@@ -120,12 +146,12 @@ def test_the_terraform_service_is_the_cli_service():
         assert service["availability_zone_rebalancing"] == cli["availabilityZoneRebalancing"]
         assert service["task_definition"] == f"${{aws_ecs_task_definition.{name}.arn}}"
         [containers] = config["locals"].values()
+        containers = resolved(containers, variables)
         for rendered, expected in zip(containers, task["containerDefinitions"], strict=True):
             assert {key: value for key, value in rendered.items() if key != "image"} == {
                 key: value for key, value in expected.items() if key != "image"
             }
-        [variable] = config["variable"].values()
-        assert variable["default"] == task["containerDefinitions"][0]["image"]
+        assert variables[f"{name}_image"]["default"] == task["containerDefinitions"][0]["image"]
         cluster = cli["cluster"].rsplit("cluster/", 1)[-1]
         assert {"to": f"aws_ecs_service.{name}", "id": f"{cluster}/{cli['serviceName']}"} in imports
         autoscaled = (directory / "scalable-target.json").is_file()
@@ -201,9 +227,73 @@ def test_the_provider_plans_the_container_of_the_cli_task_definition(directory, 
 @needs_terraform
 def test_a_deployment_is_the_image_variable(tmp_path):
     [directory] = [path for path in RENDERED if path.name == "zedi-dev"]
-    [variable] = json.loads((directory / "collab-server.tf.json").read_text())["variable"]
+    [variable] = [name for name in json.loads((directory / "collab-server.tf.json").read_text())["variable"] if name.endswith("_image")]
     image = "590183877893.dkr.ecr.ap-northeast-1.amazonaws.com/zedi-dev-hocuspocus:0.1.1"
     plan = offline_plan(directory, tmp_path, "-var", f"{variable}={image}")
     [task] = [change["change"]["after"] for change in plan["resource_changes"] if change["type"] == "aws_ecs_task_definition"]
     [container] = json.loads(task["container_definitions"])
     assert container["image"] == image
+
+
+# A root module of a team's existing Terraform estate: its own network, security group, roles,
+# log group, secrets and target group, passed to the rendered configuration used as a module.
+ROOT_MODULE = {
+    "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws"}}},
+    "provider": OFFLINE_PROVIDER["provider"],
+    "resource": {
+        "aws_vpc": {"main": {"cidr_block": "10.20.0.0/16"}},
+        "aws_subnet": {
+            "a": {"vpc_id": "${aws_vpc.main.id}", "cidr_block": "10.20.1.0/24"},
+            "b": {"vpc_id": "${aws_vpc.main.id}", "cidr_block": "10.20.2.0/24"},
+        },
+        "aws_security_group": {"tasks": {"vpc_id": "${aws_vpc.main.id}", "name": "collab-tasks"}},
+        "aws_ecs_cluster": {"apps": {"name": "apps"}},
+        "aws_iam_role": {
+            "execution": {"name": "collab-execution", "assume_role_policy": "${jsonencode({Version = \"2012-10-17\", Statement = []})}"},
+        },
+        "aws_cloudwatch_log_group": {"collab": {"name": "/ecs/collab"}},
+        "aws_lb_target_group": {
+            "collab": {"name": "collab", "port": 1234, "protocol": "HTTP", "target_type": "ip", "vpc_id": "${aws_vpc.main.id}"}
+        },
+        "aws_secretsmanager_secret": {"secret": {"name": "collab/secret"}},
+    },
+}
+
+
+@needs_terraform
+@pytest.mark.parametrize("directory", RENDERED, ids=ids(RENDERED))
+def test_the_configuration_plugs_into_an_existing_estate_as_a_module(directory, tmp_path):
+    """Issue 24, item 4: every piece of infrastructure is a variable a root module can set from
+    its own resources; the outputs are what it references back. Validated by Terraform."""
+    config = json.loads((directory / "collab-server.tf.json").read_text())
+    variables = config["variable"]
+    [name] = config["resource"]["aws_ecs_service"]
+    module = tmp_path / "collab"
+    module.mkdir()
+    # Import blocks belong to the root module only: a module copy leaves imports.tf.json out.
+    shutil.copy(directory / "collab-server.tf.json", module / "collab-server.tf.json")
+    arguments = {
+        "source": "./collab",
+        f"{name}_cluster": "${aws_ecs_cluster.apps.name}",
+        f"{name}_subnets": ["${aws_subnet.a.id}", "${aws_subnet.b.id}"],
+        f"{name}_security_groups": ["${aws_security_group.tasks.id}"],
+        f"{name}_assign_public_ip": False,
+        f"{name}_target_group_arn": "${aws_lb_target_group.collab.arn}",
+        f"{name}_execution_role_arn": "${aws_iam_role.execution.arn}",
+        f"{name}_image": "registry.example/collab-server:9.9.9",
+    }
+    if f"{name}_log_group" in variables:
+        arguments[f"{name}_log_group"] = "${aws_cloudwatch_log_group.collab.name}"
+    if f"{name}_secret_arns" in variables:
+        arguments[f"{name}_secret_arns"] = {key: "${aws_secretsmanager_secret.secret.arn}" for key in variables[f"{name}_secret_arns"]["default"]}
+    for required in ("cluster", "subnets", "security_groups", "target_group_arn", "execution_role_arn", "task_role_arn"):
+        assert f"{name}_{required}" in variables, f"{required} is not a variable"
+    root = {
+        **ROOT_MODULE,
+        "module": {"collab": arguments},
+        "output": {"service": {"value": f"${{module.collab.{name}_service_id}}"}},
+    }
+    (tmp_path / "main.tf.json").write_text(json.dumps(root))
+    assert config["terraform"]["required_providers"]["aws"]["version"]
+    report = validate([], tmp_path)
+    assert report["valid"], json.dumps(report["diagnostics"], indent=2)

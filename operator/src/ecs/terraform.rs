@@ -5,13 +5,20 @@
 //! [`terraform`] is a pure function of what the CLI JSON already holds ([`Parts`]), so both
 //! formats describe the same task and service. It writes two files:
 //!
-//! * [`CONFIG_FILE`]: a variable for the image (the one input that changes per deployment),
-//!   the container definitions as a local, `aws_ecs_task_definition`, `aws_ecs_service` (with
+//! * [`CONFIG_FILE`]: variables for the image (the one input that changes per deployment) and
+//!   for the infrastructure the service plugs into (cluster, subnets, security groups, target
+//!   group, roles, log group, secret ARNs), each with the value of `ecs.yaml` as its default, so
+//!   a root module can pass `module.network.private_subnets` or a secret's `.arn` instead; the
+//!   container definitions as a local, `aws_ecs_task_definition`, `aws_ecs_service` (with
 //!   `lifecycle` where Terraform and deployments meet), Application Auto Scaling when the
 //!   CollabServer autoscales, and, given `loadBalancer.vpcId`, the target group with the
 //!   attributes the server needs.
 //! * [`IMPORTS_FILE`]: `import` blocks that adopt the existing service and target group into
-//!   these resources (delete the file for a new service).
+//!   these resources (delete the file for a new service, and when the configuration is used as
+//!   a module: Terraform allows `import` blocks in the root module only).
+//!
+//! Outputs name what other configuration references (service, task definition, target
+//! group), and a `terraform` block pins the provider's major versions.
 //!
 //! Every string Terraform reads as a template (`${…}`, `%{…}`) is escaped, except the few
 //! references written here on purpose.
@@ -102,11 +109,32 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
     let name = resource_name(&options.service);
     let image_variable = format!("{name}_image");
     let containers_local = format!("{name}_container_definitions");
+    let var = |suffix: &str| format!("{name}_{suffix}");
+    let reference = |suffix: &str| Value::String(format!("${{var.{name}_{suffix}}}"));
 
+    let mut secret_arns = Map::new();
+    let mut log_group = None;
     let mut containers = Vec::new();
     for container in &task_definition.container_definitions {
         let mut value = literal(serde_json::to_value(container)?);
         value["image"] = Value::String(format!("${{var.{image_variable}}}"));
+        for secret in &container.secrets {
+            secret_arns.insert(secret.name.clone(), string(&secret.value_from));
+        }
+        if let Some(secrets) = value.get_mut("secrets").and_then(Value::as_array_mut) {
+            for secret in secrets {
+                let key = secret["name"].as_str().unwrap_or_default().to_owned();
+                secret["valueFrom"] =
+                    Value::String(format!("${{var.{name}_secret_arns[\"{key}\"]}}"));
+            }
+        }
+        if let Some(group) = value
+            .pointer_mut("/logConfiguration/options/awslogs-group")
+            .filter(|group| group.is_string())
+        {
+            log_group.get_or_insert_with(|| group.clone());
+            *group = reference("log_group");
+        }
         containers.push(value);
     }
     let image = task_definition
@@ -132,11 +160,9 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
     task.insert("requires_compatibilities".to_owned(), json!(["FARGATE"]));
     task.insert(
         "execution_role_arn".to_owned(),
-        string(&task_definition.execution_role_arn),
+        reference("execution_role_arn"),
     );
-    if let Some(role) = &task_definition.task_role_arn {
-        task.insert("task_role_arn".to_owned(), string(role));
-    }
+    task.insert("task_role_arn".to_owned(), reference("task_role_arn"));
     task.insert(
         "runtime_platform".to_owned(),
         literal(json!([{
@@ -173,10 +199,7 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
     ecs_service.insert("name".to_owned(), string(&service.service_name));
     // The cluster's name, as the import id has it: a cluster ARN here against a name in the
     // imported state would plan a replacement.
-    ecs_service.insert(
-        "cluster".to_owned(),
-        string(super::autoscaling::cluster_name(&service.cluster)),
-    );
+    ecs_service.insert("cluster".to_owned(), reference("cluster"));
     ecs_service.insert(
         "task_definition".to_owned(),
         Value::String(format!("${{aws_ecs_task_definition.{name}.arn}}")),
@@ -215,27 +238,31 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
     let network = &settings.network_configuration.awsvpc_configuration;
     ecs_service.insert(
         "network_configuration".to_owned(),
-        literal(json!([{
-            "subnets": network.subnets,
-            "security_groups": network.security_groups,
-            "assign_public_ip": network.assign_public_ip.is_enabled(),
-        }])),
+        json!([{
+            "subnets": reference("subnets"),
+            "security_groups": reference("security_groups"),
+            "assign_public_ip": reference("assign_public_ip"),
+        }]),
     );
     ecs_service.insert(
         "load_balancer".to_owned(),
-        literal(Value::Array(
+        Value::Array(
             settings
                 .load_balancers
                 .iter()
                 .map(|binding| {
                     json!({
-                        "target_group_arn": binding.target_group_arn,
-                        "container_name": binding.container_name,
+                        "target_group_arn": if binding.target_group_arn == options.load_balancer.target_group_arn {
+                            reference("target_group_arn")
+                        } else {
+                            string(&binding.target_group_arn)
+                        },
+                        "container_name": string(&binding.container_name),
                         "container_port": binding.container_port,
                     })
                 })
                 .collect(),
-        )),
+        ),
     );
     ecs_service.insert(
         "health_check_grace_period_seconds".to_owned(),
@@ -327,7 +354,10 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
             "aws_appautoscaling_target".to_owned(),
             json!({ name.clone(): {
                 "service_namespace": string(&target.service_namespace),
-                "resource_id": string(&target.resource_id),
+                "resource_id": format!(
+                    "service/${{var.{name}_cluster}}/{}",
+                    escape(&service.service_name)
+                ),
                 "scalable_dimension": string(&target.scalable_dimension),
                 "min_capacity": target.min_capacity,
                 "max_capacity": target.max_capacity,
@@ -346,20 +376,118 @@ pub fn terraform(parts: &Parts<'_>) -> Result<Terraform, serde_json::Error> {
         );
     }
 
+    let mut variables = Map::new();
+    let mut variable = |suffix: &str, description: &str, type_: &str, default: Value| {
+        variables.insert(
+            var(suffix),
+            json!({ "description": description, "type": type_, "default": default }),
+        );
+    };
+    variable(
+        "image",
+        "The collab-server image the task runs (tag every build; a rollback is an apply with the previous tag).",
+        "string",
+        string(image),
+    );
+    variable(
+        "cluster",
+        "Name of the ECS cluster the service runs in.",
+        "string",
+        string(super::autoscaling::cluster_name(&service.cluster)),
+    );
+    variable(
+        "subnets",
+        "Subnets of the tasks (e.g. module.network.private_subnets).",
+        "list(string)",
+        literal(json!(network.subnets)),
+    );
+    variable(
+        "security_groups",
+        "Security groups of the tasks.",
+        "list(string)",
+        literal(json!(network.security_groups)),
+    );
+    variable(
+        "assign_public_ip",
+        "Give the tasks public IP addresses (public subnets without a NAT gateway).",
+        "bool",
+        json!(network.assign_public_ip.is_enabled()),
+    );
+    variable(
+        "target_group_arn",
+        "ARN of the ALB target group the service registers its tasks with.",
+        "string",
+        string(&options.load_balancer.target_group_arn),
+    );
+    variable(
+        "execution_role_arn",
+        "Task execution role: pulls the image, writes the logs, reads the secrets.",
+        "string",
+        string(&task_definition.execution_role_arn),
+    );
+    variable(
+        "task_role_arn",
+        "Task role of the server's own AWS calls (null: none).",
+        "string",
+        task_definition
+            .task_role_arn
+            .as_deref()
+            .map_or(Value::Null, string),
+    );
+    if let Some(group) = log_group {
+        variable(
+            "log_group",
+            "CloudWatch Logs group of the server's log.",
+            "string",
+            group,
+        );
+    }
+    if !secret_arns.is_empty() {
+        variable(
+            "secret_arns",
+            "ARN (Secrets Manager or SSM Parameter Store) of each secret variable of the server, by variable name: pass e.g. aws_secretsmanager_secret.jwt.arn.",
+            "map(string)",
+            Value::Object(secret_arns),
+        );
+    }
+
+    let mut outputs = Map::new();
+    outputs.insert(
+        var("service_id"),
+        json!({ "description": "ARN of the ECS service.", "value": format!("${{aws_ecs_service.{name}.id}}") }),
+    );
+    outputs.insert(
+        var("service_name"),
+        json!({ "description": "Name of the ECS service.", "value": format!("${{aws_ecs_service.{name}.name}}") }),
+    );
+    outputs.insert(
+        var("task_definition_arn"),
+        json!({ "description": "ARN of the task definition revision the service runs.", "value": format!("${{aws_ecs_task_definition.{name}.arn}}") }),
+    );
+    outputs.insert(
+        var("task_definition_family"),
+        json!({ "description": "Family of the task definition.", "value": format!("${{aws_ecs_task_definition.{name}.family}}") }),
+    );
+    outputs.insert(
+        var("target_group_arn"),
+        json!({ "description": "ARN of the target group the tasks register with.", "value": format!("${{var.{name}_target_group_arn}}") }),
+    );
+
     let config = json!({
         "//": format!(
-            "Written by collab-operator ecs render --format terraform for the ECS service {}; render again rather than edit. The image is the input that changes per deployment: terraform apply -var {image_variable}=IMAGE:TAG.",
+            "Written by collab-operator ecs render --format terraform for the ECS service {}; render again rather than edit. The image is the input that changes per deployment: terraform apply -var {image_variable}=IMAGE:TAG. The other variables default to ecs.yaml's values: a root module passes its own resources' attributes instead.",
             escape(&options.service)
         ),
-        "variable": {
-            image_variable: {
-                "description": "The collab-server image the task runs (tag every build; a rollback is an apply with the previous tag).",
-                "type": "string",
-                "default": escape(image),
+        "terraform": {
+            "required_version": ">= 1.5",
+            "required_providers": {
+                "aws": { "source": "hashicorp/aws", "version": ">= 5.0, < 7.0" }
             }
         },
+        "variable": variables,
         "locals": { containers_local: containers },
         "resource": resources,
+        "output": outputs,
     });
     Ok(Terraform {
         config,

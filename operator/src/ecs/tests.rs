@@ -818,9 +818,54 @@ fn terraform_adopts_the_service_and_escapes_every_template() {
         json!({ "to": format!("aws_ecs_service.{name}"), "id": "prod/2-docs" })
     );
     let service = &terraform.config["resource"]["aws_ecs_service"][name];
+    // The infrastructure is a variable whose default is ecs.yaml's value (issue 24: a root
+    // module passes its own resources' attributes).
+    assert_eq!(service["cluster"], format!("${{var.{name}_cluster}}"));
     assert_eq!(
-        service["cluster"], "prod",
+        terraform.config["variable"][format!("{name}_cluster")]["default"],
+        "prod",
         "the name, as the import id has it"
+    );
+    let network = &service["network_configuration"][0];
+    assert_eq!(network["subnets"], format!("${{var.{name}_subnets}}"));
+    assert_eq!(
+        network["security_groups"],
+        format!("${{var.{name}_security_groups}}")
+    );
+    for variable in [
+        "subnets",
+        "security_groups",
+        "assign_public_ip",
+        "target_group_arn",
+        "execution_role_arn",
+        "task_role_arn",
+        "secret_arns",
+    ] {
+        assert!(
+            terraform.config["variable"]
+                .get(format!("{name}_{variable}"))
+                .is_some(),
+            "no variable {variable}"
+        );
+    }
+    let secrets = terraform.config["locals"][format!("{name}_container_definitions")][0]["secrets"]
+        .as_array()
+        .unwrap();
+    assert!(
+        secrets.iter().all(|secret| secret["valueFrom"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("${{var.{name}_secret_arns[\""))),
+        "{secrets:?}"
+    );
+    assert_eq!(
+        terraform.config["terraform"]["required_providers"]["aws"]["source"],
+        "hashicorp/aws"
+    );
+    assert!(
+        terraform.config["output"]
+            .get(format!("{name}_service_id"))
+            .is_some()
     );
     assert_eq!(
         service["task_definition"],
