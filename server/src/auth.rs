@@ -128,6 +128,8 @@ struct Jwks {
     keys: RwLock<HashMap<String, (Option<Algorithm>, DecodingKey)>>,
     fetches: Mutex<FetchState>,
     refetch_interval: Duration,
+    /// The last fetch's outcome: `None` before the first, else its error (with its cause).
+    last_failure: std::sync::Mutex<Option<Option<String>>>,
 }
 
 #[derive(Default)]
@@ -161,6 +163,7 @@ impl Authenticator {
                         keys: RwLock::default(),
                         fetches: Mutex::default(),
                         refetch_interval: JWKS_REFETCH_INTERVAL,
+                        last_failure: std::sync::Mutex::default(),
                     }),
                 },
                 issuer: issuer.clone(),
@@ -180,6 +183,30 @@ impl Authenticator {
             jwks.refetch_interval = Duration::ZERO;
         }
         self
+    }
+
+    /// With a JWKS (`JWKS_URL`, Cognito): fetches the key set now, so start-up says whether the
+    /// keys can be had, and why not (`Err` with the cause). `None` without a JWKS.
+    pub async fn prefetch_keys(&self) -> Option<Result<(), String>> {
+        let Keys::Jwks(jwks) = &self.inner.as_ref()?.keys else {
+            return None;
+        };
+        Some(match jwks.refresh().await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(jwks
+                .last_failure()
+                .flatten()
+                .unwrap_or_else(|| "the key set could not be fetched".to_owned())),
+        })
+    }
+
+    /// With a JWKS: whether its last fetch worked (`None` before the first fetch, or without a
+    /// JWKS).
+    pub fn keys_healthy(&self) -> Option<bool> {
+        let Keys::Jwks(jwks) = &self.inner.as_ref()?.keys else {
+            return None;
+        };
+        jwks.last_failure().map(|failure| failure.is_none())
     }
 
     /// Whether clients must present a token.
@@ -321,7 +348,21 @@ impl Jwks {
         let set: JwkSet = match self.fetch().await {
             Ok(set) => set,
             Err(error) => {
-                tracing::warn!(url = %self.url, %error, "failed to fetch JWKS");
+                let mut cause = error.to_string();
+                let mut next = std::error::Error::source(&error);
+                while let Some(inner) = next {
+                    let said = inner.to_string();
+                    if !cause.contains(&said) {
+                        cause.push_str(": ");
+                        cause.push_str(&said);
+                    }
+                    next = inner.source();
+                }
+                tracing::warn!(url = %self.url, error = %cause, "failed to fetch JWKS");
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Some(cause));
                 *fetches = FetchState {
                     not_before: Some(Instant::now() + JWKS_RETRY_AFTER_FAILURE),
                     failed: true,
@@ -348,8 +389,19 @@ impl Jwks {
             keys.insert(kid, (alg, key));
         }
         tracing::info!(url = %self.url, keys = keys.len(), "fetched JWKS");
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(None);
         *self.keys.write().await = keys;
         Ok(())
+    }
+
+    fn last_failure(&self) -> Option<Option<String>> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     async fn fetch(&self) -> Result<JwkSet, reqwest::Error> {

@@ -136,6 +136,14 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Some(healthy) = state.context.auth.keys_healthy() {
+        state
+            .context
+            .metrics
+            .dependency_up
+            .with_label_values(&["jwks"])
+            .set(i64::from(healthy));
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.context.metrics.render(),

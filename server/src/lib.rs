@@ -168,9 +168,26 @@ pub async fn run(
         ));
     }
     let connections_shutdown = CancellationToken::new();
+    let auth = Authenticator::new(&auth_config);
+    // With a JWKS (Cognito): fetched now, so an unreachable key set is said at start with its
+    // cause, not found out by the first client. The server starts either way (the keys are
+    // fetched again when a token needs them).
+    if let Some(fetched) = auth.prefetch_keys().await {
+        let up = metrics.dependency_up.with_label_values(&["jwks"]);
+        match fetched {
+            Ok(()) => up.set(1),
+            Err(cause) => {
+                up.set(0);
+                tracing::warn!(
+                    error = %cause,
+                    "token keys (JWKS) could not be fetched: every token is refused until they can be"
+                );
+            }
+        }
+    }
     let context = Arc::new(Context {
         registry: registry.clone(),
-        auth: Authenticator::new(&auth_config),
+        auth,
         metrics: metrics.clone(),
         limits: Limits {
             max_documents_per_connection: config.max_documents_per_connection.max(1),

@@ -875,3 +875,58 @@ async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
         "the editor URL is not one a browser opens:\n{log}"
     );
 }
+
+/// Issue 24, item 8: an unreachable database stops the start with its cause (here: refused),
+/// said once, instead of "pool timed out" after 10 s.
+#[tokio::test]
+async fn an_unreachable_database_is_refused_at_start_with_its_cause_said_once() {
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:{closed}/collab"),
+            )
+            .env("PORT", "0")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the start fails within the wait, not after a pool timeout")
+    .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("Connection refused"), "{stderr}");
+    assert_eq!(last.matches("Connection refused").count(), 1, "{last}");
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+}
+
+/// Issue 24, item 8: a key set (JWKS, Cognito) that cannot be fetched is found out at start,
+/// not by the first client: `collab_server_dependency_up{dependency="jwks"}` says 0.
+#[tokio::test]
+async fn an_unreachable_key_set_is_visible_from_the_start() {
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let jwks = format!("http://127.0.0.1:{closed}/.well-known/jwks.json");
+    let server = TestServer::start(&["--database-url", "memory://", "--jwks-url", &jwks]).await;
+    let body = reqwest::get(server.http("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        body.lines()
+            .any(|line| line == "collab_server_dependency_up{dependency=\"jwks\"} 0"),
+        "no jwks gauge at 0"
+    );
+    server.stop().await;
+}

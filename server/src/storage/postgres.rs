@@ -30,6 +30,29 @@ impl PostgresStore {
             source,
         };
         let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        // One direct attempt first: a pool that cannot connect only says "pool timed out"
+        // after its acquire timeout, hiding why (refused, DNS, TLS, password).
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+            }
+            Ok(Err(source)) => return Err(connect_error(source)),
+            Err(_) => {
+                return Err(connect_error(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer from {}:{} within 10 s",
+                        options.get_host(),
+                        options.get_port()
+                    ),
+                ))));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
