@@ -81,3 +81,15 @@ def test_grafana_provisions_the_mounted_dashboards():
         assert dashboard["uid"] and dashboard["panels"], path
     datasources = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text())
     assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_the_image_is_built_once_and_the_stores_stay_off_the_host():
+    """Issue 24, item 9: one build for both replicas (two `build:` of one tag built it twice),
+    and PostgreSQL and Redis, with their known dev passwords, are not published on the host."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["collab-1"], builders
+    assert services["collab-1"]["image"] == services["collab-2"]["image"]
+    for store in ("postgres", "redis"):
+        assert not services[store].get("ports"), f"{store} is published on the host"
