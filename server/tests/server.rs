@@ -930,3 +930,66 @@ async fn an_unreachable_key_set_is_visible_from_the_start() {
     );
     server.stop().await;
 }
+
+/// Issue 24, item 9: a 2.x provider without a token against a server that requires one sends
+/// no Auth frame; its socket is closed (4401) and the log says why, instead of nothing.
+#[tokio::test]
+async fn a_socket_that_never_authenticates_is_closed_and_logged() {
+    use tokio::io::AsyncBufReadExt as _;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", "memory://")
+        .env("JWT_SECRET", "s3cret")
+        .env("COLLAB_SERVER_IDLE_TIMEOUT_SECS", "2")
+        .env("COLLAB_SERVER_KEEPALIVE_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = format!("ws://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..200 {
+        if let Ok(connected) = tokio::time::timeout(WAIT, Client::try_connect(&url)).await
+            && let Some(connected) = connected
+        {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let mut client = client.expect("the server listens");
+    // What a 2.x provider without a token sends: Sync Step1 (and, being alive, more frames),
+    // never Auth.
+    let close = loop {
+        // A send after the server's close may fail; the close frame is still read below.
+        let _ = client
+            .try_send(
+                "no-token",
+                Message::Sync(SyncMessage::SyncStep1(Default::default())),
+            )
+            .await;
+        if let Ok(Received::Closed(frame)) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), client.recv()).await
+        {
+            break frame.expect("a close frame");
+        }
+    };
+    assert_eq!(u16::from(close.code), 4401);
+    let logged = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("authenticated no document") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    child.kill().await.expect("kill");
+    assert_eq!(logged, Ok(true), "the close was not logged");
+}

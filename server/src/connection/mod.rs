@@ -338,6 +338,15 @@ impl Connection {
             && self.context.auth.is_required()
             && self.opened.elapsed() >= limits.idle_timeout
         {
+            let waiting = self
+                .sessions
+                .values()
+                .filter(|s| matches!(s, Session::Pending { .. }))
+                .count();
+            tracing::info!(
+                documents_without_auth = waiting,
+                "closing a socket that authenticated no document (4401): tokens are required; a 2.x provider configured without a token never sends one"
+            );
             self.outbox
                 .close(close_code::UNAUTHORIZED, "Unauthorized".into());
             return;

@@ -107,6 +107,21 @@ impl Client {
         Self { ws }
     }
 
+    /// `None` while nothing listens at `url` yet.
+    pub async fn try_connect(url: &str) -> Option<Self> {
+        connect_async(url).await.ok().map(|(ws, _)| Self { ws })
+    }
+
+    /// Sends a frame; `false` once the socket is closed (no panic).
+    pub async fn try_send(&mut self, address: &str, message: Message) -> bool {
+        self.ws
+            .send(WsMessage::Binary(
+                protocol::encode_frame(address, &message).into(),
+            ))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
         self.ws
             .send(WsMessage::Binary(bytes.into()))
