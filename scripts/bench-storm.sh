@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SRC=${BENCH_HARNESS:-$ROOT/../shared/bench}
+SRC=${BENCH_HARNESS:-$ROOT/bench}
 [ -d "$SRC/loadgen" ] || { echo "bench-storm: harness not found at $SRC (set BENCH_HARNESS)" >&2; exit 1; }
 REPS=${1:-3}
 shift || true

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks collab-server side by side with Hocuspocus 4 and `limit` (the machine's floor),
-# in one session, with the shared harness (../shared/bench, see its README).
+# in one session, with the harness in bench/ (see its README).
 #
 #   scripts/bench.sh [reps] [peers...]        defaults: 5 reps; peers collab hocuspocus4 limit
 #   SCENARIOS="throughput connect fanout fanout500" scripts/bench.sh 5
@@ -9,7 +9,7 @@
 #     (tests/compat/bench/pg-ack.mjs) and bytes written per small edit on a 1 MB document
 #     (tests/compat/bench/pg-writes.mjs); the benchmark creates and drops its own databases.
 #
-# The harness is copied to target/bench/harness (nothing is written to the shared folder) and
+# The harness is copied to target/bench/harness (nothing is written to bench/) and
 # taught more peers:
 #   collab            our release binary, in-memory storage like the Node anchors
 #                     (COLLAB_BENCH_DATABASE_URL=sqlite://… or postgres://… to change it)
@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SRC=${BENCH_HARNESS:-$ROOT/../shared/bench}
+SRC=${BENCH_HARNESS:-$ROOT/bench}
 [ -d "$SRC/loadgen" ] || { echo "bench: harness not found at $SRC (set BENCH_HARNESS)" >&2; exit 1; }
 REPS=${1:-5}
 shift || true

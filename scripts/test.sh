@@ -169,6 +169,11 @@ install_helm
 say "cargo test (the operator's real-API-server suite runs where envtest's binaries are: docs/operator.md)"
 cargo test --workspace --locked
 
+say "The benchmark harness builds (bench/: load generator and the limit server, each its own workspace)"
+for manifest in bench/loadgen/Cargo.toml bench/limit/Cargo.toml; do
+  cargo check --locked --quiet --manifest-path "$manifest" --target-dir target/bench-check
+done
+
 say "Dependency policy: licenses, bans, sources, advisories (scripts/deny.sh; skipped without cargo-deny)"
 scripts/deny.sh
 
