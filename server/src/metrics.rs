@@ -235,6 +235,8 @@ impl Metrics {
             &["dependency"],
         )
         .expect("valid metric");
+        // The store answered before the server started serving (it does not start otherwise).
+        dependency_up.with_label_values(&["store"]).set(1);
         let throttled = counter(
             "throttled_total",
             "Times a socket's reads were paused for exceeding its message or byte rate",
@@ -283,6 +285,11 @@ impl Metrics {
             &["event", "outcome"],
         )
         .expect("valid metric");
+        // Every route from the first scrape, so a dashboard's rate is 0, not "no data".
+        for route in ["list", "read", "replace", "delete", "apply", "other"] {
+            api_requests.with_label_values(&[route, "200"]);
+            api_duration.with_label_values(&[route]);
+        }
         for event in ["change", "connect", "disconnect", "create"] {
             for outcome in ["sent", "failed", "dropped"] {
                 webhooks.with_label_values(&[event, outcome]);
@@ -495,6 +502,67 @@ mod tests {
         )));
         #[cfg(target_os = "linux")]
         assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    /// The shipped alert rules query only metrics that exist, and the chart's copy is the same
+    /// file.
+    #[test]
+    fn alert_rules_query_metrics_that_exist() {
+        let metrics = Metrics::new();
+        let known = metrics.family_names();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rules = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml"))
+            .expect("alert rules");
+        let chart = std::fs::read_to_string(
+            root.join("charts/collab-operator/files/collab-server-alerts.yml"),
+        )
+        .expect("the chart's alert rules");
+        assert_eq!(rules, chart, "the chart ships the same rules");
+        let mut checked = 0;
+        for line in rules.lines() {
+            let Some(expr) = line.trim().strip_prefix("expr: ") else {
+                continue;
+            };
+            for name in metric_names(expr) {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(&name);
+                assert!(known.iter().any(|k| k == base), "{base} in {expr}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} metric references found");
+    }
+
+    /// Every metric family has a panel (issue 24: a family nobody charts is found out only in an
+    /// incident).
+    #[test]
+    fn every_metric_family_has_a_panel() {
+        let metrics = Metrics::new();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/grafana/dashboards/collab-server.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard"))
+                .expect("dashboard JSON");
+        let mut exprs = Vec::new();
+        collect_exprs(&dashboard, &mut exprs);
+        let queried: std::collections::HashSet<String> = exprs
+            .iter()
+            .flat_map(|expr| metric_names(expr))
+            .map(|name| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .map_or(name.clone(), str::to_owned)
+            })
+            .collect();
+        let missing: Vec<&String> = metrics
+            .family_names()
+            .iter()
+            .filter(|family| family.starts_with("collab_server_") && !queried.contains(*family))
+            .collect();
+        assert!(missing.is_empty(), "no panel queries {missing:?}");
     }
 
     /// Every series the shipped Grafana dashboards query exists (a renamed metric would leave

@@ -547,3 +547,20 @@ def test_operator_golden_objects_are_valid_kubernetes():
                 assert item["apiVersion"] == "monitoring.coreos.com/v1"
                 continue
             validate_kubernetes(item)
+
+
+def test_the_alert_rules_ship_as_a_prometheus_rule():
+    """Issue 24, item 5: the chart installs deploy/prometheus/alerts.yml as a PrometheusRule when
+    asked (and nothing of the kind by default)."""
+    assert not [item for item in render() if item["kind"] == "PrometheusRule"]
+    [rule] = [
+        item
+        for item in render({"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}}}})
+        if item["kind"] == "PrometheusRule"
+    ]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    shipped = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    assert rule["spec"] == shipped
+    alerts = [r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert "CollabServerDependencyDown" in alerts and len(alerts) >= 10, alerts

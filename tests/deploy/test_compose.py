@@ -93,3 +93,13 @@ def test_the_image_is_built_once_and_the_stores_stay_off_the_host():
     assert services["collab-1"]["image"] == services["collab-2"]["image"]
     for store in ("postgres", "redis"):
         assert not services[store].get("ports"), f"{store} is published on the host"
+
+
+def test_prometheus_loads_the_alert_rules():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    assert all(rule.get("expr") and rule.get("alert") for group in rules["groups"] for rule in group["rules"])
