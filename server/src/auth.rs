@@ -348,16 +348,7 @@ impl Jwks {
         let set: JwkSet = match self.fetch().await {
             Ok(set) => set,
             Err(error) => {
-                let mut cause = error.to_string();
-                let mut next = std::error::Error::source(&error);
-                while let Some(inner) = next {
-                    let said = inner.to_string();
-                    if !cause.contains(&said) {
-                        cause.push_str(": ");
-                        cause.push_str(&said);
-                    }
-                    next = inner.source();
-                }
+                let cause = crate::describe_error(&error);
                 tracing::warn!(url = %self.url, error = %cause, "failed to fetch JWKS");
                 *self
                     .last_failure

@@ -67,6 +67,24 @@ fn rate(per_second: f64, burst: f64) -> Rate {
     }
 }
 
+/// An error and its causes, each said once: a library error often repeats its source in its
+/// own message (`error sending request: …`), so printing the chain would say it twice.
+pub fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// How long an empty document stays loaded, absorbing quick reconnects.
 const ROOM_LINGER: Duration = Duration::from_millis(500);
 /// How long start-up waits for the first Redis connection before it says it has none.

@@ -35,18 +35,7 @@ fn main() -> ExitCode {
 /// The error and its causes, each said once: most of our errors already name their source in
 /// their own message, so `{:#}` would print it twice.
 fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let said = cause.to_string();
-        if text.contains(&said) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&said);
-    }
-    text
+    collab_server::describe_error(error.as_ref())
 }
 
 fn init_tracing(config: &Config) {

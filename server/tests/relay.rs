@@ -251,10 +251,7 @@ async fn a_claimed_window_belongs_to_one_replica_until_it_expires() {
 /// the relay is down; with a real Redis it says up.
 #[tokio::test]
 async fn an_unreachable_redis_is_named_with_its_cause() {
-    let closed = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let closed = closed_port();
     let redis = format!("redis://127.0.0.1:{closed}");
     let server = TestServer::start(&["--database-url", "memory://", "--redis-url", &redis]).await;
     let response = reqwest::get(server.http("/ready")).await.expect("ready");
@@ -264,15 +261,12 @@ async fn an_unreachable_redis_is_named_with_its_cause() {
         body.to_lowercase().contains("refused"),
         "/ready names the cause: {body}"
     );
-    let body = reqwest::get(server.http("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
     assert!(
-        body.lines()
-            .any(|line| line == "collab_server_dependency_up{dependency=\"relay\"} 0"),
+        has_metric_line(
+            &server,
+            "collab_server_dependency_up{dependency=\"relay\"} 0"
+        )
+        .await,
         "no relay gauge at 0"
     );
     server.stop().await;

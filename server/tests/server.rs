@@ -831,10 +831,7 @@ async fn names_the_adopted_table_cannot_hold_are_refused_before_any_acknowledgem
 #[tokio::test]
 async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
     use tokio::io::AsyncBufReadExt as _;
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let port = closed_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
         .env_clear()
         .env("PORT", port.to_string())
@@ -880,10 +877,7 @@ async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
 /// said once, instead of "pool timed out" after 10 s.
 #[tokio::test]
 async fn an_unreachable_database_is_refused_at_start_with_its_cause_said_once() {
-    let closed = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let closed = closed_port();
     let output = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
@@ -911,21 +905,15 @@ async fn an_unreachable_database_is_refused_at_start_with_its_cause_said_once() 
 /// not by the first client: `collab_server_dependency_up{dependency="jwks"}` says 0.
 #[tokio::test]
 async fn an_unreachable_key_set_is_visible_from_the_start() {
-    let closed = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let closed = closed_port();
     let jwks = format!("http://127.0.0.1:{closed}/.well-known/jwks.json");
     let server = TestServer::start(&["--database-url", "memory://", "--jwks-url", &jwks]).await;
-    let body = reqwest::get(server.http("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
     assert!(
-        body.lines()
-            .any(|line| line == "collab_server_dependency_up{dependency=\"jwks\"} 0"),
+        has_metric_line(
+            &server,
+            "collab_server_dependency_up{dependency=\"jwks\"} 0"
+        )
+        .await,
         "no jwks gauge at 0"
     );
     server.stop().await;
@@ -936,10 +924,7 @@ async fn an_unreachable_key_set_is_visible_from_the_start() {
 #[tokio::test]
 async fn a_socket_that_never_authenticates_is_closed_and_logged() {
     use tokio::io::AsyncBufReadExt as _;
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let port = closed_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
         .env_clear()
         .env("PORT", port.to_string())

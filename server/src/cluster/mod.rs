@@ -113,17 +113,7 @@ impl Link {
 /// An error of fred's with the causes it wraps (a TLS or I/O error's own text), so a log line
 /// says "certificate" or "connection refused", not only "IO Error".
 fn describe(error: &fred::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = std::error::Error::source(error);
-    while let Some(cause) = next {
-        let said = cause.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        next = cause.source();
-    }
-    text
+    crate::describe_error(error)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -313,6 +313,23 @@ pub fn now() -> u64 {
 }
 
 /// The value of an unlabelled metric on `/metrics` (0 when absent).
+/// A port nothing listens on (free when asked).
+pub fn closed_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
+/// Whether `/metrics` has exactly this line (a series and its value).
+pub async fn has_metric_line(server: &TestServer, line: &str) -> bool {
+    let body = reqwest::get(server.http("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    body.lines().any(|candidate| candidate == line)
+}
+
 pub async fn metric(server: &TestServer, name: &str) -> f64 {
     let body = reqwest::get(server.http("/metrics"))
         .await
