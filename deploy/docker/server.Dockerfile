@@ -6,7 +6,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 # The workspace's release profile keeps line tables (for profiling a local build); the image
-# gets a stripped binary (no symbols, no debug info): about a sixth of the size.
+# gets a stripped binary (no symbols, no debug info): 18.6 MB instead of about 116 MB.
 ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
