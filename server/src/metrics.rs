@@ -504,6 +504,32 @@ mod tests {
         assert!(text.contains("process_resident_memory_bytes"));
     }
 
+    /// The dashboards' queries select targets only by labels every Prometheus set-up gives them:
+    /// `instance` (and `namespace`, which a regex `.*` also matches where it is absent, as in
+    /// Compose). A job name (`collab-server` in Compose, the metrics Service's name under the
+    /// operator's ServiceMonitor) or a pod label would leave panels empty on one of them.
+    #[test]
+    fn dashboards_select_by_labels_both_set_ups_have() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/grafana/dashboards/collab-server.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard"))
+                .expect("dashboard JSON");
+        let mut exprs = Vec::new();
+        collect_exprs(&dashboard, &mut exprs);
+        for expr in &exprs {
+            for target_label in ["job", "pod", "service", "container", "endpoint"] {
+                for operator in ["=", "=~", "!=", "!~"] {
+                    let selector = format!("{target_label}{operator}\"");
+                    assert!(
+                        !expr.contains(&selector),
+                        "{expr} selects by {target_label}, which Compose and Kubernetes set differently"
+                    );
+                }
+            }
+        }
+    }
+
     /// The shipped alert rules query only metrics that exist, and the chart's copy is the same
     /// file.
     #[test]
