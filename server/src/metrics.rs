@@ -510,14 +510,7 @@ mod tests {
     /// operator's ServiceMonitor) or a pod label would leave panels empty on one of them.
     #[test]
     fn dashboards_select_by_labels_both_set_ups_have() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy/grafana/dashboards/collab-server.json");
-        let dashboard: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard"))
-                .expect("dashboard JSON");
-        let mut exprs = Vec::new();
-        collect_exprs(&dashboard, &mut exprs);
-        for expr in &exprs {
+        for (_, expr) in dashboard_exprs() {
             for target_label in ["job", "pod", "service", "container", "endpoint"] {
                 for operator in ["=", "=~", "!=", "!~"] {
                     let selector = format!("{target_label}{operator}\"");
@@ -550,10 +543,7 @@ mod tests {
                 continue;
             };
             for name in metric_names(expr) {
-                let base = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|suffix| name.strip_suffix(suffix))
-                    .unwrap_or(&name);
+                let base = family(&name, known);
                 assert!(known.iter().any(|k| k == base), "{base} in {expr}");
                 checked += 1;
             }
@@ -566,22 +556,11 @@ mod tests {
     #[test]
     fn every_metric_family_has_a_panel() {
         let metrics = Metrics::new();
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy/grafana/dashboards/collab-server.json");
-        let dashboard: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard"))
-                .expect("dashboard JSON");
-        let mut exprs = Vec::new();
-        collect_exprs(&dashboard, &mut exprs);
-        let queried: std::collections::HashSet<String> = exprs
+        let known = metrics.family_names();
+        let queried: std::collections::HashSet<String> = dashboard_exprs()
             .iter()
-            .flat_map(|expr| metric_names(expr))
-            .map(|name| {
-                ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|suffix| name.strip_suffix(suffix))
-                    .map_or(name.clone(), str::to_owned)
-            })
+            .flat_map(|(_, expr)| metric_names(expr))
+            .map(|name| family(&name, known).to_owned())
             .collect();
         let missing: Vec<&String> = metrics
             .family_names()
@@ -604,37 +583,50 @@ mod tests {
                 line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
             })
         };
+        let mut checked = 0;
+        for (path, expr) in dashboard_exprs() {
+            for name in metric_names(&expr) {
+                let base = family(&name, known);
+                assert!(
+                    known.iter().any(|k| k == base),
+                    "{}: {name} is not exported (known: {known:?})",
+                    path.display()
+                );
+                assert!(
+                    has_series(&name),
+                    "{}: {name} has no series in the first scrape (initialise its labels)",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} metric references found");
+    }
+
+    /// Every query of every shipped dashboard, with the dashboard's path.
+    fn dashboard_exprs() -> Vec<(std::path::PathBuf, String)> {
         let dashboards =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
-        let mut checked = 0;
+        let mut all = Vec::new();
         for entry in std::fs::read_dir(&dashboards).expect("dashboards folder") {
             let path = entry.expect("entry").path();
             let text = std::fs::read_to_string(&path).expect("dashboard");
             let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
             let mut exprs = Vec::new();
             collect_exprs(&dashboard, &mut exprs);
-            for expr in exprs {
-                for name in metric_names(&expr) {
-                    let base = ["_bucket", "_sum", "_count"]
-                        .iter()
-                        .find_map(|suffix| name.strip_suffix(suffix))
-                        .filter(|base| known.iter().any(|k| k == base))
-                        .unwrap_or(&name);
-                    assert!(
-                        known.iter().any(|k| k == base),
-                        "{}: {name} is not exported (known: {known:?})",
-                        path.display()
-                    );
-                    assert!(
-                        has_series(&name),
-                        "{}: {name} has no series in the first scrape (initialise its labels)",
-                        path.display()
-                    );
-                    checked += 1;
-                }
-            }
+            all.extend(exprs.into_iter().map(|expr| (path.clone(), expr)));
         }
-        assert!(checked > 20, "only {checked} metric references found");
+        all
+    }
+
+    /// The family a queried series belongs to: a histogram's `_bucket`, `_sum` and `_count`
+    /// belong to the histogram, where that is a known family.
+    fn family<'a>(name: &'a str, known: &[String]) -> &'a str {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| known.iter().any(|k| k == base))
+            .unwrap_or(name)
     }
 
     fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {

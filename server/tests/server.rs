@@ -825,26 +825,38 @@ async fn names_the_adopted_table_cannot_hold_are_refused_before_any_acknowledgem
         .expect("drop database");
 }
 
-/// Issue 24, items 8 and 9: the binary's start-up log, as a log collector receives it (not a
-/// terminal): no colour escape codes, the authentication mode said, and the editor's URL one a
-/// browser can open.
-#[tokio::test]
-async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
+/// The server binary on `port` with in-memory storage, HS256 tokens and `env`, its log (stdout)
+/// read line by line as a log collector would (not a terminal).
+fn spawn_logging_server(
+    port: u16,
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
     use tokio::io::AsyncBufReadExt as _;
-    let port = closed_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
         .env_clear()
         .env("PORT", port.to_string())
         .env("DATABASE_URL", "memory://")
         .env("JWT_SECRET", "s3cret")
-        .env("COLLAB_SERVER_DEMO", "true")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("the server binary starts");
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    (child, tokio::io::BufReader::new(stdout).lines())
+}
+
+/// Issue 24, items 8 and 9: the binary's start-up log, as a log collector receives it (not a
+/// terminal): no colour escape codes, the authentication mode said, and the editor's URL one a
+/// browser can open.
+#[tokio::test]
+async fn the_start_up_log_says_the_auth_mode_without_colour_codes() {
+    let port = closed_port();
+    let (mut child, mut lines) = spawn_logging_server(port, &[("COLLAB_SERVER_DEMO", "true")]);
     let mut log = Vec::new();
     let read = tokio::time::timeout(WAIT, async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -923,20 +935,14 @@ async fn an_unreachable_key_set_is_visible_from_the_start() {
 /// no Auth frame; its socket is closed (4401) and the log says why, instead of nothing.
 #[tokio::test]
 async fn a_socket_that_never_authenticates_is_closed_and_logged() {
-    use tokio::io::AsyncBufReadExt as _;
     let port = closed_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("DATABASE_URL", "memory://")
-        .env("JWT_SECRET", "s3cret")
-        .env("COLLAB_SERVER_IDLE_TIMEOUT_SECS", "2")
-        .env("COLLAB_SERVER_KEEPALIVE_SECS", "1")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut lines) = spawn_logging_server(
+        port,
+        &[
+            ("COLLAB_SERVER_IDLE_TIMEOUT_SECS", "2"),
+            ("COLLAB_SERVER_KEEPALIVE_SECS", "1"),
+        ],
+    );
     let url = format!("ws://127.0.0.1:{port}");
     let mut client = None;
     for _ in 0..200 {

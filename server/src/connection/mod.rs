@@ -380,9 +380,8 @@ impl Connection {
     /// With `COLLAB_SERVER_TOKEN_EXPIRY=refresh`: asks each session whose token expired (past
     /// the leeway) for a fresh one (`[address] 02 00`, which 3.3+ providers answer on the same
     /// socket), and denies a session still without one [`TOKEN_REFRESH_KEEPALIVES`] keepalive
-    /// intervals later (4.x
-    /// providers then retry with a fresh token; a y-websocket socket, which has one session, is
-    /// closed and its provider reconnects with a fresh token).
+    /// intervals later (4.x providers then retry with a fresh token; a y-websocket socket,
+    /// which has one session, is closed and its provider reconnects with a fresh token).
     async fn expire_sessions(&mut self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

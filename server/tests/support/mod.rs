@@ -312,32 +312,34 @@ pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-/// The value of an unlabelled metric on `/metrics` (0 when absent).
 /// A port nothing listens on (free when asked).
 pub fn closed_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     probe.local_addr().expect("addr").port()
 }
 
-/// Whether `/metrics` has exactly this line (a series and its value).
-pub async fn has_metric_line(server: &TestServer, line: &str) -> bool {
-    let body = reqwest::get(server.http("/metrics"))
+async fn metrics_text(server: &TestServer) -> String {
+    reqwest::get(server.http("/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("body");
-    body.lines().any(|candidate| candidate == line)
+        .expect("body")
 }
 
+/// Whether `/metrics` has exactly this line (a series and its value).
+pub async fn has_metric_line(server: &TestServer, line: &str) -> bool {
+    metrics_text(server)
+        .await
+        .lines()
+        .any(|candidate| candidate == line)
+}
+
+/// The value of an unlabelled metric on `/metrics` (0 when absent).
 pub async fn metric(server: &TestServer, name: &str) -> f64 {
-    let body = reqwest::get(server.http("/metrics"))
+    metrics_text(server)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    body.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
