@@ -355,7 +355,9 @@ pub enum ConfigError {
     DatabaseNameMissing,
     #[error("REDIS_URL must start with redis:// or rediss://")]
     InvalidRedisUrl,
-    #[error("COLLAB_SERVER_INSTANCE_ID must be 1 to 255 bytes")]
+    #[error(
+        "COLLAB_SERVER_INSTANCE_ID must be 1 to 234 bytes (the relay adds the document generation to it)"
+    )]
     InvalidInstanceId,
     #[error("COLLAB_SERVER_API_ADMIN_ONLY needs COLLAB_SERVER_METRICS_PORT (the admin port)")]
     ApiAdminOnlyWithoutAdminPort,
@@ -858,7 +860,7 @@ mod tests {
             parse(&["--redis-url", "http://x"]).cluster().unwrap_err(),
             ConfigError::InvalidRedisUrl
         );
-        let long = "x".repeat(256);
+        let long = "x".repeat(MAX_IDENTIFIER_BYTES + 1);
         assert_eq!(
             parse(&["--redis-url", "redis://x", "--instance-id", &long])
                 .cluster()

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub relay_messages_in: IntCounter,
     pub relay_messages_out: IntCounter,
     pub relay_dropped: IntCounter,
+    /// Relay messages of a document generation that a DELETE ended, dropped.
+    pub relay_stale: IntCounter,
     pub relay_errors: IntCounter,
     /// 1 while a dependency answers, 0 while it does not (`dependency`: `store`, `relay`).
     pub dependency_up: IntGaugeVec,
@@ -223,6 +225,10 @@ impl Metrics {
             "relay_messages_dropped_total",
             "Relay messages dropped (queue full or reader behind); healed by the next resync",
         );
+        let relay_stale = counter(
+            "relay_messages_stale_total",
+            "Relay messages of a deleted document's earlier generation, dropped unapplied",
+        );
         let relay_errors = counter(
             "relay_errors_total",
             "Failed Redis publishes and subscriptions, and malformed relay messages",
@@ -347,6 +353,7 @@ impl Metrics {
             Box::new(relay_messages_in.clone()),
             Box::new(relay_messages_out.clone()),
             Box::new(relay_dropped.clone()),
+            Box::new(relay_stale.clone()),
             Box::new(relay_errors.clone()),
             Box::new(dependency_up.clone()),
             Box::new(closes.clone()),
@@ -416,6 +423,7 @@ impl Metrics {
             relay_messages_in,
             relay_messages_out,
             relay_dropped,
+            relay_stale,
             relay_errors,
             dependency_up,
             throttled,

@@ -24,6 +24,7 @@ async fn a_log_with_an_update_no_load_can_fold_is_served_without_it() {
         store
             .append(
                 "poisoned",
+                0,
                 &[
                     insert(&ydoc, "before "),
                     half_applying,

@@ -56,8 +56,12 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the relay hands to this process's documents.
 pub enum Inbound {
-    /// A peer's message for the document.
-    Message(Message),
+    /// A peer's message for the document, of the document's generation at the peer (`None`
+    /// from a peer that does not say: a Node server).
+    Message {
+        message: Message,
+        generation: Option<u64>,
+    },
     /// Ask the peers for anything the document lacks (the subscription is (re)established).
     Resync,
 }
@@ -300,13 +304,22 @@ impl Cluster {
         Ok(claimed.is_some())
     }
 
-    pub fn publish(&self, document: &str, message: &Message) {
-        self.publish_frame(document, &protocol::encode_frame(document, message));
+    pub fn publish(&self, document: &str, generation: u64, message: &Message) {
+        self.publish_frame(
+            document,
+            generation,
+            &protocol::encode_frame(document, message),
+        );
     }
 
-    /// Queues an already encoded Hocuspocus frame (addressed to the plain document name).
-    pub fn publish_frame(&self, document: &str, frame: &[u8]) {
-        let payload = Bytes::from(envelope::encode(&self.identifier, frame));
+    /// Queues an already encoded Hocuspocus frame (addressed to the plain document name) of
+    /// the document's `generation`.
+    pub fn publish_frame(&self, document: &str, generation: u64, frame: &[u8]) {
+        let payload = Bytes::from(envelope::encode_generation(
+            &self.identifier,
+            generation,
+            frame,
+        ));
         match self.outgoing.try_send((self.channel(document), payload)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.metrics.relay_dropped.inc(),
@@ -516,9 +529,15 @@ impl Cluster {
                 continue;
             };
             match decode(&self.identifier, payload) {
-                Ok(Some(relayed)) => {
+                Ok(Some((message, generation))) => {
                     self.metrics.relay_messages_in.inc();
-                    registry.deliver(document, Inbound::Message(relayed));
+                    registry.deliver(
+                        document,
+                        Inbound::Message {
+                            message,
+                            generation,
+                        },
+                    );
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -530,14 +549,15 @@ impl Cluster {
     }
 }
 
-/// A relay message for a room: `None` for our own, an error for anything malformed.
-fn decode(own_identifier: &str, payload: &[u8]) -> Result<Option<Message>, String> {
-    let (identifier, frame) = envelope::decode(payload).map_err(|e| e.to_string())?;
-    if identifier == own_identifier {
+/// A relay message for a room, with the generation it was sent in: `None` for our own, an
+/// error for anything malformed.
+fn decode(own_identifier: &str, payload: &[u8]) -> Result<Option<(Message, Option<u64>)>, String> {
+    let envelope = envelope::open(payload).map_err(|e| e.to_string())?;
+    if envelope.sender == own_identifier {
         return Ok(None);
     }
-    match protocol::decode_frame(frame).map_err(|e| e.to_string())? {
-        Frame::Document { message, .. } => Ok(Some(message)),
+    match protocol::decode_frame(envelope.frame).map_err(|e| e.to_string())? {
+        Frame::Document { message, .. } => Ok(Some((message, envelope.generation))),
         Frame::Ping | Frame::Pong => Ok(None),
     }
 }
@@ -555,15 +575,16 @@ mod tests {
             "doc",
             &Message::Sync(SyncMessage::SyncStep1(StateVector::default())),
         );
-        let mine = envelope::encode("me", &frame);
-        assert_eq!(decode("me", &mine), Ok(None));
-        let theirs = envelope::encode("node-31001", &frame);
+        let step1 = Message::Sync(SyncMessage::SyncStep1(StateVector::default()));
         assert_eq!(
-            decode("me", &theirs),
-            Ok(Some(Message::Sync(SyncMessage::SyncStep1(
-                StateVector::default()
-            ))))
+            decode("me", &envelope::encode_generation("me", 3, &frame)),
+            Ok(None)
         );
+        // A Node peer's (no generation) and another replica of ours (its generation).
+        let theirs = envelope::encode("node-31001", &frame);
+        assert_eq!(decode("me", &theirs), Ok(Some((step1.clone(), None))));
+        let peer = envelope::encode_generation("other", 4, &frame);
+        assert_eq!(decode("me", &peer), Ok(Some((step1, Some(4)))));
         assert!(decode("me", &envelope::encode("x", b"\x03doc\x63")).is_err());
     }
 

@@ -158,8 +158,12 @@ pub enum Command {
         id: SubscriberId,
         update: AwarenessUpdate,
     },
-    /// From a peer replica, through the Redis relay.
-    Remote(Message),
+    /// From a peer replica, through the Redis relay, sent in the document's `generation` there
+    /// (`None`: a peer that does not say).
+    Remote {
+        message: Message,
+        generation: Option<u64>,
+    },
     /// Ask the peers for anything this room lacks (the relay subscription is (re)established).
     Resync,
     /// Ask one session's provider for anything this room lacks (its token was renewed: what
@@ -466,7 +470,13 @@ impl Rooms for Registry {
 
 fn command_for(inbound: Inbound) -> Command {
     match inbound {
-        Inbound::Message(message) => Command::Remote(message),
+        Inbound::Message {
+            message,
+            generation,
+        } => Command::Remote {
+            message,
+            generation,
+        },
         Inbound::Resync => Command::Resync,
     }
 }

@@ -10,6 +10,12 @@
 //! it applied; the log may hold an update twice, which folding ignores). That costs a second
 //! small write per peer and buys this: a `SyncStatus` this replica sends covers everything its
 //! document holds, even an edit whose origin replica died before storing it.
+//!
+//! A room serves one **generation** of its document at a time (see `storage`). Its relay
+//! messages carry it; a peer's message of an older generation is dropped, one of a newer
+//! generation (or the store refusing an append as superseded, or a peer's deletion notice) means
+//! the document was deleted elsewhere: the room [starts over](Room::start_over) from storage.
+//! Only the replica that runs a DELETE touches the store for it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use yrs::block::ClientID;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
@@ -29,6 +36,7 @@ use super::{
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
 use crate::protocol::{self, Message, Scope};
+use crate::storage::writer::Written;
 
 /// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
 const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,11 +88,15 @@ impl Origin {
     }
 }
 
-/// A deletion the room loop carries out (it waits on the writer and the store).
-struct Deletion {
-    reason: String,
-    /// `None` when a peer replica deleted the document (nobody to answer, nothing to relay).
-    reply: Option<tokio::sync::oneshot::Sender<Result<bool, RequestError>>>,
+/// Work the room loop carries out after a command, since it waits on the writer or the store.
+enum Followup {
+    /// The document API's DELETE.
+    Delete {
+        reason: String,
+        reply: tokio::sync::oneshot::Sender<Result<bool, RequestError>>,
+    },
+    /// The document was deleted elsewhere: start over from storage.
+    StartOver { reason: String },
 }
 
 struct Session {
@@ -116,6 +128,13 @@ struct Room {
     /// Acknowledgements waiting for durability: (sequence, session, received at).
     pending_acks: VecDeque<(u64, Ack, Instant)>,
     writer: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    /// What the writer reports.
+    written: mpsc::UnboundedReceiver<Written>,
+    /// The writer task, and those of earlier generations (awaited when the room unloads).
+    writers: Vec<JoinHandle<()>>,
+    /// The generation of the document this room serves (what its writes and relay messages
+    /// carry).
+    generation: u64,
     cluster: Option<Arc<Cluster>>,
     /// When this room last asked its peers for updates it lacks.
     last_resync: Option<Instant>,
@@ -141,13 +160,12 @@ pub(super) async fn run(
     registry: Arc<Registry>,
 ) {
     let started = Instant::now();
-    let store = registry.store().clone();
     let loaded = load(&name, &registry, Vec::new()).await;
     registry
         .metrics
         .document_load_duration
         .observe(started.elapsed().as_secs_f64());
-    let (ydoc, log_rows, size_estimate) = match loaded {
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(reason) => {
             tracing::error!(%reason, "failed to load document; denying its clients");
@@ -162,36 +180,37 @@ pub(super) async fn run(
             return;
         }
     };
-    tracing::debug!(log_rows, "document loaded");
+    tracing::debug!(
+        log_rows = loaded.log_rows,
+        generation = loaded.generation,
+        "document loaded"
+    );
 
-    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(crate::storage::writer::run(
-        name.clone(),
-        store.clone(),
-        writer_rx,
-        durable_tx,
-        log_rows,
-        registry.settings.compact_after,
-    ));
+    // Replaced by `start_writer` below.
+    let (writer, _) = mpsc::unbounded_channel();
+    let (_, written) = mpsc::unbounded_channel();
     let mut room = Room {
         name: name.clone(),
         registry: registry.clone(),
-        awareness: Awareness::with_clock(ydoc, now_millis),
+        awareness: Awareness::with_clock(loaded.doc, now_millis),
         sessions: HashMap::new(),
         awareness_owner: HashMap::new(),
         inflight: VecDeque::new(),
         tainted: false,
-        size_estimate,
+        size_estimate: loaded.bytes,
         enqueued: 0,
         durable: 0,
         pending_acks: VecDeque::new(),
-        writer: writer_tx,
+        writer,
+        written,
+        writers: Vec::new(),
+        generation: loaded.generation,
         cluster: registry.cluster().cloned(),
         last_resync: None,
         local_change: None,
         whole_state_frames: Vec::new(),
     };
+    room.start_writer(loaded.generation, loaded.log_rows);
     // A room loaded only to carry out a DELETE (the document API's) is no document being
     // created: no `create` webhook, and nothing seeded into what is about to go.
     let first = commands.try_recv().ok();
@@ -208,10 +227,11 @@ pub(super) async fn run(
         cluster.watch(name.clone());
     }
 
+    let mut broken = false;
     if let Some(command) = first
-        && let Some(deletion) = room.handle(command)
+        && let Some(followup) = room.handle(command)
     {
-        room.delete(deletion, &mut durable_rx).await;
+        broken = !room.follow(followup).await;
     }
 
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
@@ -229,13 +249,19 @@ pub(super) async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => {
-                    if let Some(deletion) = room.handle(command) {
-                        room.delete(deletion, &mut durable_rx).await;
+                    if let Some(followup) = room.handle(command) {
+                        broken |= !room.follow(followup).await;
                     }
                 }
                 None => break,
             },
-            Some(through) = durable_rx.recv() => room.acknowledge(through),
+            Some(written) = room.written.recv() => match written {
+                Written::Durable(through) => room.acknowledge(through),
+                Written::Superseded => {
+                    let reason = format!("{DELETED_REASON_PREFIX} on another replica");
+                    broken |= !room.follow(Followup::StartOver { reason }).await;
+                }
+            },
             _ = sweep.tick() => room.sweep_awareness(),
             _ = resync.tick(), if relayed => room.resync(),
             _ = shutdown.cancelled(), if can_retire => {
@@ -246,9 +272,11 @@ pub(super) async fn run(
                 empty_since = Some(Instant::now());
             }
         }
-        if room.tainted && !room.rebuild().await {
+        broken |= room.tainted && !room.rebuild().await;
+        if broken {
             // Storage could not be read: nobody may be served a document that holds what
             // storage does not. Every session reconnects to a fresh load.
+            broken = false;
             room.close_all();
             if registry.retire(&name, room_id, || true) {
                 break;
@@ -271,9 +299,12 @@ pub(super) async fn run(
     if let Some(cluster) = &room.cluster {
         cluster.unwatch(name.clone());
     }
+    let writers = std::mem::take(&mut room.writers);
     drop(room);
-    if let Err(error) = writer.await {
-        tracing::error!(%error, "document writer failed");
+    for writer in writers {
+        if let Err(error) = writer.await {
+            tracing::error!(%error, "document writer failed");
+        }
     }
     tracing::debug!("document unloaded");
 }
@@ -285,20 +316,30 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// A document as loaded from storage.
+struct Loaded {
+    doc: Doc,
+    generation: u64,
+    /// Log rows read.
+    log_rows: usize,
+    /// Bytes read (snapshot, log and the updates in flight).
+    bytes: usize,
+}
+
 /// Loads a document: the stored snapshot and log, then `inflight` (updates not yet durable),
-/// folded off the async workers. Returns the document, the log rows read and the bytes read.
-/// Updates that cannot be integrated are quarantined (see [`crate::storage::integrate_all`])
-/// and counted.
+/// folded off the async workers. Updates that cannot be integrated are quarantined (see
+/// [`crate::storage::integrate_all`]) and counted.
 async fn load(
     name: &Arc<str>,
     registry: &Registry,
     inflight: Vec<Vec<u8>>,
-) -> Result<(Doc, usize, usize), String> {
+) -> Result<Loaded, String> {
     let stored = registry
         .store()
         .load(name)
         .await
         .map_err(|e| e.to_string())?;
+    let generation = stored.generation;
     let name = name.clone();
     let folded = tokio::task::spawn_blocking(move || {
         let bytes = stored.updates().map(<[u8]>::len).sum::<usize>()
@@ -315,12 +356,17 @@ async fn load(
     })
     .await
     .map_err(|e| format!("loading task failed: {e}"))??;
-    let (folded, rows, bytes) = folded;
+    let (folded, log_rows, bytes) = folded;
     registry
         .metrics
         .updates_quarantined
         .inc_by(folded.quarantined.len() as u64);
-    Ok((folded.doc, rows, bytes))
+    Ok(Loaded {
+        doc: folded.doc,
+        generation,
+        log_rows,
+        bytes,
+    })
 }
 
 /// Runs CPU-heavy document work where it cannot stall other tasks' worker: `block_in_place`
@@ -362,22 +408,17 @@ async fn refuse_all(
 }
 
 impl Room {
-    /// Handles one command; a deletion is returned for the room loop to carry out.
-    fn handle(&mut self, command: Command) -> Option<Deletion> {
+    /// Handles one command; work that waits is returned for the room loop to carry out.
+    fn handle(&mut self, command: Command) -> Option<Followup> {
         match command {
             Command::Join { subscriber, reply } => self.join(subscriber, reply),
             Command::Leave { id } => self.leave(id),
             Command::Sync { id, message } => self.sync(id, message),
             Command::Awareness { id, update } => self.apply_awareness(id, update),
-            Command::Remote(Message::Close(Some(reason)))
-                if reason.starts_with(DELETED_REASON_PREFIX) =>
-            {
-                return Some(Deletion {
-                    reason,
-                    reply: None,
-                });
-            }
-            Command::Remote(message) => self.remote(message),
+            Command::Remote {
+                message,
+                generation,
+            } => return self.remote_in(message, generation),
             Command::Resync => self.resync(),
             Command::RequestSync { id } => {
                 if let Some(session) = self.sessions.get(&id) {
@@ -393,7 +434,7 @@ impl Room {
         None
     }
 
-    fn request(&mut self, request: Request) -> Option<Deletion> {
+    fn request(&mut self, request: Request) -> Option<Followup> {
         match request {
             Request::State { reply } => {
                 let _ = reply.send(Ok(self.full_state()));
@@ -403,9 +444,9 @@ impl Room {
             }
             Request::Edit { edit, reply } => self.edit(edit, reply),
             Request::Delete { reason, reply } => {
-                return Some(Deletion {
+                return Some(Followup::Delete {
                     reason: format!("{DELETED_REASON_PREFIX}: {reason}"),
-                    reply: Some(reply),
+                    reply,
                 });
             }
         }
@@ -479,18 +520,30 @@ impl Room {
         }
     }
 
-    /// Deletes the document: every session ends (told why), the writes in flight finish, the
-    /// store forgets the document, the peers are told, and the room starts over empty.
-    async fn delete(&mut self, deletion: Deletion, durable: &mut mpsc::UnboundedReceiver<u64>) {
-        let ids: Vec<SubscriberId> = self.sessions.keys().copied().collect();
-        for id in ids {
-            self.deny(id, &deletion.reason);
+    /// Carries out what a command left to the loop; `false` when storage could not be read
+    /// (the loop then closes every session and unloads the room).
+    async fn follow(&mut self, followup: Followup) -> bool {
+        match followup {
+            Followup::Delete { reason, reply } => self.delete(reason, reply).await,
+            Followup::StartOver { reason } => self.start_over(&reason).await,
         }
+    }
+
+    /// Deletes the document: every session ends (told why), the writes in flight finish, the
+    /// store forgets the document and starts its next generation, the peers are told, and the
+    /// room serves that generation, empty.
+    async fn delete(
+        &mut self,
+        reason: String,
+        reply: tokio::sync::oneshot::Sender<Result<bool, RequestError>>,
+    ) -> bool {
+        self.deny_all(&reason);
         let drained = tokio::time::timeout(DELETE_DRAIN_TIMEOUT, async {
             while self.durable < self.enqueued {
-                match durable.recv().await {
-                    Some(through) => self.acknowledge(through),
-                    None => return false,
+                match self.written.recv().await {
+                    Some(Written::Durable(through)) => self.acknowledge(through),
+                    // Deleted elsewhere meanwhile: what is in flight went with it.
+                    Some(Written::Superseded) | None => return false,
                 }
             }
             true
@@ -498,46 +551,120 @@ impl Room {
         .await;
         if !matches!(drained, Ok(true)) {
             tracing::error!("deletion abandoned: updates in flight were not stored");
-            if let Some(reply) = deletion.reply {
-                let _ = reply.send(Err(RequestError::Unavailable(
-                    "updates in flight could not be stored; nothing was deleted".into(),
-                )));
-            }
-            return;
+            let _ = reply.send(Err(RequestError::Unavailable(
+                "updates in flight could not be stored; nothing was deleted".into(),
+            )));
+            // The writer may be gone (superseded): serve what storage holds now.
+            return self.start_over(&reason).await;
         }
         let deleted = match self.registry.store().delete(&self.name).await {
             Ok(deleted) => deleted,
             Err(error) => {
                 tracing::error!(%error, "failed to delete the stored document");
-                if let Some(reply) = deletion.reply {
-                    let _ = reply.send(Err(RequestError::Unavailable(error.to_string())));
-                }
-                return;
+                let _ = reply.send(Err(RequestError::Unavailable(error.to_string())));
+                return true;
             }
         };
-        self.reset();
-        if deletion.reply.is_some()
-            && let Some(cluster) = &self.cluster
-        {
-            cluster.publish(&self.name, &Message::Close(Some(deletion.reason.clone())));
+        self.reset(Doc::new());
+        self.start_writer(deleted.generation, 0);
+        // Sent in the new generation: peers still in the old one start over on it.
+        self.relay(&Message::Close(Some(reason.clone())));
+        tracing::info!(%reason, generation = deleted.generation, "document deleted");
+        let _ = reply.send(Ok(deleted.existed));
+        true
+    }
+
+    /// The document was deleted on another replica (its notice, a message of a newer
+    /// generation, or the store refusing our append as superseded): every session ends (told
+    /// why), what is in flight is dropped unacknowledged (it can never be stored: its generation
+    /// is over), and the room serves what storage holds now. Nothing is deleted here: only the
+    /// replica that ran the DELETE touches the store. `false` when storage could not be read.
+    async fn start_over(&mut self, reason: &str) -> bool {
+        let loaded = match load(&self.name, &self.registry, Vec::new()).await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(%error, "cannot reload the document after its deletion elsewhere");
+                return false;
+            }
+        };
+        if loaded.generation == self.generation {
+            // Not deleted after all (a stale notice): nothing changes.
+            tracing::debug!(
+                reason,
+                "deletion notice for the current generation; ignored"
+            );
+            return true;
         }
-        tracing::info!(reason = %deletion.reason, "document deleted");
-        if let Some(reply) = deletion.reply {
-            let _ = reply.send(Ok(deleted));
+        tracing::info!(
+            reason,
+            generation = loaded.generation,
+            "document deleted on another replica; starting over from storage"
+        );
+        self.deny_all(reason);
+        self.reset(loaded.doc);
+        self.size_estimate = loaded.bytes;
+        self.start_writer(loaded.generation, loaded.log_rows);
+        self.resync();
+        true
+    }
+
+    /// Ends every session of the document with `reason`.
+    fn deny_all(&mut self, reason: &str) {
+        let ids: Vec<SubscriberId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.deny(id, reason);
         }
     }
 
-    /// An empty document in place of the deleted one.
-    fn reset(&mut self) {
-        let doc = crate::storage::integrate_all(&self.name, None, &[])
-            .map(|folded| folded.doc)
-            .unwrap_or_default();
+    /// `doc` in place of the document of an ended generation: nothing in flight is kept, and
+    /// nobody still waiting is told it was stored (API callers get an error).
+    fn reset(&mut self, doc: Doc) {
         self.awareness = Awareness::with_clock(doc, now_millis);
         self.whole_state_frames.clear();
         self.awareness_owner.clear();
         self.inflight.clear();
         self.tainted = false;
         self.size_estimate = 0;
+        self.local_change = None;
+        for (_, ack, _) in self.pending_acks.drain(..) {
+            if let Ack::Api(reply) = ack {
+                let _ = reply.send(Err(RequestError::Unavailable(
+                    "the document was deleted before the update was stored".into(),
+                )));
+            }
+        }
+        self.registry
+            .metrics
+            .pending_updates
+            .sub(self.enqueued.saturating_sub(self.durable) as i64);
+        self.durable = self.enqueued;
+    }
+
+    /// A writer for `generation` in place of the current one (which finishes what it holds,
+    /// or drops it if its generation is over, and is awaited when the room unloads).
+    fn start_writer(&mut self, generation: u64, log_rows: usize) {
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let (written_tx, written_rx) = mpsc::unbounded_channel();
+        self.writers.retain(|writer| !writer.is_finished());
+        self.writers.push(tokio::spawn(crate::storage::writer::run(
+            self.name.clone(),
+            generation,
+            self.registry.store().clone(),
+            writer_rx,
+            written_tx,
+            log_rows,
+            self.registry.settings.compact_after,
+        )));
+        self.writer = writer_tx;
+        self.written = written_rx;
+        self.generation = generation;
+    }
+
+    /// Publishes `message` to the peer replicas, in this room's generation.
+    fn relay(&self, message: &Message) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(&self.name, self.generation, message);
+        }
     }
 
     /// Asks every peer replica for what this room lacks and for their awareness states, and
@@ -547,14 +674,19 @@ impl Room {
         let Some(cluster) = &self.cluster else {
             return;
         };
+        let generation = self.generation;
         self.last_resync = Some(Instant::now());
         let sv = self.awareness.doc().transact().state_vector();
-        cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep1(sv)));
-        cluster.publish(&self.name, &Message::QueryAwareness);
+        cluster.publish(
+            &self.name,
+            generation,
+            &Message::Sync(SyncMessage::SyncStep1(sv)),
+        );
+        cluster.publish(&self.name, generation, &Message::QueryAwareness);
         if let Ok(states) = self.awareness.update()
             && !states.clients.is_empty()
         {
-            cluster.publish(&self.name, &Message::Awareness(states));
+            cluster.publish(&self.name, generation, &Message::Awareness(states));
         }
     }
 
@@ -570,6 +702,37 @@ impl Room {
         }
     }
 
+    /// A message from a peer replica, by its generation: one of an older generation is dropped
+    /// (the document was deleted since), one of a newer generation, or a deletion notice,
+    /// starts the room over; a message without a generation (a Node peer) is taken as current.
+    fn remote_in(&mut self, message: Message, generation: Option<u64>) -> Option<Followup> {
+        let deletion = matches!(&message, Message::Close(Some(reason)) if reason.starts_with(DELETED_REASON_PREFIX));
+        match generation {
+            Some(generation) if generation < self.generation => {
+                self.registry.metrics.relay_stale.inc();
+                None
+            }
+            Some(generation) if generation > self.generation || deletion => {
+                // The message itself is not applied: starting over loads that generation from
+                // storage and asks the peers for what it lacks.
+                let reason = match message {
+                    Message::Close(Some(reason)) if deletion => reason,
+                    _ => format!("{DELETED_REASON_PREFIX} on another replica"),
+                };
+                Some(Followup::StartOver { reason })
+            }
+            // Node servers have no DELETE: a notice without a generation is only a reason to
+            // look at storage.
+            None if deletion => Some(Followup::StartOver {
+                reason: format!("{DELETED_REASON_PREFIX} on another replica"),
+            }),
+            _ => {
+                self.remote(message);
+                None
+            }
+        }
+    }
+
     /// A message from a peer replica (the `@hocuspocus/extension-redis` receiver rules).
     fn remote(&mut self, message: Message) {
         let Some(cluster) = self.cluster.clone() else {
@@ -582,16 +745,28 @@ impl Room {
                 let own = txn.state_vector();
                 let diff = txn.encode_diff_v1(&remote);
                 drop(txn);
-                cluster.publish(&self.name, &Message::SyncReply(SyncMessage::SyncStep1(own)));
+                cluster.publish(
+                    &self.name,
+                    self.generation,
+                    &Message::SyncReply(SyncMessage::SyncStep1(own)),
+                );
                 if !is_empty_update(&diff) {
-                    cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep2(diff)));
+                    cluster.publish(
+                        &self.name,
+                        self.generation,
+                        &Message::Sync(SyncMessage::SyncStep2(diff)),
+                    );
                 }
             }
             // The answer to our Step1: send what it lacks, nothing more.
             Message::SyncReply(SyncMessage::SyncStep1(remote)) => {
                 let diff = self.awareness.doc().transact().encode_diff_v1(&remote);
                 if !is_empty_update(&diff) {
-                    cluster.publish(&self.name, &Message::Sync(SyncMessage::SyncStep2(diff)));
+                    cluster.publish(
+                        &self.name,
+                        self.generation,
+                        &Message::Sync(SyncMessage::SyncStep2(diff)),
+                    );
                 }
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update))
@@ -612,7 +787,7 @@ impl Room {
             Message::QueryAwareness => {
                 // Node peers expect an answer even when it has no entries.
                 if let Ok(update) = self.awareness.update() {
-                    cluster.publish(&self.name, &Message::Awareness(update));
+                    cluster.publish(&self.name, self.generation, &Message::Awareness(update));
                 }
             }
             Message::Auth(_)
@@ -685,13 +860,20 @@ impl Room {
             .iter()
             .map(|(_, bytes)| bytes.clone())
             .collect();
-        let (ydoc, _, size) = match load(&self.name, &self.registry, inflight).await {
+        let loaded = match load(&self.name, &self.registry, inflight).await {
             Ok(loaded) => loaded,
             Err(reason) => {
                 tracing::error!(%reason, "cannot rebuild the document after a failed update");
                 return false;
             }
         };
+        if loaded.generation != self.generation {
+            // Deleted elsewhere meanwhile: the updates in flight belong to the old generation.
+            return self
+                .start_over(&format!("{DELETED_REASON_PREFIX} on another replica"))
+                .await;
+        }
+        let (ydoc, size) = (loaded.doc, loaded.bytes);
         tracing::warn!("document rebuilt from storage after an update failed halfway");
         // What the sessions had (the tainted document's state vector covers what they were
         // sent): storage may hold more, written by other replicas and not relayed (yet).
@@ -865,7 +1047,7 @@ impl Room {
         if let Some(removal) = self.remove_awareness(clients)
             && let Some(cluster) = &self.cluster
         {
-            cluster.publish(&self.name, &Message::Awareness(removal));
+            cluster.publish(&self.name, self.generation, &Message::Awareness(removal));
         }
     }
 
@@ -1009,7 +1191,7 @@ impl Room {
             Ok(changes) => {
                 self.broadcast_awareness(&changes);
                 if let Some(cluster) = &self.cluster {
-                    cluster.publish(&self.name, &Message::Awareness(changes));
+                    cluster.publish(&self.name, self.generation, &Message::Awareness(changes));
                 }
             }
             Err(error) => tracing::warn!(%error, "failed to encode awareness changes"),
@@ -1148,6 +1330,7 @@ impl Room {
         if let Some(cluster) = &self.cluster {
             cluster.publish_frame(
                 &self.name,
+                self.generation,
                 &protocol::encode_update_frame(Some(&self.name), bytes),
             );
         }

@@ -5,14 +5,34 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DocumentInfo, DocumentStore, Listing, Result, StoredDocument, fold};
+use super::{
+    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
     documents: Mutex<HashMap<String, StoredDocument>>,
+    /// Per document, how many compactions and deletions changed what was read before them.
+    epochs: Mutex<HashMap<String, u64>>,
 }
 
 impl MemoryStore {
+    fn epoch(&self, document: &str, _held: &HashMap<String, StoredDocument>) -> u64 {
+        let epochs = self
+            .epochs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        epochs.get(document).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, document: &str) {
+        let mut epochs = self
+            .epochs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *epochs.entry(document.to_owned()).or_default() += 1;
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, StoredDocument>) -> T) -> T {
         let mut guard = self
             .documents
@@ -32,37 +52,64 @@ impl DocumentStore for MemoryStore {
         Ok(self.with(|docs| docs.get(document).cloned().unwrap_or_default()))
     }
 
-    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+    async fn append(&self, document: &str, generation: u64, updates: &[Vec<u8>]) -> Result<()> {
         self.with(|docs| {
-            docs.entry(document.to_owned())
-                .or_default()
-                .log
-                .extend(updates.iter().cloned())
-        });
-        Ok(())
+            let entry = docs.entry(document.to_owned()).or_default();
+            if entry.generation != generation {
+                return Err(StoreError::Superseded {
+                    document: document.to_owned(),
+                    generation,
+                });
+            }
+            entry.log.extend(updates.iter().cloned());
+            Ok(())
+        })
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
-        // Read, fold and replace under one lock: two compactions of a document cannot
-        // interleave, and an append can never land between the read and the drain.
+        // As the databases do: read under the lock, fold outside it (off the async workers),
+        // write under it only if no compaction or deletion came between.
+        let Some((epoch, snapshot, log)) = self.with(|docs| {
+            let entry = docs.get(document)?;
+            (!entry.log.is_empty()).then(|| {
+                (
+                    self.epoch(document, docs),
+                    entry.snapshot.clone(),
+                    entry.log.clone(),
+                )
+            })
+        }) else {
+            return Ok(());
+        };
+        let name = document.to_owned();
+        let rows = log.len();
+        let (merged, quarantined) = tokio::task::spawn_blocking(move || {
+            let log: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
+            fold(&name, snapshot.as_deref(), &log)
+        })
+        .await
+        .map_err(|error| StoreError::Corrupt {
+            document: document.to_owned(),
+            reason: format!("the fold failed: {error}"),
+        })??;
         self.with(|docs| {
-            let Some(entry) = docs.get_mut(document) else {
-                return Ok(());
-            };
-            if entry.log.is_empty() {
-                return Ok(());
+            if self.epoch(document, docs) != epoch {
+                return;
             }
-            let log: Vec<&[u8]> = entry.log.iter().map(Vec::as_slice).collect();
-            let (snapshot, quarantined) = fold(document, entry.snapshot.as_deref(), &log)?;
-            entry.snapshot = Some(snapshot);
-            // Quarantined rows stay in the log, in order.
+            let Some(entry) = docs.get_mut(document) else {
+                return;
+            };
+            entry.snapshot = Some(merged);
+            // The rows folded are the first `rows` (appends only add after them); quarantined
+            // ones stay, in order.
             let mut index = 0;
             entry.log.retain(|_| {
                 index += 1;
-                quarantined.contains(&(index - 1))
+                index > rows || quarantined.contains(&(index - 1))
             });
-            Ok(())
-        })
+            self.bump(document);
+        });
+        Ok(())
     }
 
     async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>> {
@@ -82,8 +129,20 @@ impl DocumentStore for MemoryStore {
         }))
     }
 
-    async fn delete(&self, document: &str) -> Result<bool> {
-        Ok(self.with(|docs| docs.remove(document).is_some_and(|d| !d.is_empty())))
+    async fn delete(&self, document: &str) -> Result<Deleted> {
+        Ok(self.with(|docs| {
+            // The entry stays, empty, for its generation.
+            let entry = docs.entry(document.to_owned()).or_default();
+            let existed = !entry.is_empty();
+            entry.snapshot = None;
+            entry.log.clear();
+            entry.generation += 1;
+            self.bump(document);
+            Deleted {
+                existed,
+                generation: entry.generation,
+            }
+        }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -101,6 +160,7 @@ mod tests {
         contract::appended_updates_survive_compaction(&MemoryStore::default()).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&MemoryStore::default()).await;
         contract::lists_and_deletes(&MemoryStore::default(), "contract-list/").await;
+        contract::deletions_start_a_new_generation(&MemoryStore::default()).await;
     }
 
     #[tokio::test]
@@ -113,7 +173,7 @@ mod tests {
         let update = contract::text_update(&yrs::Doc::new(), "x");
         for name in ["a", "b", "a"] {
             store
-                .append(name, &[update.clone(), update.clone()])
+                .append(name, 0, &[update.clone(), update.clone()])
                 .await
                 .expect("append");
         }

@@ -9,6 +9,12 @@
 //! A room appends each acknowledged update to the log (a small group commit) and only then tells
 //! the client it is saved; [`DocumentStore::compact`] folds the log into the snapshot in the
 //! background. Loading = snapshot + log, so nothing appended is ever lost by a compaction.
+//!
+//! Each document also has a **generation** (`document_generations`; 0 for a document never
+//! deleted). [`DocumentStore::delete`] removes the snapshot and log and starts the next
+//! generation in one transaction; an append names the generation its updates belong to and is
+//! refused ([`StoreError::Superseded`]) once that generation is over, so nothing written for a
+//! deleted document ever reaches the new one, whichever replica wrote it.
 
 mod batch;
 mod memory;
@@ -67,6 +73,10 @@ pub enum StoreError {
     Corrupt { document: String, reason: String },
     #[error("failed to list documents: {0}")]
     List(#[source] sqlx::Error),
+    #[error(
+        "document {document} was deleted (generation {generation} is over): the updates are not stored"
+    )]
+    Superseded { document: String, generation: u64 },
     #[error("failed to delete document {document}: {source}")]
     Delete {
         document: String,
@@ -94,6 +104,7 @@ impl StoreError {
             StoreError::Compact { .. } => "compact",
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::List(_) => "list",
+            StoreError::Superseded { .. } => "superseded",
             StoreError::Delete { .. } => "delete",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::DataDirectory { .. } => "data_directory",
@@ -106,6 +117,8 @@ impl StoreError {
 pub struct StoredDocument {
     pub snapshot: Option<Vec<u8>>,
     pub log: Vec<Vec<u8>>,
+    /// The document's generation: what its appends must name.
+    pub generation: u64,
 }
 
 impl StoredDocument {
@@ -120,6 +133,15 @@ impl StoredDocument {
             .map(Vec::as_slice)
             .chain(self.log.iter().map(Vec::as_slice))
     }
+}
+
+/// What a deletion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// Whether anything was stored.
+    pub existed: bool,
+    /// The generation that starts now (empty).
+    pub generation: u64,
 }
 
 /// One stored document, as listed.
@@ -152,21 +174,27 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// `"sqlite"`, `"postgres"` or `"memory"`.
     fn backend(&self) -> &'static str;
 
-    /// The snapshot and log of a document; empty for a document never written.
+    /// The snapshot, log and generation of a document, read together; empty (generation 0) for
+    /// a document never written.
     async fn load(&self, document: &str) -> Result<StoredDocument>;
 
-    /// Appends updates to the log in one transaction. Returns only once they are durable.
-    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()>;
+    /// Appends updates of the document's `generation` to the log in one transaction. Returns
+    /// only once they are durable; [`StoreError::Superseded`] (nothing written) if the document
+    /// was deleted since that generation began.
+    async fn append(&self, document: &str, generation: u64, updates: &[Vec<u8>]) -> Result<()>;
 
-    /// Folds the log into the snapshot: merge, write the snapshot, delete the folded rows, in one
-    /// transaction. Safe to run while appends continue.
+    /// Folds the log into the snapshot without holding up appends: reads the snapshot and log,
+    /// merges them off the async workers, then in one short transaction deletes exactly the rows
+    /// folded and writes the snapshot, or gives up if any of those rows is gone (another
+    /// compaction or a deletion came first). Safe to run while appends continue.
     async fn compact(&self, document: &str) -> Result<()>;
 
     /// Documents with a snapshot or log rows, in name order.
     async fn list(&self, listing: &Listing) -> Result<Vec<DocumentInfo>>;
 
-    /// Deletes a document's snapshot and log in one transaction. `false` if there was none.
-    async fn delete(&self, document: &str) -> Result<bool>;
+    /// Deletes a document's snapshot and log and starts its next generation, in one
+    /// transaction (also for a document with nothing stored: a peer may be about to append).
+    async fn delete(&self, document: &str) -> Result<Deleted>;
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
@@ -293,6 +321,22 @@ pub fn fold_rows(
     Ok((merged, folded))
 }
 
+/// [`fold_rows`] on a blocking thread: folding a large document takes seconds of CPU, which
+/// must not hold an async worker (or, on SQLite, the write lock).
+pub async fn fold_rows_blocking(
+    document: &str,
+    snapshot: Option<Vec<u8>>,
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<(Vec<u8>, Vec<i64>)> {
+    let name = document.to_owned();
+    tokio::task::spawn_blocking(move || fold_rows(&name, snapshot.as_deref(), &rows))
+        .await
+        .map_err(|error| StoreError::Corrupt {
+            document: document.to_owned(),
+            reason: format!("the fold failed: {error}"),
+        })?
+}
+
 /// Opens the store the configuration selects, running migrations.
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn DocumentStore>> {
     let started = Instant::now();
@@ -372,9 +416,9 @@ impl DocumentStore for Instrumented {
         result
     }
 
-    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+    async fn append(&self, document: &str, generation: u64, updates: &[Vec<u8>]) -> Result<()> {
         let started = Instant::now();
-        let result = self.inner.append(document, updates).await;
+        let result = self.inner.append(document, generation, updates).await;
         self.observe("append", started, &result);
         if result.is_ok() {
             self.metrics.log_rows_appended.inc_by(updates.len() as u64);
@@ -400,7 +444,7 @@ impl DocumentStore for Instrumented {
         result
     }
 
-    async fn delete(&self, document: &str) -> Result<bool> {
+    async fn delete(&self, document: &str) -> Result<Deleted> {
         let started = Instant::now();
         let result = self.inner.delete(document).await;
         self.observe("delete", started, &result);
@@ -432,8 +476,9 @@ pub(crate) mod contract {
         let ydoc = Doc::new();
         for name in ["b", "a", "a/2", "a/1", "c"] {
             let name = format!("{prefix}{name}");
+            let generation = store.load(&name).await.expect("load").generation;
             store
-                .append(&name, &[text_update(&ydoc, "x")])
+                .append(&name, generation, &[text_update(&ydoc, "x")])
                 .await
                 .expect("append");
         }
@@ -462,7 +507,13 @@ pub(crate) mod contract {
         let under_a = store.list(&page(None, "a/", 10)).await.expect("list");
         assert_eq!(names(under_a), ["a/1", "a/2"]);
 
-        assert!(store.delete(&format!("{prefix}a/1")).await.expect("delete"));
+        assert!(
+            store
+                .delete(&format!("{prefix}a/1"))
+                .await
+                .expect("delete")
+                .existed
+        );
         assert!(
             store
                 .load(&format!("{prefix}a/1"))
@@ -475,6 +526,7 @@ pub(crate) mod contract {
                 .delete(&format!("{prefix}a/1"))
                 .await
                 .expect("delete again")
+                .existed
         );
         let under_a = store.list(&page(None, "a/", 10)).await.expect("list");
         assert_eq!(names(under_a), ["a/2"]);
@@ -484,6 +536,52 @@ pub(crate) mod contract {
                 .await
                 .expect("cleanup");
         }
+    }
+
+    /// A deletion ends a generation: appends of the old one are refused and store nothing,
+    /// the next one starts empty, and a document never written gets a new generation too.
+    pub async fn deletions_start_a_new_generation(store: &dyn DocumentStore) {
+        let name = "contract/generations";
+        let stale = store.delete(name).await.expect("clean").generation;
+        let ydoc = Doc::new();
+        store
+            .append(name, stale, &[text_update(&ydoc, "before ")])
+            .await
+            .expect("append");
+        assert_eq!(store.load(name).await.expect("load").generation, stale);
+        store.compact(name).await.expect("compact");
+        let deleted = store.delete(name).await.expect("delete");
+        assert!(deleted.existed);
+        assert_eq!(deleted.generation, stale + 1);
+        let refused = store
+            .append(name, stale, &[text_update(&ydoc, "late ")])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Superseded { generation, .. }) if generation == stale),
+            "{refused:?}"
+        );
+        let fresh = store.load(name).await.expect("load");
+        assert!(fresh.is_empty(), "nothing of the old generation");
+        assert_eq!(fresh.generation, deleted.generation);
+        let next = Doc::new();
+        store
+            .append(name, deleted.generation, &[text_update(&next, "after")])
+            .await
+            .expect("append to the new generation");
+        let stored = store.load(name).await.expect("load");
+        assert_eq!(text_of(&stored), "after");
+        // Never written: still a new generation (a peer may hold updates for the old one).
+        let never = store
+            .delete("contract/never-written")
+            .await
+            .expect("delete");
+        assert!(!never.existed);
+        let again = store
+            .delete("contract/never-written")
+            .await
+            .expect("delete");
+        assert_eq!(again.generation, never.generation + 1);
+        store.delete(name).await.expect("cleanup");
     }
 
     pub fn text_update(ydoc: &Doc, insert: &str) -> Vec<u8> {
@@ -507,15 +605,17 @@ pub(crate) mod contract {
 
     pub async fn appended_updates_survive_compaction(store: &dyn DocumentStore) {
         let name = "contract/doc";
+        let generation = store.load(name).await.expect("load").generation;
         assert!(store.load(name).await.expect("load").is_empty());
         let ydoc = Doc::new();
         store
-            .append(name, &[text_update(&ydoc, "hello ")])
+            .append(name, generation, &[text_update(&ydoc, "hello ")])
             .await
             .expect("append");
         store
             .append(
                 name,
+                generation,
                 &[text_update(&ydoc, "brave "), text_update(&ydoc, "world")],
             )
             .await
@@ -531,7 +631,7 @@ pub(crate) mod contract {
         assert_eq!(text_of(&compacted), "hello brave world");
 
         store
-            .append(name, &[text_update(&ydoc, "!")])
+            .append(name, generation, &[text_update(&ydoc, "!")])
             .await
             .expect("append");
         store.compact(name).await.expect("compact");
@@ -547,6 +647,7 @@ pub(crate) mod contract {
     /// is still there afterwards, and the log ends folded.
     pub async fn concurrent_compactions_lose_nothing(store: Arc<dyn DocumentStore>) {
         let name = "contract/race";
+        let generation = store.load(name).await.expect("load").generation;
         let ydoc = Doc::new();
         let mut expected = String::new();
         let mut big = Vec::new();
@@ -555,7 +656,7 @@ pub(crate) mod contract {
             expected.push_str(&piece);
             big.push(text_update(&ydoc, &piece));
         }
-        store.append(name, &big).await.expect("seed");
+        store.append(name, generation, &big).await.expect("seed");
         for round in 0..20 {
             let mut tasks = Vec::new();
             for _ in 0..3 {
@@ -566,7 +667,7 @@ pub(crate) mod contract {
                 let piece = format!("r{round}.{i} ");
                 expected.push_str(&piece);
                 store
-                    .append(name, &[text_update(&ydoc, &piece)])
+                    .append(name, generation, &[text_update(&ydoc, &piece)])
                     .await
                     .expect("append");
             }
@@ -584,11 +685,13 @@ pub(crate) mod contract {
     /// is its first, a string): both are kept in the log, the rest is folded.
     pub async fn corrupt_rows_are_quarantined_not_dropped(store: &dyn DocumentStore) {
         let name = "contract/corrupt";
+        let generation = store.load(name).await.expect("load").generation;
         let ydoc = Doc::new();
         let half_applying = vec![1, 2, 99, 0, 4, 1, 1, b't', 1, b'x', 4, 0, 99, 0, 1, b'y', 0];
         store
             .append(
                 name,
+                generation,
                 &[
                     text_update(&ydoc, "good "),
                     vec![0xff, 0xff, 0xff],

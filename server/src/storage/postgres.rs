@@ -3,8 +3,12 @@
 //! `documents(name, content, updated_at)` is the Node server's table, adopted as is: its
 //! `content` is the snapshot of record, so the Node server can read it back at any time after
 //! a compaction. Appends go to `document_updates` (append-only; replicas never overwrite each
-//! other); compaction of one document runs under a transaction-scoped advisory lock, so two
-//! replicas never fold the same document at once. Migrations run under sqlx's own advisory lock.
+//! other). Generations: an append checks its document's generation under a shared
+//! transaction-scoped advisory lock that a deletion takes exclusively, so no append of an old
+//! generation commits after the deletion that ended it. Compaction reads, folds on a blocking
+//! thread with no transaction open, then deletes exactly the rows it folded and writes the
+//! snapshot in one short transaction (given up if a row is gone: another compaction, on any
+//! replica, or a deletion came first). Migrations run under sqlx's own advisory lock.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,9 +17,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
-use super::{DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold_rows};
+use super::{
+    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument,
+    fold_rows_blocking,
+};
 
 const BACKEND: &str = "postgres";
+/// The advisory lock key space of generations: appends hold it shared, deletions exclusively.
+const GENERATION_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 7044))";
+const GENERATION_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7044))";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -122,16 +132,47 @@ impl DocumentStore for PostgresStore {
                 .fetch_all(&mut *txn)
                 .await
                 .map_err(load_error)?;
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM document_generations WHERE name = $1")
+                .bind(document)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(load_error)?;
         txn.commit().await.map_err(load_error)?;
         Ok(StoredDocument {
             snapshot: snapshot.flatten().filter(|s| !s.is_empty()),
             log,
+            generation: generation.unwrap_or(0).max(0) as u64,
         })
     }
 
-    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+    async fn append(&self, document: &str, generation: u64, updates: &[Vec<u8>]) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
+        }
+        let append_error = |source| StoreError::Append {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self.pool.begin().await.map_err(append_error)?;
+        // Shared: appends of a document do not wait for each other, only for a deletion. Taken
+        // before the generation is read, so a deletion that committed meanwhile is seen.
+        sqlx::query(GENERATION_LOCK)
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(append_error)?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM document_generations WHERE name = $1")
+                .bind(document)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(append_error)?;
+        if current.unwrap_or(0).max(0) as u64 != generation {
+            return Err(StoreError::Superseded {
+                document: document.to_owned(),
+                generation,
+            });
         }
         let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
         query.push_values(updates, |mut row, update| {
@@ -139,12 +180,10 @@ impl DocumentStore for PostgresStore {
         });
         query
             .build()
-            .execute(&self.pool)
+            .execute(&mut *txn)
             .await
-            .map_err(|source| StoreError::Append {
-                document: document.to_owned(),
-                source,
-            })?;
+            .map_err(append_error)?;
+        txn.commit().await.map_err(append_error)?;
         Ok(())
     }
 
@@ -153,19 +192,14 @@ impl DocumentStore for PostgresStore {
             document: document.to_owned(),
             source,
         };
+        // Read: one snapshot of the database.
         let mut txn = self.pool.begin().await.map_err(compact_error)?;
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7043))")
-                .bind(document)
-                .fetch_one(&mut *txn)
-                .await
-                .map_err(compact_error)?;
-        if !locked {
-            tracing::debug!(document, "another replica is compacting; skipped");
-            return Ok(());
-        }
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *txn)
+            .await
+            .map_err(compact_error)?;
         let snapshot: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT content FROM documents WHERE name = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT content FROM documents WHERE name = $1")
                 .bind(document)
                 .fetch_optional(&mut *txn)
                 .await
@@ -176,18 +210,40 @@ impl DocumentStore for PostgresStore {
                 .fetch_all(&mut *txn)
                 .await
                 .map_err(compact_error)?;
+        txn.commit().await.map_err(compact_error)?;
         if rows.is_empty() {
             return Ok(());
         }
-        // NB: delete exactly the rows folded, never `id <= last`: ids come from a sequence, so
-        // another replica's append that took a smaller id may commit after this read.
         let snapshot = snapshot.flatten().filter(|s| !s.is_empty());
         let rows: Vec<(i64, Vec<u8>)> = rows
             .iter()
             .map(|row| (row.get("id"), row.get("content")))
             .collect();
-        // Quarantined rows stay in the log (kept aside, retried at every load).
-        let (merged, folded) = fold_rows(document, snapshot.as_deref(), &rows)?;
+        // Fold: on a blocking thread, no transaction open. Quarantined rows stay in the log.
+        let (merged, folded) = fold_rows_blocking(document, snapshot, rows).await?;
+        if folded.is_empty() {
+            return Ok(());
+        }
+        // Write: delete exactly the rows folded (never `id <= last`: ids come from a sequence,
+        // so another replica's append that took a smaller id may commit after the read). A row
+        // already gone means another compaction or a deletion came first: give up. Concurrent
+        // deletions of the same rows wait for each other, so exactly one of two compactions
+        // that read the same rows writes its snapshot.
+        let mut txn = self.pool.begin().await.map_err(compact_error)?;
+        let deleted = sqlx::query("DELETE FROM document_updates WHERE id = ANY($1)")
+            .bind(&folded)
+            .execute(&mut *txn)
+            .await
+            .map_err(compact_error)?
+            .rows_affected();
+        if deleted != folded.len() as u64 {
+            txn.rollback().await.map_err(compact_error)?;
+            tracing::debug!(
+                document,
+                "another compaction or a deletion came first; skipped"
+            );
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO documents (name, content, updated_at) VALUES ($1, $2, now()) \
              ON CONFLICT (name) DO UPDATE SET content = EXCLUDED.content, updated_at = now()",
@@ -197,11 +253,6 @@ impl DocumentStore for PostgresStore {
         .execute(&mut *txn)
         .await
         .map_err(compact_error)?;
-        sqlx::query("DELETE FROM document_updates WHERE id = ANY($1)")
-            .bind(&folded)
-            .execute(&mut *txn)
-            .await
-            .map_err(compact_error)?;
         txn.commit().await.map_err(compact_error)?;
         Ok(())
     }
@@ -235,14 +286,15 @@ impl DocumentStore for PostgresStore {
             .collect())
     }
 
-    async fn delete(&self, document: &str) -> Result<bool> {
+    async fn delete(&self, document: &str) -> Result<Deleted> {
         let delete_error = |source| StoreError::Delete {
             document: document.to_owned(),
             source,
         };
         let mut txn = self.pool.begin().await.map_err(delete_error)?;
-        // The compaction lock: a compaction of this document running now finishes first.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7043))")
+        // Exclusive: appends of the document in progress commit first; those that start later
+        // see the new generation.
+        sqlx::query(GENERATION_LOCK_EXCLUSIVE)
             .bind(document)
             .execute(&mut *txn)
             .await
@@ -259,8 +311,20 @@ impl DocumentStore for PostgresStore {
                 .map_err(delete_error)?
                 .rows_affected();
         }
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO document_generations (name, generation) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET generation = document_generations.generation + 1 \
+             RETURNING generation",
+        )
+        .bind(document)
+        .fetch_one(&mut *txn)
+        .await
+        .map_err(delete_error)?;
         txn.commit().await.map_err(delete_error)?;
-        Ok(deleted > 0)
+        Ok(Deleted {
+            existed: deleted > 0,
+            generation: generation.max(0) as u64,
+        })
     }
 
     async fn ping(&self) -> Result<()> {
@@ -297,9 +361,14 @@ mod tests {
             .execute(&store.pool)
             .await
             .expect("clean");
+        sqlx::query("DELETE FROM document_generations WHERE name LIKE 'contract%'")
+            .execute(&store.pool)
+            .await
+            .expect("clean");
         contract::appended_updates_survive_compaction(&store).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&store).await;
         contract::lists_and_deletes(&store, "contract-list/").await;
+        contract::deletions_start_a_new_generation(&store).await;
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
     }
 

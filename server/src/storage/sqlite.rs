@@ -6,7 +6,13 @@
 //! Appends of every document go through one committer task that owns one connection: it
 //! takes every append waiting when it is free and writes them in one transaction, so a tick
 //! with pending updates in many documents costs one commit (one WAL fsync), not one per
-//! document. Each append returns only after the commit that holds it.
+//! document. Each append returns only after the commit that holds it. The committer checks each
+//! append's generation inside its write transaction: an append of a deleted generation is
+//! answered [`StoreError::Superseded`] and writes nothing.
+//!
+//! Compaction never holds the write lock while it folds: it reads in a read transaction (WAL
+//! readers do not block the writer), folds on a blocking thread, and then takes the write lock
+//! only to delete the rows it folded and write the snapshot.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,11 +25,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Acquire, QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, batch, fold_rows,
+    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, batch,
+    fold_rows_blocking,
 };
 
 const BACKEND: &str = "sqlite";
@@ -48,6 +55,7 @@ pub struct SqliteStore {
 /// One document's batch, waiting for the commit that writes it.
 struct Append {
     document: String,
+    generation: u64,
     updates: Vec<Vec<u8>>,
     done: oneshot::Sender<Result<()>>,
 }
@@ -124,10 +132,18 @@ async fn commit_appends(
             },
         };
         match outcome {
-            Ok(()) => {
+            Ok(superseded) => {
                 commits.fetch_add(1, Ordering::Relaxed);
-                for append in group.drain(..) {
-                    let _ = append.done.send(Ok(()));
+                for (index, append) in group.drain(..).enumerate() {
+                    let answer = if superseded.contains(&index) {
+                        Err(StoreError::Superseded {
+                            document: append.document,
+                            generation: append.generation,
+                        })
+                    } else {
+                        Ok(())
+                    };
+                    let _ = append.done.send(answer);
                 }
             }
             Err(error) => {
@@ -149,13 +165,47 @@ async fn commit_appends(
     }
 }
 
-/// One transaction: every row of every append of the group, in order.
+/// One transaction: every row of every append of the group whose generation is current, in
+/// order. Returns the indices of the appends refused as superseded.
 async fn write_group(
     connection: &mut PoolConnection<Sqlite>,
     group: &[Append],
-) -> std::result::Result<(), sqlx::Error> {
+) -> std::result::Result<Vec<usize>, sqlx::Error> {
+    // IMMEDIATE: the generations read are still current when the rows are written.
+    let mut txn = sqlx::Connection::begin_with(&mut **connection, "BEGIN IMMEDIATE").await?;
+    let mut names: Vec<&str> = group.iter().map(|a| a.document.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut generations: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for chunk in names.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut query =
+            QueryBuilder::new("SELECT name, generation FROM document_generations WHERE name IN (");
+        let mut separated = query.separated(", ");
+        for name in chunk {
+            separated.push_bind(*name);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *txn).await? {
+            let generation: i64 = row.get("generation");
+            generations.insert(row.get("name"), generation.max(0) as u64);
+        }
+    }
+    let current = |append: &Append| {
+        generations
+            .get(append.document.as_str())
+            .copied()
+            .unwrap_or(0)
+            == append.generation
+    };
+    let superseded: Vec<usize> = group
+        .iter()
+        .enumerate()
+        .filter(|(_, append)| !current(append))
+        .map(|(index, _)| index)
+        .collect();
     let rows: Vec<(&str, &[u8])> = group
         .iter()
+        .filter(|append| current(append))
         .flat_map(|append| {
             append
                 .updates
@@ -163,7 +213,6 @@ async fn write_group(
                 .map(|update| (append.document.as_str(), update.as_slice()))
         })
         .collect();
-    let mut txn = connection.begin().await?;
     for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
         query.push_values(chunk, |mut row, (document, update)| {
@@ -171,7 +220,8 @@ async fn write_group(
         });
         query.build().execute(&mut *txn).await?;
     }
-    txn.commit().await
+    txn.commit().await?;
+    Ok(superseded)
 }
 
 #[async_trait]
@@ -203,11 +253,21 @@ impl DocumentStore for SqliteStore {
                 .fetch_all(&mut *txn)
                 .await
                 .map_err(load_error)?;
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM document_generations WHERE name = ?")
+                .bind(document)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(load_error)?;
         txn.commit().await.map_err(load_error)?;
-        Ok(StoredDocument { snapshot, log })
+        Ok(StoredDocument {
+            snapshot,
+            log,
+            generation: generation.unwrap_or(0).max(0) as u64,
+        })
     }
 
-    async fn append(&self, document: &str, updates: &[Vec<u8>]) -> Result<()> {
+    async fn append(&self, document: &str, generation: u64, updates: &[Vec<u8>]) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -219,6 +279,7 @@ impl DocumentStore for SqliteStore {
         self.appends
             .send(Append {
                 document: document.to_owned(),
+                generation,
                 updates: updates.to_vec(),
                 done,
             })
@@ -231,14 +292,8 @@ impl DocumentStore for SqliteStore {
             document: document.to_owned(),
             source,
         };
-        // IMMEDIATE: the write lock is taken before reading, so two compactions of one document
-        // (an unloading room's last one and a reloaded room's first) run one after the other,
-        // and the rows read are exactly the rows deleted. Appends wait (busy timeout) meanwhile.
-        let mut txn = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(compact_error)?;
+        // Read: one read transaction (a WAL snapshot; appends go on meanwhile).
+        let mut txn = self.pool.begin().await.map_err(compact_error)?;
         let snapshot: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT content FROM documents WHERE name = ?")
                 .bind(document)
@@ -251,6 +306,7 @@ impl DocumentStore for SqliteStore {
                 .fetch_all(&mut *txn)
                 .await
                 .map_err(compact_error)?;
+        txn.commit().await.map_err(compact_error)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -258,8 +314,42 @@ impl DocumentStore for SqliteStore {
             .iter()
             .map(|row| (row.get("id"), row.get("content")))
             .collect();
-        // Quarantined rows stay in the log (kept aside, retried at every load).
-        let (merged, folded) = fold_rows(document, snapshot.as_deref(), &rows)?;
+        // Fold: on a blocking thread, holding no lock. Quarantined rows stay in the log (kept
+        // aside, retried at every load).
+        let (merged, folded) = fold_rows_blocking(document, snapshot, rows).await?;
+        if folded.is_empty() {
+            return Ok(());
+        }
+        // Write: a short transaction that deletes exactly the rows folded. If one of them is
+        // gone, a compaction or a deletion came first: its snapshot (or the deletion) stands.
+        let mut txn = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(compact_error)?;
+        let mut deleted = 0u64;
+        for ids in folded.chunks(500) {
+            let mut query = QueryBuilder::new("DELETE FROM document_updates WHERE id IN (");
+            let mut separated = query.separated(", ");
+            for id in ids {
+                separated.push_bind(*id);
+            }
+            query.push(")");
+            deleted += query
+                .build()
+                .execute(&mut *txn)
+                .await
+                .map_err(compact_error)?
+                .rows_affected();
+        }
+        if deleted != folded.len() as u64 {
+            txn.rollback().await.map_err(compact_error)?;
+            tracing::debug!(
+                document,
+                "another compaction or a deletion came first; skipped"
+            );
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO documents (name, content, updated_at) \
              VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
@@ -270,20 +360,6 @@ impl DocumentStore for SqliteStore {
         .execute(&mut *txn)
         .await
         .map_err(compact_error)?;
-        // Exactly the rows folded (SQLite caps bound parameters, so in chunks).
-        for ids in folded.chunks(500) {
-            let mut query = QueryBuilder::new("DELETE FROM document_updates WHERE id IN (");
-            let mut separated = query.separated(", ");
-            for id in ids {
-                separated.push_bind(*id);
-            }
-            query.push(")");
-            query
-                .build()
-                .execute(&mut *txn)
-                .await
-                .map_err(compact_error)?;
-        }
         txn.commit().await.map_err(compact_error)?;
         Ok(())
     }
@@ -314,7 +390,7 @@ impl DocumentStore for SqliteStore {
             .collect())
     }
 
-    async fn delete(&self, document: &str) -> Result<bool> {
+    async fn delete(&self, document: &str) -> Result<Deleted> {
         let delete_error = |source| StoreError::Delete {
             document: document.to_owned(),
             source,
@@ -336,8 +412,19 @@ impl DocumentStore for SqliteStore {
                 .map_err(delete_error)?
                 .rows_affected();
         }
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO document_generations (name, generation) VALUES (?, 1) \
+             ON CONFLICT (name) DO UPDATE SET generation = generation + 1 RETURNING generation",
+        )
+        .bind(document)
+        .fetch_one(&mut *txn)
+        .await
+        .map_err(delete_error)?;
         txn.commit().await.map_err(delete_error)?;
-        Ok(deleted > 0)
+        Ok(Deleted {
+            existed: deleted > 0,
+            generation: generation.max(0) as u64,
+        })
     }
 
     async fn ping(&self) -> Result<()> {
@@ -363,6 +450,7 @@ mod tests {
         contract::appended_updates_survive_compaction(&store).await;
         contract::corrupt_rows_are_quarantined_not_dropped(&store).await;
         contract::lists_and_deletes(&store, "contract-list/").await;
+        contract::deletions_start_a_new_generation(&store).await;
         drop(store);
         // Reopening runs the migrations again without harm and finds the data.
         let reopened = SqliteStore::open(&path).await.expect("reopen");
@@ -394,7 +482,7 @@ mod tests {
         let all = futures_util::future::join_all(
             names
                 .iter()
-                .map(|name| store.append(name, std::slice::from_ref(&update))),
+                .map(|name| store.append(name, 0, std::slice::from_ref(&update))),
         );
         let mut all = std::pin::pin!(all);
         // One poll of the join sends every append to the committer (each `append` sends before

@@ -4,6 +4,10 @@
 //! durable; only then does the room acknowledge. How it stops: when the room drops its sender,
 //! the queue closes, the writer stores what is left, folds the log into the snapshot, and exits
 //! (the room awaits that).
+//!
+//! A writer writes one generation of its document. When the store refuses an append as
+//! superseded (the document was deleted, on any replica), nothing it holds can ever be stored:
+//! it reports [`Written::Superseded`], drops the rest and exits; the room starts over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +15,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{DocumentStore, batch};
+use super::{DocumentStore, StoreError, batch};
+
+/// What the writer reports to its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Every update up to this sequence number is durable.
+    Durable(u64),
+    /// The generation was deleted: the updates from this one on are not stored, and never will.
+    Superseded,
+}
 
 /// Most updates written in one group commit, and most bytes (a batch takes at least one update,
 /// however large).
@@ -28,9 +41,10 @@ const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(2);
 /// compactions.
 pub async fn run(
     name: Arc<str>,
+    generation: u64,
     store: Arc<dyn DocumentStore>,
     mut updates: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
-    durable: mpsc::UnboundedSender<u64>,
+    durable: mpsc::UnboundedSender<Written>,
     mut rows_since_compaction: usize,
     compact_after: usize,
 ) {
@@ -57,8 +71,15 @@ pub async fn run(
         let mut delay = RETRY_INITIAL;
         let mut failures = 0u32;
         loop {
-            match store.append(&name, &bytes).await {
+            match store.append(&name, generation, &bytes).await {
                 Ok(()) => break,
+                Err(error @ StoreError::Superseded { .. }) => {
+                    tracing::info!(%error, "the document was deleted; its pending updates are dropped");
+                    let _ = durable.send(Written::Superseded);
+                    updates.close();
+                    // Nothing of this generation is left to fold.
+                    return;
+                }
                 Err(error) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
@@ -73,7 +94,7 @@ pub async fn run(
         if failures > 0 {
             tracing::info!(failures, "stored updates after retrying");
         }
-        let _ = durable.send(through);
+        let _ = durable.send(Written::Durable(through));
         rows_since_compaction += bytes.len();
         // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
         // document's acknowledgements never wait for it; at most one runs per document, and
@@ -142,7 +163,7 @@ mod tests {
         async fn load(&self, _: &str) -> Result<StoredDocument> {
             Ok(StoredDocument::default())
         }
-        async fn append(&self, _: &str, updates: &[Vec<u8>]) -> Result<()> {
+        async fn append(&self, _: &str, _: u64, updates: &[Vec<u8>]) -> Result<()> {
             let bytes = updates.iter().map(Vec::len).sum();
             self.batches.lock().expect("lock").push(bytes);
             Ok(())
@@ -156,8 +177,11 @@ mod tests {
         ) -> Result<Vec<crate::storage::DocumentInfo>> {
             Ok(Vec::new())
         }
-        async fn delete(&self, _: &str) -> Result<bool> {
-            Ok(false)
+        async fn delete(&self, _: &str) -> Result<crate::storage::Deleted> {
+            Ok(crate::storage::Deleted {
+                existed: false,
+                generation: 1,
+            })
         }
         async fn ping(&self) -> Result<()> {
             Ok(())
@@ -177,6 +201,7 @@ mod tests {
         drop(tx);
         run(
             Arc::from("doc"),
+            0,
             store.clone(),
             rx,
             durable_tx,
@@ -198,7 +223,7 @@ mod tests {
         );
         assert!(batches.len() >= 4, "batches: {batches:?}");
         let mut last = 0;
-        while let Ok(through) = durable_rx.try_recv() {
+        while let Ok(Written::Durable(through)) = durable_rx.try_recv() {
             last = through;
         }
         assert_eq!(last, 21, "everything reported durable");

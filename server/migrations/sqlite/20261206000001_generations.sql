@@ -1,0 +1,6 @@
+-- A document's generation: 0 (no row) until its first deletion; each deletion starts the next.
+-- Appends name the generation they belong to and are refused once it is over.
+CREATE TABLE IF NOT EXISTS document_generations (
+    name       TEXT PRIMARY KEY NOT NULL,
+    generation INTEGER NOT NULL
+);
