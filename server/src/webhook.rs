@@ -26,7 +26,6 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{WebhookConfig, WebhookEvents};
-use crate::document::Registry;
 use crate::metrics::Metrics;
 
 /// The extension's defaults.
@@ -81,7 +80,18 @@ pub struct Webhooks {
     metrics: Arc<Metrics>,
     queue: mpsc::Sender<Job>,
     changes: Mutex<HashMap<Arc<str>, PendingChange>>,
-    registry: OnceLock<Weak<Registry>>,
+    documents: OnceLock<Weak<dyn Documents>>,
+}
+
+/// What the webhooks read of the documents they describe. The document registry implements it
+/// (webhooks know nothing of rooms; rooms report to the webhooks).
+#[async_trait::async_trait]
+pub trait Documents: Send + Sync + 'static {
+    /// The whole state of `name` as one v1 update (`None`: it holds nothing).
+    async fn state(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Takes `key` for `ttl` if no replica holds it: `true` for the replica that got it (and
+    /// always, without a relay).
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, String>;
 }
 
 impl Webhooks {
@@ -105,7 +115,7 @@ impl Webhooks {
             metrics,
             queue,
             changes: Mutex::default(),
-            registry: OnceLock::new(),
+            documents: OnceLock::new(),
         });
         tokio::spawn(deliver(webhooks.clone(), jobs));
         tokio::spawn(debounce(Arc::downgrade(&webhooks), shutdown));
@@ -113,8 +123,8 @@ impl Webhooks {
     }
 
     /// Gives the webhooks the documents they describe.
-    pub fn attach(&self, registry: &Arc<Registry>) {
-        let _ = self.registry.set(Arc::downgrade(registry));
+    pub fn attach(&self, documents: Weak<dyn Documents>) {
+        let _ = self.documents.set(documents);
     }
 
     pub fn events(&self) -> WebhookEvents {
@@ -272,24 +282,22 @@ impl Webhooks {
     }
 
     async fn deliver_change(&self, name: Arc<str>, session: Option<Arc<HookSession>>) {
-        let Some(registry) = self.registry.get().and_then(Weak::upgrade) else {
+        let Some(documents) = self.documents.get().and_then(Weak::upgrade) else {
             return;
         };
-        if let Some(cluster) = registry.cluster() {
-            match cluster
-                .claim(&format!("webhook:change:{name}"), DEBOUNCE)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Another replica sends this window's change; ours go in the next one.
-                    self.changed(&name, session);
-                    return;
-                }
-                Err(error) => tracing::debug!(%error, "could not claim the change window"),
+        match documents
+            .claim(&format!("webhook:change:{name}"), DEBOUNCE)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another replica sends this window's change; ours go in the next one.
+                self.changed(&name, session);
+                return;
             }
+            Err(error) => tracing::debug!(%error, "could not claim the change window"),
         }
-        let document = match registry.state(&name).await {
+        let document = match documents.state(&name).await {
             Ok(Some(state)) => match crate::api::json::document_of_state(&state) {
                 Ok(document) => document,
                 Err(error) => {

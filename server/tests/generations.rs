@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use collab_server::protocol::Message;
+use support::proxy::{Proxy, redis_command, redis_through, upstream};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use yrs::Doc;
 use yrs::block::ClientID;
 use yrs::sync::AwarenessUpdate;
@@ -36,72 +33,6 @@ fn unique(prefix: &str) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     )
-}
-
-/// A TCP proxy whose client-to-server direction can be held: what the client writes meanwhile
-/// waits, in order, and flows when released.
-struct Proxy {
-    addr: SocketAddr,
-    held: Arc<watch::Sender<bool>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("addr");
-        let held = Arc::new(watch::channel(false).0);
-        let sender = held.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                });
-                let mut gate = sender.subscribe();
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    loop {
-                        let read = match client_read.read(&mut buffer).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(read) => read,
-                        };
-                        if gate.wait_for(|held| !*held).await.is_err() {
-                            break;
-                        }
-                        if server_write.write_all(&buffer[..read]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        Self { addr, held }
-    }
-
-    fn hold(&self, held: bool) {
-        self.held.send_replace(held);
-    }
-}
-
-fn redis_through(redis: &str, proxy: SocketAddr) -> String {
-    let mut url = reqwest::Url::parse(redis).expect("redis url");
-    url.set_host(Some(&proxy.ip().to_string())).expect("host");
-    url.set_port(Some(proxy.port())).expect("port");
-    url.to_string()
-}
-
-fn upstream(redis: &str) -> SocketAddr {
-    let url = reqwest::Url::parse(redis).expect("redis url");
-    let host = url.host_str().unwrap_or("127.0.0.1");
-    let port = url.port().unwrap_or(6379);
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-        .expect("resolve redis")
-        .next()
-        .expect("an address")
 }
 
 async fn replica(database: &str, redis: &str, prefix: &str, id: &str) -> TestServer {
@@ -236,4 +167,113 @@ async fn a_delete_is_final_across_replicas() {
     let again = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
     assert_eq!(read_text(&again, &name).await, "after delete", "stored");
     again.stop().await;
+}
+
+/// Publishes `payload` on `channel` with a plain RESP `PUBLISH`, as any other Redis client
+/// (a Node peer) does.
+async fn publish_raw(redis: &str, channel: &str, payload: &[u8]) {
+    let reply = redis_command(redis, &[b"PUBLISH", channel.as_bytes(), payload]).await;
+    assert!(!reply.starts_with('-'), "{reply}");
+}
+
+/// The seed's Node servers (`@hocuspocus/extension-redis`) send no generation: during a
+/// migration their frames are applied to the generation the room serves. A frame of a
+/// generation a DELETE ended is dropped, counted, and never reaches a client or the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_frames_apply_to_the_current_generation_and_stale_ones_are_dropped() {
+    let Some((_, redis)) = urls() else {
+        return;
+    };
+    use collab_server::protocol::{encode_frame, envelope};
+    use yrs::sync::SyncMessage;
+    let prefix = unique("collab-node-frames");
+    let dir = temp_dir("node-frames");
+    let database = format!("sqlite://{}", dir.join("collab.db").display());
+    let server = replica(&database, &redis, &prefix, "ours").await;
+    let name = unique("node-frames");
+    let channel = format!("{prefix}:{name}");
+    let update_frame =
+        |update: Vec<u8>| encode_frame(&name, &Message::Sync(SyncMessage::Update(update)));
+
+    let ydoc = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open(&name, "", &ydoc).await;
+    // Subscribed once the room's resync reached Redis (our own echo is dropped, so wait for
+    // a Node frame to arrive instead).
+    let node = Doc::new();
+    let first = insert(&node, "node;");
+    let mut seen = false;
+    for _ in 0..100 {
+        publish_raw(
+            &redis,
+            &channel,
+            &envelope::encode("node-31001", &update_frame(first.clone())),
+        )
+        .await;
+        let got = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+            loop {
+                if let Message::Sync(SyncMessage::Update(update)) = client.recv_message(&name).await
+                {
+                    return update;
+                }
+            }
+        })
+        .await;
+        if let Ok(update) = got {
+            apply(&ydoc, &update);
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "a Node peer's frame reached the client");
+    assert_eq!(text(&ydoc), "node;");
+
+    // A DELETE starts generation 1; a frame of generation 0 from a replica of ours is stale.
+    let response = reqwest::Client::new()
+        .delete(server.http(&format!("/api/documents/{name}")))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 200);
+    let fresh = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open(&name, "", &fresh).await;
+    let old = Doc::new();
+    publish_raw(
+        &redis,
+        &channel,
+        &envelope::encode_generation("old-replica", 0, &update_frame(insert(&old, "stale;"))),
+    )
+    .await;
+    // Then a Node frame (current generation): the client sees it, and nothing before it.
+    let later = Doc::new();
+    publish_raw(
+        &redis,
+        &channel,
+        &envelope::encode("node-31001", &update_frame(insert(&later, "current;"))),
+    )
+    .await;
+    until_text_is(&mut client, &name, &fresh, "current;").await;
+    assert_eq!(read_text(&server, &name).await, "current;");
+    assert_eq!(
+        metric(&server, "collab_server_relay_messages_stale_total").await,
+        1.0
+    );
+    server.stop().await;
+    let again = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
+    assert_eq!(read_text(&again, &name).await, "current;", "stored");
+    again.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn until_text_is(client: &mut Client, name: &str, ydoc: &Doc, expected: &str) {
+    use yrs::sync::SyncMessage;
+    while text(ydoc) != expected {
+        if let Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) =
+            client.recv_message(name).await
+        {
+            apply(ydoc, &update);
+        }
+    }
 }

@@ -189,6 +189,55 @@ async fn readiness_reports_an_unreachable_redis() {
     server.stop().await;
 }
 
+/// Redis 7 gives a new ACL user no channels: SUBSCRIBE is refused, and the client library takes
+/// the refusal for a success. Readiness publishes on a channel under the prefix, so the refusal
+/// is found out and said: /ready 503 naming the ACL to grant, and the relay's dependency gauge 0.
+#[tokio::test]
+async fn a_redis_user_without_channels_is_not_ready() {
+    let Some(redis) = redis_url() else { return };
+    let user = format!("collab-it-nochannels-{}", now_nanos());
+    let created = support::proxy::redis_command(
+        &redis,
+        &[
+            b"ACL",
+            b"SETUSER",
+            user.as_bytes(),
+            b"on",
+            b">pw",
+            b"~*",
+            b"+@all",
+            b"resetchannels",
+        ],
+    )
+    .await;
+    if created.starts_with('-') {
+        eprintln!("this Redis cannot create ACL users ({created}); skipped");
+        return;
+    }
+    let mut url = reqwest::Url::parse(&redis).expect("url");
+    url.set_username(&user).expect("user");
+    url.set_password(Some("pw")).expect("password");
+    let server =
+        TestServer::start(&["--database-url", "memory://", "--redis-url", url.as_str()]).await;
+    let response = reqwest::get(server.http("/ready")).await.expect("ready");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    let said = body["redis"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("NOPERM") && said.contains("ACL SETUSER"),
+        "{body}"
+    );
+    assert!(
+        has_metric_line(
+            &server,
+            "collab_server_dependency_up{dependency=\"relay\"} 0"
+        )
+        .await
+    );
+    server.stop().await;
+    support::proxy::redis_command(&redis, &[b"ACL", b"DELUSER", user.as_bytes()]).await;
+}
+
 /// A window claimed by one replica is refused to the others until it expires (one `change`
 /// webhook per window per document across replicas).
 #[tokio::test]

@@ -39,6 +39,9 @@ use crate::metrics::Metrics;
 use crate::protocol::envelope;
 use crate::protocol::{self, Frame, Message};
 
+/// The document name of the readiness probe's channel: one no client can open (document names
+/// are printable; a Node peer's names are its clients' room names).
+const PROBE_DOCUMENT: &str = "\u{0}collab-server-probe";
 /// How often a room with clients asks its peers for anything it missed.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Relay messages queued for publishing before new ones are dropped.
@@ -128,6 +131,10 @@ pub enum ClusterError {
     Client(#[source] fred::error::Error),
     #[error("Redis is not reachable: {0}")]
     Unreachable(String),
+    #[error(
+        "Redis refuses this user the relay's channels ({cause}): grant them with `ACL SETUSER <user> &{prefix}:*`; until then replicas do not see each other's edits"
+    )]
+    ChannelsRefused { prefix: String, cause: String },
 }
 
 enum Control {
@@ -242,7 +249,8 @@ impl Cluster {
                     .dependency_up
                     .with_label_values(&["relay"])
                     .set(1);
-                Ok(())
+                // Connected is not enough: the user may not use the channels.
+                self.ping().await
             }
             Ok(Err(error)) => Err(ClusterError::Unreachable(describe(&error))),
             Err(_) => Err(ClusterError::Unreachable(match self.link.last_error() {
@@ -338,15 +346,31 @@ impl Cluster {
         let _ = self.control.send(Control::Unwatch(document));
     }
 
-    /// Whether Redis answers (for `/ready`).
+    /// Whether Redis answers and lets this user use the relay's channels (for `/ready`): a
+    /// `PUBLISH` on a channel under the prefix that no document has. Redis applies one channel
+    /// ACL to PUBLISH and SUBSCRIBE, and a refused SUBSCRIBE is not reported by the client
+    /// library (fred 10 takes it for a success), so this is where a user without channel
+    /// permissions (Redis 7's default for a new ACL user) is found out.
     pub async fn ping(&self) -> Result<(), ClusterError> {
         let ping = async {
-            let _: () = self
+            let published: Result<i64, _> = self
                 .publisher
-                .ping(None)
-                .await
-                .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
-            Ok(())
+                .publish(format!("{}:{PROBE_DOCUMENT}", self.prefix), "")
+                .await;
+            match published {
+                Ok(_) => Ok(()),
+                Err(error) if describe(&error).contains("NOPERM") => {
+                    self.metrics
+                        .dependency_up
+                        .with_label_values(&["relay"])
+                        .set(0);
+                    Err(ClusterError::ChannelsRefused {
+                        prefix: self.prefix.clone(),
+                        cause: describe(&error),
+                    })
+                }
+                Err(error) => Err(ClusterError::Unreachable(describe(&error))),
+            }
         };
         tokio::time::timeout(PING_TIMEOUT, ping)
             .await

@@ -237,7 +237,9 @@ impl Registry {
 
     /// Rooms report changes, loads and departures to these from now on.
     pub fn set_webhooks(self: &Arc<Self>, webhooks: Arc<Webhooks>) {
-        webhooks.attach(self);
+        let registry: std::sync::Weak<Self> = Arc::downgrade(self);
+        let documents: std::sync::Weak<dyn crate::webhook::Documents> = registry;
+        webhooks.attach(documents);
         let _ = self.webhooks.set(webhooks);
     }
 
@@ -465,6 +467,21 @@ impl Rooms for Registry {
 
     fn deliver_all(&self, inbound: &dyn Fn() -> Inbound) {
         Registry::deliver_all(self, || command_for(inbound()));
+    }
+}
+
+/// What the webhooks read: the documents' state, and the relay's claims.
+#[async_trait::async_trait]
+impl crate::webhook::Documents for Registry {
+    async fn state(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        Registry::state(self, name).await.map_err(|e| e.to_string())
+    }
+
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, String> {
+        match &self.cluster {
+            Some(cluster) => cluster.claim(key, ttl).await.map_err(|e| e.to_string()),
+            None => Ok(true),
+        }
     }
 }
 

@@ -510,6 +510,51 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Issue 20, scenario 4: a large document's compaction does not hold the database-wide write
+    /// lock while it folds, so another document's appends are stored meanwhile. (Counted, not
+    /// timed: while the old compaction held the lock, at most the append that got in before it
+    /// completed before the compaction did.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_documents_are_stored_while_a_large_document_compacts() {
+        let dir = std::env::temp_dir().join(format!("collab-sqlite-stall-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(
+            SqliteStore::open(&dir.join("collab.db"))
+                .await
+                .expect("open"),
+        );
+        // 20,000 one-character edits: a fold of seconds in a debug build.
+        let typist = yrs::Doc::new();
+        let log: Vec<Vec<u8>> = (0..20_000)
+            .map(|_| contract::text_update(&typist, "a"))
+            .collect();
+        store.append("large", 0, &log).await.expect("seed");
+        let compaction = {
+            let store = store.clone();
+            tokio::spawn(async move { store.compact("large").await })
+        };
+        let other = yrs::Doc::new();
+        let mut stored_meanwhile = 0;
+        while !compaction.is_finished() {
+            store
+                .append("other", 0, &[contract::text_update(&other, "b")])
+                .await
+                .expect("append");
+            if !compaction.is_finished() {
+                stored_meanwhile += 1;
+            }
+        }
+        compaction.await.expect("task").expect("compaction");
+        assert!(
+            stored_meanwhile >= 3,
+            "only {stored_meanwhile} appends of another document were stored while the compaction ran"
+        );
+        let folded = store.load("large").await.expect("load");
+        assert!(folded.log.is_empty(), "the compaction folded the log");
+        assert_eq!(contract::text_of(&folded), "a".repeat(20_000));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_compactions_are_atomic_and_exclusive() {
         let dir = std::env::temp_dir().join(format!("collab-sqlite-race-{}", std::process::id()));

@@ -1,6 +1,8 @@
 //! Test harness: a real server on 127.0.0.1:0 and a minimal client built on `collab_server::protocol`.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
