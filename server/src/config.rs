@@ -144,7 +144,7 @@ pub struct Config {
     #[arg(long, env = "COLLAB_SERVER_REDIS_PREFIX", default_value = "hocuspocus")]
     pub redis_prefix: String,
 
-    /// This replica's name on the relay (at most 255 bytes; default: derived from HOSTNAME and a
+    /// This replica's name on the relay (at most 234 bytes: the relay appends `#<generation>` to it; default: derived from HOSTNAME and a
     /// random part, unique per process).
     #[arg(long, env = "COLLAB_SERVER_INSTANCE_ID")]
     pub instance_id: Option<String>,
@@ -252,6 +252,16 @@ pub struct Config {
     /// (e.g. the ALB's subnets). The header of any other peer is ignored.
     #[arg(long, env = "COLLAB_SERVER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Document API requests per second one client address may make (sustained; above it:
+    /// 429 with Retry-After). Behind a load balancer, set COLLAB_SERVER_TRUSTED_PROXIES. 0 = no
+    /// limit.
+    #[arg(long, env = "COLLAB_SERVER_API_RATE_PER_SEC", default_value_t = 20)]
+    pub api_rate_per_sec: u32,
+
+    /// Document API requests one client address may make in a burst.
+    #[arg(long, env = "COLLAB_SERVER_API_RATE_BURST", default_value_t = 200)]
+    pub api_rate_burst: u32,
 
     /// Secrets of the document API (`/api/documents`), comma-separated (several while one is
     /// rotated); callers send `Authorization: Bearer <secret>`. Unset: no API.

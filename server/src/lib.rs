@@ -228,6 +228,11 @@ pub async fn run(
         },
         shutdown: connections_shutdown.clone(),
     });
+    let admission = Admission::new(AdmissionConfig {
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        trusted_proxies: config.trusted_proxies.clone(),
+    });
     let api = (!api_secrets.is_empty()).then(|| {
         tracing::info!(
             admin_only = config.api_admin_only,
@@ -239,6 +244,8 @@ pub async fn run(
                 registry.clone(),
                 metrics.clone(),
                 usize::try_from(config.api_max_body_bytes).unwrap_or(usize::MAX),
+                api::rate_limit::RateLimit::new(config.api_rate_per_sec, config.api_rate_burst),
+                admission.clone(),
             ),
             config.api_admin_only,
         )
@@ -249,11 +256,7 @@ pub async fn run(
         api,
         context,
         max_message_bytes: config.max_message_bytes,
-        admission: Admission::new(AdmissionConfig {
-            max_connections: config.max_connections,
-            max_connections_per_ip: config.max_connections_per_ip,
-            trusted_proxies: config.trusted_proxies.clone(),
-        }),
+        admission: admission.clone(),
         admin_port: config.metrics_port.is_some(),
         draining: AtomicBool::new(false),
     });

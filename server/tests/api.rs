@@ -296,3 +296,103 @@ async fn pending_deletions_are_all_stored_once_acknowledged() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 21, item 4: a client address over the API's rate limit gets 429 with Retry-After;
+/// unauthenticated requests count too; an X-Forwarded-For from a peer that is not a trusted
+/// proxy changes nothing, and behind a trusted proxy each forwarded address has its own budget.
+#[tokio::test]
+async fn the_api_is_rate_limited_per_client_address() {
+    let list = |server: &TestServer, secret: &'static str, forwarded: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .get(server.http("/api/documents"))
+            .bearer_auth(secret);
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        request.send()
+    };
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--api-secret",
+        SECRET,
+        "--api-rate-per-sec",
+        "1",
+        "--api-rate-burst",
+        "3",
+    ])
+    .await;
+    assert_eq!(
+        list(&server, "wrong", None).await.expect("list").status(),
+        401
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            list(&server, SECRET, None).await.expect("list").status(),
+            200
+        );
+    }
+    let limited = list(&server, SECRET, None).await.expect("list");
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: Value = limited.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rate limited")),
+        "{body}"
+    );
+    let forged = list(&server, SECRET, Some("198.51.100.7"))
+        .await
+        .expect("list");
+    assert_eq!(
+        forged.status(),
+        429,
+        "a header from an untrusted peer is ignored"
+    );
+    server.stop().await;
+
+    let behind_proxy = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--api-secret",
+        SECRET,
+        "--api-rate-per-sec",
+        "1",
+        "--api-rate-burst",
+        "1",
+        "--trusted-proxies",
+        "127.0.0.1/32",
+    ])
+    .await;
+    let first = Some("198.51.100.7");
+    assert_eq!(
+        list(&behind_proxy, SECRET, first)
+            .await
+            .expect("list")
+            .status(),
+        200
+    );
+    assert_eq!(
+        list(&behind_proxy, SECRET, first)
+            .await
+            .expect("list")
+            .status(),
+        429
+    );
+    let second = Some("198.51.100.8");
+    assert_eq!(
+        list(&behind_proxy, SECRET, second)
+            .await
+            .expect("list")
+            .status(),
+        200
+    );
+    behind_proxy.stop().await;
+}

@@ -8,6 +8,7 @@
 //! The routes are described in `docs/api.yaml`.
 
 pub mod json;
+pub mod rate_limit;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use subtle::ConstantTimeEq;
 use yrs::Transact;
 
 use crate::config::Secret;
+use crate::connection::admission::Admission;
 use crate::document::{Edit, JoinError, Registry, Request, RequestError};
 use crate::metrics::Metrics;
 use crate::storage::Listing;
@@ -43,6 +45,9 @@ pub struct Api {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
+    rate_limit: rate_limit::RateLimit,
+    /// Who a request comes from (the peer, or what a trusted proxy forwards).
+    admission: Arc<Admission>,
 }
 
 impl Api {
@@ -51,13 +56,44 @@ impl Api {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         max_body_bytes: usize,
+        rate_limit: rate_limit::RateLimit,
+        admission: Arc<Admission>,
     ) -> Arc<Self> {
         Arc::new(Self {
             secrets: secrets.iter().map(|s| digest(s.expose())).collect(),
             registry,
             metrics,
             max_body_bytes,
+            rate_limit,
+            admission,
         })
+    }
+
+    /// `Err` with a 429 when the request's client is over the rate limit.
+    fn admit(&self, request: &HttpRequest) -> Result<(), Response> {
+        let Some(peer) = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        else {
+            return Ok(());
+        };
+        let client = self.admission.client_ip(peer.0.ip(), request.headers());
+        self.rate_limit
+            .check(client, Instant::now())
+            .map_err(|wait| {
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut response = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "rate limited: too many requests from {client}; retry after {seconds} s"
+                    ),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            })
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -97,7 +133,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// Authentication first (nothing else is said to a caller without the secret), then metrics.
+/// The rate limit first (unauthenticated callers are counted too), then authentication (nothing
+/// else is said to a caller without the secret), then metrics.
 async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -113,7 +150,9 @@ async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: N
         ("updates", _) => "apply",
         _ => "other",
     };
-    let response = if api.authorized(request.headers()) {
+    let response = if let Err(limited) = api.admit(&request) {
+        limited
+    } else if api.authorized(request.headers()) {
         next.run(request).await
     } else {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized").into_response()
@@ -537,6 +576,8 @@ mod tests {
             registry,
             metrics,
             1 << 20,
+            rate_limit::RateLimit::new(0, 0),
+            Admission::new(Default::default()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

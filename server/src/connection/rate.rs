@@ -58,6 +58,37 @@ impl Bucket {
             Duration::from_secs_f64(-self.tokens / self.rate.per_second)
         }
     }
+
+    /// Takes `cost` tokens at `now` if the bucket holds them; otherwise takes nothing and says
+    /// how long until it will (a request refused is not paid for).
+    pub fn try_take(&mut self, cost: f64, now: Instant) -> Result<(), Duration> {
+        if self.rate.is_unlimited() {
+            return Ok(());
+        }
+        self.refill(now);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (cost - self.tokens) / self.rate.per_second,
+            ))
+        }
+    }
+
+    /// Whether the bucket is full at `now` (forgetting it changes nothing).
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.rate.is_unlimited() || {
+            self.refill(now);
+            self.tokens >= self.rate.burst
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +128,28 @@ mod tests {
         );
         let wait = bucket.take(300.0, start);
         assert!((wait.as_secs_f64() - 2.0).abs() < 1e-9, "{wait:?}");
+    }
+
+    #[test]
+    fn a_refused_request_costs_nothing_and_says_when_to_retry() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(
+            Rate {
+                per_second: 20.0,
+                burst: 2.0,
+            },
+            start,
+        );
+        assert_eq!(bucket.try_take(1.0, start), Ok(()));
+        assert_eq!(bucket.try_take(1.0, start), Ok(()));
+        let refused = bucket.try_take(1.0, start).expect_err("over");
+        assert!((refused.as_secs_f64() - 0.05).abs() < 1e-9, "{refused:?}");
+        // Refusals took nothing: after 50 ms exactly one more passes.
+        let later = start + Duration::from_millis(50);
+        assert_eq!(bucket.try_take(1.0, later), Ok(()));
+        assert!(bucket.try_take(1.0, later).is_err());
+        assert!(!bucket.is_full(later));
+        assert!(bucket.is_full(later + Duration::from_millis(100)));
     }
 
     #[test]
