@@ -69,18 +69,16 @@ impl Api {
         })
     }
 
-    /// `Err` with a 429 when the request's client is over the rate limit.
-    fn admit(&self, request: &HttpRequest) -> Result<(), Response> {
-        let Some(peer) = request
+    /// A 429 when the request's client is over the rate limit.
+    fn rate_limited(&self, request: &HttpRequest) -> Option<Response> {
+        let peer = request
             .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        else {
-            return Ok(());
-        };
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?;
         let client = self.admission.client_ip(peer.0.ip(), request.headers());
         self.rate_limit
             .check(client, Instant::now())
-            .map_err(|wait| {
+            .err()
+            .map(|wait| {
                 let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
                 let mut response = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -150,7 +148,7 @@ async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: N
         ("updates", _) => "apply",
         _ => "other",
     };
-    let response = if let Err(limited) = api.admit(&request) {
+    let response = if let Some(limited) = api.rate_limited(&request) {
         limited
     } else if api.authorized(request.headers()) {
         next.run(request).await
