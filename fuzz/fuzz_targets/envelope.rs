@@ -1,6 +1,7 @@
-//! Redis relay messages: `protocol::envelope::decode` on arbitrary bytes, then (as the relay's
-//! subscriber does) `protocol::decode_frame` of the frame inside. Must not panic; the envelope
-//! must re-encode to the same bytes and the frame must round-trip.
+//! Redis relay messages: `protocol::envelope::decode` and `open` (sender and generation) on
+//! arbitrary bytes, then (as the relay's subscriber does) `protocol::decode_frame` of the frame
+//! inside. Must not panic; the envelope must re-encode to the same bytes, a generation must
+//! re-encode to the same bytes, and the frame must round-trip.
 #![no_main]
 
 use collab_server::protocol::envelope;
@@ -11,12 +12,25 @@ fuzz_target!(|data: &[u8]| {
     let Ok((identifier, frame)) = envelope::decode(data) else {
         return;
     };
-    assert!(identifier.len() <= envelope::MAX_IDENTIFIER_BYTES);
+    assert!(identifier.len() <= usize::from(u8::MAX));
     assert_eq!(
         envelope::encode(identifier, frame),
         data,
         "envelope does not round-trip"
     );
+    let Ok(opened) = envelope::open(data) else {
+        panic!("decodes but does not open");
+    };
+    if let Some(generation) = opened.generation
+        && opened.sender.len() <= envelope::MAX_IDENTIFIER_BYTES
+        && format!("{}#{generation}", opened.sender) == identifier
+    {
+        assert_eq!(
+            envelope::encode_generation(opened.sender, generation, frame),
+            data,
+            "a generation does not round-trip"
+        );
+    }
     let Ok(decoded) = decode_frame(frame) else {
         return;
     };
