@@ -222,6 +222,7 @@ async fn websocket(
         path: uri.path().trim_start_matches('/').to_owned(),
         token: query.get("token").cloned(),
         request,
+        client,
     };
     let context = state.context.clone();
     upgrade

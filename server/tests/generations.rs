@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use collab_server::protocol::Message;
 use support::proxy::{Proxy, redis_command, redis_through, upstream};
 use support::*;
 use yrs::Doc;
 use yrs::block::ClientID;
-use yrs::sync::AwarenessUpdate;
 
 const SECRET: &str = "generations-secret";
 
@@ -77,18 +74,6 @@ async fn until_awareness(connection: &mut Client, name: &str, client: u64) {
         .await;
 }
 
-fn awareness(client: u64, state: &str) -> Message {
-    let mut clients = std::collections::HashMap::new();
-    clients.insert(
-        ClientID::new(client),
-        yrs::sync::awareness::AwarenessUpdateEntry {
-            clock: 1,
-            json: Arc::from(state),
-        },
-    );
-    Message::Awareness(AwarenessUpdate { clients })
-}
-
 /// Scenario 1 and 2 of the issue: an edit A acknowledged before a DELETE on B, whose relay
 /// message reaches B only after it, is not applied to the new document; A, hearing of the
 /// DELETE, does not delete anything itself (its late deletion could erase what B's clients
@@ -116,7 +101,7 @@ async fn a_delete_is_final_across_replicas() {
     client_a.open(&name, "", &on_a).await;
     let mut client_b = Client::connect(&b.ws_url()).await;
     client_b.open(&name, "", &on_b).await;
-    client_a.send(&name, awareness(7001, "{\"a\":1}")).await;
+    client_a.send(&name, awareness(7001, 1, "{\"a\":1}")).await;
     until_awareness(&mut client_b, &name, 7001).await;
 
     // A's traffic to Redis is held; A acknowledges an edit (it is stored in PostgreSQL).
@@ -146,7 +131,7 @@ async fn a_delete_is_final_across_replicas() {
     proxy.hold(false);
     let mut watcher_a = Client::connect(&a.ws_url()).await;
     watcher_a.open(&name, "", &Doc::new()).await;
-    watcher_a.send(&name, awareness(7002, "{\"a\":2}")).await;
+    watcher_a.send(&name, awareness(7002, 1, "{\"a\":2}")).await;
     until_awareness(&mut writer, &name, 7002).await;
 
     assert_eq!(read_text(&b, &name).await, "after delete", "live on B");

@@ -41,18 +41,6 @@ async fn wait_for_metric(server: &TestServer, name: &str, wanted: impl Fn(f64) -
     );
 }
 
-fn awareness(client: u64, clock: u32, json: &str) -> Message {
-    Message::Awareness(AwarenessUpdate {
-        clients: HashMap::from([(
-            ClientID::new(client),
-            AwarenessUpdateEntry {
-                clock,
-                json: Arc::from(json),
-            },
-        )]),
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_by_its_queued_bytes() {
     let server = TestServer::start(&memory(&[
@@ -154,6 +142,106 @@ async fn awareness_of_another_session_cannot_be_overwritten_or_removed() {
     victim.send("presence", awareness(4242, 2, "null")).await;
     watcher.expect("presence", sees(4242, "null")).await;
     server.stop().await;
+}
+
+/// Issue 21, item 1: a victim's socket drops, its presence is removed and its awareness id is
+/// free; a stranger at once claims that id (with a clock near `u32::MAX`, and with an ordinary
+/// one). Neither is shown, and the victim, reconnecting, renews its presence as before; a client
+/// that joins later sees the victim's state. With tokens (the `sub`) and without (the address).
+async fn presence_survives_a_reconnect(with_tokens: bool) {
+    const SECRET: &str = "presence-secret";
+    let name = if with_tokens {
+        "hijack-sub"
+    } else {
+        "hijack-anon"
+    };
+    let mut args = vec!["--trusted-proxies", "127.0.0.1/32"];
+    if with_tokens {
+        args.extend(["--jwt-secret", SECRET]);
+    }
+    let server = TestServer::start(&memory(&args)).await;
+    let token = |sub: &str| {
+        if with_tokens {
+            token(SECRET, json!({"sub": sub, "exp": now() + 600}))
+        } else {
+            String::new()
+        }
+    };
+    // Each client from an address of its own, as behind a load balancer.
+    let url = server.ws_url();
+    let connect =
+        |address: &'static str| Client::connect_with_header(&url, "x-forwarded-for", address);
+    let mut watcher = connect("198.51.100.1").await;
+    watcher.open(name, &token("watcher"), &Doc::new()).await;
+    let mut victim = connect("198.51.100.2").await;
+    victim.open(name, &token("victim"), &Doc::new()).await;
+    victim
+        .send(name, awareness(4242, 5, r#"{"user":"ada"}"#))
+        .await;
+    awareness_seen_until(&mut watcher, name, 4242, 4242).await;
+
+    // The victim's network blips: its socket closes and its state is removed.
+    drop(victim);
+    let removed = awareness_seen_until(&mut watcher, name, 4242, 4242).await;
+    assert_eq!(removed, ["null"]);
+    let mut attacker = connect("203.0.113.66").await;
+    attacker.open(name, &token("mallory"), &Doc::new()).await;
+    attacker
+        .send(name, awareness(4242, 0xffff_fff0, r#"{"user":"mallory"}"#))
+        .await;
+    attacker
+        .send(name, awareness(4242, 7, r#"{"user":"mallory"}"#))
+        .await;
+    attacker
+        .send(name, awareness(777, 1, r#"{"user":"m"}"#))
+        .await;
+    let seen = awareness_seen_until(&mut watcher, name, 4242, 777).await;
+    assert!(
+        seen.iter().all(|state| !state.contains("mallory")),
+        "the stranger took over the victim's presence: {seen:?}"
+    );
+
+    // The victim reconnects from a reloaded page: its awareness clock starts over, below the
+    // clock the server holds for its id, and is taken all the same (restamped above it).
+    let mut victim = connect("198.51.100.2").await;
+    victim.open(name, &token("victim"), &Doc::new()).await;
+    victim
+        .send(name, awareness(4242, 1, r#"{"user":"ada","back":true}"#))
+        .await;
+    watcher
+        .expect(name, |m| match m {
+            Message::Awareness(u) => u
+                .clients
+                .get(&ClientID::new(4242))
+                .is_some_and(|e| e.json.contains("back"))
+                .then_some(()),
+            _ => None,
+        })
+        .await;
+    // A client that joins now is shown the victim's state, not the stranger's.
+    let mut late = connect("198.51.100.3").await;
+    late.auth(name, &token("late")).await;
+    let shown = late
+        .expect(name, |m| match m {
+            Message::Awareness(u) => u
+                .clients
+                .get(&ClientID::new(4242))
+                .map(|e| e.json.to_string()),
+            _ => None,
+        })
+        .await;
+    assert!(shown.contains("back"), "{shown}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn presence_is_kept_for_its_owner_across_a_reconnect_with_tokens() {
+    presence_survives_a_reconnect(true).await;
+}
+
+#[tokio::test]
+async fn presence_is_kept_for_its_owner_across_a_reconnect_without_tokens() {
+    presence_survives_a_reconnect(false).await;
 }
 
 #[tokio::test]

@@ -330,3 +330,79 @@ async fn an_unreachable_redis_is_named_with_its_cause() {
     );
     server.stop().await;
 }
+
+/// Issue 21, item 1, across replicas: the victim's presence came from replica A; after its
+/// socket drops, a stranger on replica B claims its id (an ordinary clock and one near
+/// `u32::MAX`). Neither replica shows it; the victim reconnects to A and both show it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_kept_for_its_owner_across_replicas() {
+    let Some(redis) = redis_url() else { return };
+    const SECRET: &str = "presence-relay";
+    let prefix = format!("collab-it-{}", now_nanos());
+    let start = |id: &'static str| {
+        let (prefix, redis) = (prefix.clone(), redis.clone());
+        async move {
+            TestServer::start(&[
+                "--database-url",
+                "memory://",
+                "--redis-url",
+                &redis,
+                "--redis-prefix",
+                &prefix,
+                "--instance-id",
+                id,
+                "--jwt-secret",
+                SECRET,
+            ])
+            .await
+        }
+    };
+    let (a, b) = (start("presence-a").await, start("presence-b").await);
+    let name = "relay/presence";
+    let token = |sub: &str| token(SECRET, serde_json::json!({"sub": sub, "exp": now() + 600}));
+    let mut watcher_a = Client::connect(&a.ws_url()).await;
+    watcher_a.open(name, &token("wa"), &Doc::new()).await;
+    let mut watcher_b = Client::connect(&b.ws_url()).await;
+    watcher_b.open(name, &token("wb"), &Doc::new()).await;
+    let mut victim = Client::connect(&a.ws_url()).await;
+    victim.open(name, &token("victim"), &Doc::new()).await;
+    victim
+        .send(name, awareness(4242, 5, r#"{"user":"ada"}"#))
+        .await;
+    awareness_seen_until(&mut watcher_b, name, 4242, 4242).await;
+    drop(victim);
+    assert_eq!(
+        awareness_seen_until(&mut watcher_b, name, 4242, 4242).await,
+        ["null"],
+        "the removal reached B"
+    );
+    let mut attacker = Client::connect(&b.ws_url()).await;
+    attacker.open(name, &token("mallory"), &Doc::new()).await;
+    attacker
+        .send(name, awareness(4242, 7, r#"{"user":"mallory"}"#))
+        .await;
+    attacker
+        .send(name, awareness(4242, 0xffff_fff0, r#"{"user":"mallory"}"#))
+        .await;
+    attacker
+        .send(name, awareness(777, 1, r#"{"user":"m"}"#))
+        .await;
+    for watcher in [&mut watcher_a, &mut watcher_b] {
+        let seen = awareness_seen_until(watcher, name, 4242, 777).await;
+        assert!(
+            seen.iter().all(|state| !state.contains("mallory")),
+            "{seen:?}"
+        );
+    }
+    let mut victim = Client::connect(&a.ws_url()).await;
+    victim.open(name, &token("victim"), &Doc::new()).await;
+    victim
+        .send(name, awareness(4242, 1, r#"{"user":"ada","back":true}"#))
+        .await;
+    for watcher in [&mut watcher_a, &mut watcher_b] {
+        let seen = awareness_seen_until(watcher, name, 4242, 4242).await;
+        assert!(seen.last().is_some_and(|s| s.contains("back")), "{seen:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -25,7 +25,7 @@ use tracing::Instrument;
 use writer::write_loop;
 
 use crate::auth::{Authenticator, Denied};
-use crate::document::{Command, Framing, Registry, RoomHandle, Subscriber, SubscriberId};
+use crate::document::{Command, Framing, Identity, Registry, RoomHandle, Subscriber, SubscriberId};
 use crate::metrics::{Direction, Metrics};
 use crate::protocol::{self, Auth, DecodeError, Frame, Message, Scope};
 use rate::{Bucket, Rate};
@@ -66,7 +66,7 @@ pub struct Limits {
 }
 
 /// What the HTTP upgrade knew about the request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Upgrade {
     /// The URL path without the leading `/` (y-websocket's room), undecoded, like y-websocket.
     pub path: String,
@@ -74,6 +74,8 @@ pub struct Upgrade {
     pub token: Option<String>,
     /// Headers and query parameters, kept only when webhooks report them.
     pub request: Option<Arc<crate::webhook::RequestInfo>>,
+    /// The client's address (behind a trusted proxy, the one it forwards).
+    pub client: std::net::IpAddr,
 }
 
 /// Serves one WebSocket until it closes.
@@ -113,6 +115,7 @@ pub fn serve(
             opened: Instant::now(),
             last_ping: Instant::now(),
             request: None,
+            client: upgrade.client,
             last_closed: None,
             keepalive_timer: {
                 let mut timer = tokio::time::interval(tick);
@@ -220,6 +223,8 @@ struct Connection {
     request: Option<Arc<crate::webhook::RequestInfo>>,
     /// The address the client detached last (its Close), whose stragglers are ignored.
     last_closed: Option<Arc<str>>,
+    /// The client's address: its sessions' identity when their tokens name no subject.
+    client: std::net::IpAddr,
 }
 
 /// What the read loop should do next.
@@ -469,6 +474,14 @@ impl Connection {
         }
     }
 
+    /// A session's identity: its token's subject, else this client's address.
+    fn identity(&self, subject: Option<&str>) -> Identity {
+        match subject {
+            Some(subject) => Identity::Subject(Arc::from(subject)),
+            None => Identity::Address(self.client),
+        }
+    }
+
     async fn leave_all(&mut self) {
         for (_, session) in self.sessions.drain() {
             if let Session::Active { room, id, .. } = session {
@@ -526,6 +539,7 @@ impl Connection {
             id,
             framing: Framing::YWebsocket,
             scope: grant.scope,
+            identity: self.identity(grant.subject.as_deref()),
             outbox: self.outbox.clone(),
             hook,
         };
@@ -671,7 +685,8 @@ impl Connection {
             None if !self.context.auth.is_required() => {
                 // 2.x providers without a token never send Auth: with no authentication
                 // configured the document opens on its first frame.
-                let opened = Box::pin(self.open(address.clone(), Scope::ReadWrite, false, None));
+                let opened =
+                    Box::pin(self.open(address.clone(), Scope::ReadWrite, false, None, None));
                 if opened.await
                     && let Some(Session::Active { room, id, .. }) = self.sessions.get(&address)
                 {
@@ -740,7 +755,13 @@ impl Connection {
             .with_label_values(&["granted"])
             .inc();
         if !self
-            .open(address.clone(), grant.scope, true, grant.expires_at)
+            .open(
+                address.clone(),
+                grant.scope,
+                true,
+                grant.expires_at,
+                grant.subject.as_deref(),
+            )
             .await
         {
             return true;
@@ -823,6 +844,7 @@ impl Connection {
         scope: Scope,
         announce: bool,
         expires_at: Option<u64>,
+        subject: Option<&str>,
     ) -> bool {
         let name = protocol::document_name(&address).to_owned();
         if let Err(reason) = validate_name(&name, self.context.registry.store().max_name_chars()) {
@@ -864,6 +886,7 @@ impl Connection {
                 address: address.clone(),
             },
             scope,
+            identity: self.identity(subject),
             outbox: self.outbox.clone(),
             hook,
         };

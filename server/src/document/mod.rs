@@ -59,11 +59,22 @@ impl Framing {
     }
 }
 
+/// Who a session is, for what outlives it: the awareness ids it used stay reserved for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The token's `sub`.
+    Subject(Arc<str>),
+    /// No subject (no tokens, or tokens without `sub`): the client's address (behind
+    /// `COLLAB_SERVER_TRUSTED_PROXIES`, the one forwarded).
+    Address(std::net::IpAddr),
+}
+
 #[derive(Clone)]
 pub struct Subscriber {
     pub id: SubscriberId,
     pub framing: Framing,
     pub scope: Scope,
+    pub identity: Identity,
     pub outbox: Outbox,
     /// What webhooks report about this session (only when webhooks are configured).
     pub hook: Option<Arc<HookSession>>,
@@ -533,6 +544,7 @@ mod tests {
                         id,
                         framing: Framing::YWebsocket,
                         scope: Scope::ReadWrite,
+                        identity: Identity::Address(std::net::Ipv4Addr::LOCALHOST.into()),
                         outbox: Outbox::new(OutboxLimits::frames(16), metrics.clone()),
                         hook: None,
                     };

@@ -345,3 +345,57 @@ pub async fn metric(server: &TestServer, name: &str) -> f64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// An awareness update of one client id.
+pub fn awareness(client: u64, clock: u32, json: &str) -> Message {
+    Message::Awareness(yrs::sync::AwarenessUpdate {
+        clients: std::collections::HashMap::from([(
+            yrs::block::ClientID::new(client),
+            yrs::sync::awareness::AwarenessUpdateEntry {
+                clock,
+                json: std::sync::Arc::from(json),
+            },
+        )]),
+    })
+}
+
+/// What `watcher` sees of awareness id `client` until an update of `until` arrives (a sync point
+/// sent after the frames in question): every state it was shown for `client`, in order.
+pub async fn awareness_seen_until(
+    watcher: &mut Client,
+    address: &str,
+    client: u64,
+    until: u64,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    watcher
+        .expect(address, |m| {
+            let Message::Awareness(update) = m else {
+                return None;
+            };
+            if let Some(entry) = update.clients.get(&yrs::block::ClientID::new(client)) {
+                seen.push(entry.json.to_string());
+            }
+            update
+                .clients
+                .contains_key(&yrs::block::ClientID::new(until))
+                .then_some(())
+        })
+        .await;
+    seen
+}
+
+impl Client {
+    /// Connects with extra request headers (e.g. `X-Forwarded-For` behind a trusted proxy).
+    pub async fn connect_with_header(url: &str, name: &str, value: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("header name"),
+            value.parse().expect("header value"),
+        );
+        let (ws, _) = connect_async(request).await.expect("connect");
+        Self { ws }
+    }
+}

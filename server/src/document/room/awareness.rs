@@ -1,6 +1,44 @@
 //! Awareness: who owns which client id, applying and removing states, the sweep.
+//!
+//! Ownership outlives a session: an id its owner let go (it left, removed its state, or timed
+//! out) is reserved for the owner's identity (its token's `sub`, else its address), so a
+//! stranger cannot take over the presence of a client whose socket dropped. And no entry may
+//! carry a clock that would leave no room for later renewals.
 
 use super::*;
+
+/// Clocks above this are refused: y-protocols clocks grow by one per change, and an entry near
+/// `u32::MAX` (yrs's width) would lock every later renewal of that id out.
+const MAX_AWARENESS_CLOCK: u32 = 1 << 31;
+/// Reservations one document keeps (the same bound as the states it holds).
+const MAX_RESERVATIONS: usize = MAX_AWARENESS_PER_DOCUMENT;
+
+/// An awareness id released by its owner.
+pub(super) struct Reservation {
+    /// The owner's identity; `None` for an id a peer replica released (its owner is known there).
+    identity: Option<Identity>,
+    at: Instant,
+}
+
+impl Reservation {
+    /// Whether a local session of `identity` may claim the id now. Its owner may, at once. With
+    /// a token subject, nobody else may while the room lives; otherwise (an address, or an id
+    /// a peer released) anyone may after the awareness timeout, when y-protocols would have
+    /// dropped the state anyway.
+    fn admits_session(&self, identity: &Identity, now: Instant) -> bool {
+        match &self.identity {
+            Some(owner) if owner == identity => true,
+            Some(Identity::Subject(_)) => false,
+            _ => now.duration_since(self.at) >= AWARENESS_TIMEOUT,
+        }
+    }
+
+    /// Whether a peer replica may introduce the id now: one it released, at once; one a local
+    /// session released, after the awareness timeout (a peer cannot say whose it is).
+    fn admits_peer(&self, now: Instant) -> bool {
+        self.identity.is_none() || now.duration_since(self.at) >= AWARENESS_TIMEOUT
+    }
+}
 
 impl Room {
     /// Removes awareness states (same clock, state `null`, as Hocuspocus does), broadcasts the
@@ -69,9 +107,37 @@ impl Room {
         }
     }
 
+    /// Reserves `client` for `identity` (`None`: a peer's id), released by its owner now.
+    pub(super) fn reserve_awareness(&mut self, client: ClientID, identity: Option<Identity>) {
+        let now = Instant::now();
+        if self.awareness_reserved.len() >= MAX_RESERVATIONS
+            && !self.awareness_reserved.contains_key(&client)
+        {
+            // Forget those anyone may claim by now; if none, the oldest.
+            self.awareness_reserved.retain(|_, reservation| {
+                matches!(reservation.identity, Some(Identity::Subject(_)))
+                    || now.duration_since(reservation.at) < AWARENESS_TIMEOUT
+            });
+            if self.awareness_reserved.len() >= MAX_RESERVATIONS
+                && let Some(oldest) = self
+                    .awareness_reserved
+                    .iter()
+                    .min_by_key(|(_, reservation)| reservation.at)
+                    .map(|(client, _)| *client)
+            {
+                self.awareness_reserved.remove(&oldest);
+            }
+        }
+        self.awareness_reserved
+            .insert(client, Reservation { identity, at: now });
+    }
+
     /// Keeps the entries of an awareness update that `owner` may apply: client ids it owns, or
-    /// new ones while it and the document are under their caps. Removals (`null`) of ids that
-    /// hold no state are dropped too: they would only leave an entry behind.
+    /// new ones (not reserved for someone else) while it and the document are under their caps.
+    /// Removals (`null`) of ids that hold no state are dropped too: they would only leave an
+    /// entry behind. A session that claims an id whose stored clock is not below its entry's
+    /// gets the next clock (its provider adopts it from the broadcast), so a clock someone else
+    /// left behind never locks its renewals out.
     pub(super) fn admit_awareness(
         &mut self,
         owner: Option<SubscriberId>,
@@ -79,12 +145,32 @@ impl Room {
     ) -> AwarenessUpdate {
         let mut admitted = HashMap::with_capacity(update.clients.len().min(8));
         let mut refused = 0u64;
-        for (client, entry) in update.clients {
+        let now = Instant::now();
+        for (client, mut entry) in update.clients {
             let removal = &*entry.json == "null";
+            if entry.clock > MAX_AWARENESS_CLOCK {
+                refused += 1;
+                continue;
+            }
             let allowed = match self.awareness_owner.get(&client) {
                 Some(existing) => *existing == owner,
                 None if removal => false,
                 None => {
+                    let identity = owner
+                        .and_then(|id| self.sessions.get(&id))
+                        .map(|session| &session.subscriber.identity);
+                    let reserved = self.awareness_reserved.get(&client);
+                    let free = match (reserved, identity) {
+                        (None, _) => true,
+                        (Some(reservation), Some(identity)) => {
+                            reservation.admits_session(identity, now)
+                        }
+                        (Some(reservation), None) => reservation.admits_peer(now),
+                    };
+                    if !free {
+                        refused += 1;
+                        continue;
+                    }
                     let per_session = match owner.and_then(|id| self.sessions.get(&id)) {
                         Some(session) => session.awareness_clients.len(),
                         None => 0,
@@ -93,8 +179,14 @@ impl Room {
                         && (owner.is_none() || per_session < MAX_AWARENESS_PER_SESSION);
                     if fits {
                         self.awareness_owner.insert(client, owner);
+                        self.awareness_reserved.remove(&client);
                         if let Some(session) = owner.and_then(|id| self.sessions.get_mut(&id)) {
                             session.awareness_clients.insert(client);
+                            if let Some((stored, _)) = self.awareness.meta(client)
+                                && stored >= entry.clock
+                            {
+                                entry.clock = stored.saturating_add(1);
+                            }
                         }
                     }
                     fits
@@ -112,13 +204,21 @@ impl Room {
         AwarenessUpdate { clients: admitted }
     }
 
-    /// Forgets who owned awareness ids whose states are gone.
+    /// Awareness ids whose states are gone: no longer owned, reserved for their owner.
     pub(super) fn release_awareness(&mut self, clients: &[ClientID]) {
         for client in clients {
-            if let Some(Some(owner)) = self.awareness_owner.remove(client)
-                && let Some(session) = self.sessions.get_mut(&owner)
-            {
-                session.awareness_clients.remove(client);
+            match self.awareness_owner.remove(client) {
+                Some(Some(owner)) => {
+                    let identity = self.sessions.get_mut(&owner).map(|session| {
+                        session.awareness_clients.remove(client);
+                        session.subscriber.identity.clone()
+                    });
+                    if let Some(identity) = identity {
+                        self.reserve_awareness(*client, Some(identity));
+                    }
+                }
+                Some(None) => self.reserve_awareness(*client, None),
+                None => {}
             }
         }
     }

@@ -106,6 +106,7 @@ impl Room {
         self.awareness = Awareness::with_clock(doc, now_millis);
         self.whole_state_frames.clear();
         self.awareness_owner.clear();
+        self.awareness_reserved.clear();
         self.inflight.clear();
         self.tainted = false;
         self.size_estimate = 0;

@@ -39,7 +39,8 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::{
-    Command, Edit, Framing, JoinError, Registry, Request, RequestError, Subscriber, SubscriberId,
+    Command, Edit, Framing, Identity, JoinError, Registry, Request, RequestError, Subscriber,
+    SubscriberId,
 };
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
@@ -121,6 +122,9 @@ struct Room {
     /// Who introduced each awareness client id: a local session, or `None` for a peer replica.
     /// Only its owner may change or remove a state.
     awareness_owner: HashMap<ClientID, Option<SubscriberId>>,
+    /// Awareness ids whose owner let them go, kept for that owner's identity (see
+    /// [`awareness::Reservation`]).
+    awareness_reserved: HashMap<ClientID, awareness::Reservation>,
     /// Updates handed to the writer and not yet durable, kept so that the document can be
     /// rebuilt from storage plus these if an update fails halfway into it.
     inflight: VecDeque<(u64, Vec<u8>)>,
@@ -205,6 +209,7 @@ pub(super) async fn run(
         awareness: Awareness::with_clock(loaded.doc, now_millis),
         sessions: HashMap::new(),
         awareness_owner: HashMap::new(),
+        awareness_reserved: HashMap::new(),
         inflight: VecDeque::new(),
         tainted: false,
         size_estimate: loaded.bytes,

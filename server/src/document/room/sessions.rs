@@ -46,6 +46,7 @@ impl Room {
         let clients: Vec<ClientID> = session.awareness_clients.into_iter().collect();
         for client in &clients {
             self.awareness_owner.remove(client);
+            self.reserve_awareness(*client, Some(session.subscriber.identity.clone()));
         }
         if let Some(removal) = self.remove_awareness(clients)
             && let Some(cluster) = &self.cluster
