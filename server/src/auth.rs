@@ -57,6 +57,8 @@ pub enum Denied {
     DocumentNotAllowed(String),
     #[error("permission-denied: signing keys unavailable")]
     KeysUnavailable,
+    #[error("permission-denied: access revoked")]
+    Revoked,
 }
 
 impl Denied {
@@ -69,6 +71,7 @@ impl Denied {
             Denied::UnknownKey => "unknown_key",
             Denied::DocumentNotAllowed(_) => "document_not_allowed",
             Denied::KeysUnavailable => "keys_unavailable",
+            Denied::Revoked => "revoked",
         }
     }
 }
@@ -77,6 +80,8 @@ impl Denied {
 struct Claims {
     sub: Option<String>,
     exp: Option<u64>,
+    /// When the token was issued: revocations affect tokens issued before them.
+    iat: Option<u64>,
     #[serde(default)]
     docs: Option<Vec<String>>,
     #[serde(default)]
@@ -107,6 +112,8 @@ impl Audience {
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Option<Arc<Verifier>>,
+    /// Live revocations (`crate::revocation`), consulted after a token verifies.
+    revocations: Arc<crate::revocation::Revocations>,
 }
 
 struct Verifier {
@@ -171,7 +178,10 @@ impl Authenticator {
                 cognito: *cognito,
             })),
         };
-        Self { inner }
+        Self {
+            inner,
+            revocations: Arc::default(),
+        }
     }
 
     /// Tests: refetch the JWKS for every unknown `kid`.
@@ -237,15 +247,29 @@ impl Authenticator {
         {
             return Err(Denied::DocumentNotAllowed(document.to_owned()));
         }
+        let mut scope = if claims.readonly {
+            Scope::ReadOnly
+        } else {
+            Scope::ReadWrite
+        };
+        if let Some(subject) = &claims.sub {
+            match self.revocations.check(subject, claims.iat, document) {
+                Some(crate::revocation::Mode::End) => return Err(Denied::Revoked),
+                Some(crate::revocation::Mode::ReadOnly) => scope = Scope::ReadOnly,
+                None => {}
+            }
+        }
         Ok(Grant {
-            scope: if claims.readonly {
-                Scope::ReadOnly
-            } else {
-                Scope::ReadWrite
-            },
+            scope,
             subject: claims.sub,
             expires_at: claims.exp,
         })
+    }
+
+    /// Consults `revocations` from now on.
+    pub fn with_revocations(mut self, revocations: Arc<crate::revocation::Revocations>) -> Self {
+        self.revocations = revocations;
+        self
     }
 }
 

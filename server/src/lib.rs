@@ -20,6 +20,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbox;
 pub mod protocol;
+pub mod revocation;
 pub mod storage;
 pub mod webhook;
 
@@ -186,7 +187,18 @@ pub async fn run(
         ));
     }
     let connections_shutdown = CancellationToken::new();
-    let auth = Authenticator::new(&auth_config);
+    // Revocations stored by any replica: in force here from the start, and picked up while
+    // running (applied to the live sessions they cover).
+    match registry.store().revocations().await {
+        Ok(stored) => {
+            for revocation in stored {
+                registry.revocations().add(revocation);
+            }
+        }
+        Err(error) => tracing::error!(%error, "stored revocations could not be read; retrying"),
+    }
+    tokio::spawn(revocation::follow(registry.clone(), shutdown.clone()));
+    let auth = Authenticator::new(&auth_config).with_revocations(registry.revocations().clone());
     // With a JWKS (Cognito): fetched now, so an unreachable key set is said at start with its
     // cause, not found out by the first client. The server starts either way (the keys are
     // fetched again when a token needs them).

@@ -124,6 +124,7 @@ pub fn router(api: Arc<Api>) -> Router {
             get(read).put(replace).delete(delete),
         )
         .route("/api/documents/{name}/updates", post(apply))
+        .route("/api/revocations", get(revocations).post(revoke))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .layer(DefaultBodyLimit::max(limit))
@@ -146,6 +147,8 @@ async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: N
         ("document", "PUT") => "replace",
         ("document", "DELETE") => "delete",
         ("updates", _) => "apply",
+        ("revocations", "POST") => "revoke",
+        ("revocations", _) => "revocations",
         _ => "other",
     };
     let response = if let Some(limited) = api.rate_limited(&request) {
@@ -171,6 +174,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/documents" => "documents",
         "/api/documents/{name}" => "document",
         "/api/documents/{name}/updates" => "updates",
+        "/api/revocations" => "revocations",
         _ => "other",
     }
 }
@@ -241,6 +245,82 @@ struct ListQuery {
     prefix: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
+}
+
+/// Longest a revocation may last: tokens live hours, not months.
+const MAX_REVOCATION_SECS: u64 = 30 * 24 * 3600;
+/// A revocation's lifetime unless the request says: a day (Cognito's longest ID and access
+/// tokens).
+const DEFAULT_REVOCATION_SECS: u64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RevokeBody {
+    subject: String,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    documents: Option<String>,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+}
+
+/// `POST /api/revocations`: stored first (every replica and every later start know it), then
+/// in force here at once; other replicas take it within `revocation::FOLLOW_INTERVAL`.
+async fn revoke(
+    State(api): State<Arc<Api>>,
+    body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    use crate::revocation::{Mode, Revocation, now_secs};
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.subject.is_empty() || body.subject.len() > 1024 {
+        return Err(ApiError::bad_request("subject must be 1 to 1024 bytes"));
+    }
+    let mode = match body.mode.as_deref() {
+        None => Mode::End,
+        Some(text) => Mode::parse(text)
+            .ok_or_else(|| ApiError::bad_request("mode must be \"end\" or \"read-only\""))?,
+    };
+    if body
+        .documents
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > 1024)
+    {
+        return Err(ApiError::bad_request(
+            "documents must be a pattern of 1 to 1024 bytes",
+        ));
+    }
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_REVOCATION_SECS);
+    if !(1..=MAX_REVOCATION_SECS).contains(&ttl) {
+        return Err(ApiError::bad_request(format!(
+            "ttlSeconds must be between 1 and {MAX_REVOCATION_SECS}"
+        )));
+    }
+    let now = now_secs();
+    // Tokens issued in this very second count as before it (iat has a resolution of seconds).
+    let revocation = Revocation {
+        subject: body.subject,
+        documents: body.documents,
+        mode,
+        issued_before: now + 1,
+        expires_at: now + ttl,
+    };
+    api.registry
+        .store()
+        .revoke(&revocation)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    api.registry.revoke(&revocation).await;
+    tracing::info!(subject = %revocation.subject, mode = mode.as_str(), documents = ?revocation.documents, "access revoked");
+    let json = serde_json::to_value(&revocation)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(json)))
+}
+
+/// `GET /api/revocations`: those in force.
+async fn revocations(State(api): State<Arc<Api>>) -> Result<Json<Value>, ApiError> {
+    let list = api.registry.revocations().list();
+    Ok(Json(json!({ "revocations": list })))
 }
 
 async fn list(
@@ -612,7 +692,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(documented, 5, "list, read, replace, delete, apply");
+        assert_eq!(
+            documented, 7,
+            "list, read, replace, delete, apply, revoke, list revocations"
+        );
     }
 
     #[test]

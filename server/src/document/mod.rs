@@ -184,6 +184,11 @@ pub enum Command {
     },
     /// From the document API.
     Request(Request),
+    /// A user's access was revoked: its sessions end, or become read-only.
+    Revoke {
+        subject: Arc<str>,
+        mode: crate::revocation::Mode,
+    },
 }
 
 /// A cheap handle to a room's command channel.
@@ -223,6 +228,8 @@ pub struct Registry {
     /// The Redis relay to peer replicas, when configured.
     cluster: Option<Arc<Cluster>>,
     webhooks: std::sync::OnceLock<Arc<Webhooks>>,
+    /// The revocations in force (the authenticator consults the same set).
+    revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl Registry {
@@ -243,7 +250,39 @@ impl Registry {
             next_room_id: AtomicU64::new(1),
             cluster,
             webhooks: std::sync::OnceLock::new(),
+            revocations: Arc::default(),
         })
+    }
+
+    pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
+        &self.revocations
+    }
+
+    /// Takes `revocation` into force here: remembered for token checks, and applied to the
+    /// live sessions of every loaded document it covers. `false` if it was known already.
+    pub async fn revoke(&self, revocation: &crate::revocation::Revocation) -> bool {
+        if !self.revocations.add(revocation.clone()) {
+            return false;
+        }
+        let handles: Vec<RoomHandle> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(name, _)| revocation.covers(name))
+            .map(|(_, handle)| handle.clone())
+            .collect();
+        let subject: Arc<str> = Arc::from(revocation.subject.as_str());
+        for handle in handles {
+            // Waits for room (not dropped when its queue is full): a revocation must arrive.
+            handle
+                .send(Command::Revoke {
+                    subject: subject.clone(),
+                    mode: revocation.mode,
+                })
+                .await;
+        }
+        true
     }
 
     /// Rooms report changes, loads and departures to these from now on.

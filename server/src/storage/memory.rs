@@ -14,6 +14,7 @@ pub struct MemoryStore {
     documents: Mutex<HashMap<String, StoredDocument>>,
     /// Per document, how many compactions and deletions changed what was read before them.
     epochs: Mutex<HashMap<String, u64>>,
+    revocations: Mutex<Vec<crate::revocation::Revocation>>,
 }
 
 impl MemoryStore {
@@ -148,6 +149,29 @@ impl DocumentStore for MemoryStore {
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
+
+    async fn revoke(&self, revocation: &crate::revocation::Revocation) -> Result<()> {
+        let now = crate::revocation::now_secs();
+        let mut revocations = self
+            .revocations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        revocations.retain(|r| r.expires_at > now);
+        revocations.push(revocation.clone());
+        Ok(())
+    }
+
+    async fn revocations(&self) -> Result<Vec<crate::revocation::Revocation>> {
+        let now = crate::revocation::now_secs();
+        Ok(self
+            .revocations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.expires_at > now)
+            .cloned()
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +185,7 @@ mod tests {
         contract::corrupt_rows_are_quarantined_not_dropped(&MemoryStore::default()).await;
         contract::lists_and_deletes(&MemoryStore::default(), "contract-list/").await;
         contract::deletions_start_a_new_generation(&MemoryStore::default()).await;
+        contract::revocations_are_kept_until_they_expire(&MemoryStore::default()).await;
     }
 
     #[tokio::test]

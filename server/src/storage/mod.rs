@@ -34,6 +34,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::config::StorageConfig;
 use crate::metrics::Metrics;
+use crate::revocation::{Mode, Revocation};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -83,6 +84,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("failed to read or store revocations: {0}")]
+    Revocations(#[source] sqlx::Error),
     #[error("database is not reachable: {0}")]
     Unreachable(#[source] sqlx::Error),
     #[error("failed to create data directory {path}: {source}")]
@@ -106,6 +109,7 @@ impl StoreError {
             StoreError::List(_) => "list",
             StoreError::Superseded { .. } => "superseded",
             StoreError::Delete { .. } => "delete",
+            StoreError::Revocations(_) => "revocations",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::DataDirectory { .. } => "data_directory",
         }
@@ -198,6 +202,12 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
+
+    /// Stores a revocation (kept until it expires; expired ones are removed meanwhile).
+    async fn revoke(&self, revocation: &Revocation) -> Result<()>;
+
+    /// The revocations not yet expired.
+    async fn revocations(&self) -> Result<Vec<Revocation>>;
 
     /// The most characters a document name may have in this store: an adopted `documents`
     /// table's `name varchar(n)` (the seed's is `varchar(255)`). `None`: no limit of the store's
@@ -454,6 +464,31 @@ impl DocumentStore for Instrumented {
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
+
+    async fn revoke(&self, revocation: &Revocation) -> Result<()> {
+        self.inner.revoke(revocation).await
+    }
+
+    async fn revocations(&self) -> Result<Vec<Revocation>> {
+        self.inner.revocations().await
+    }
+}
+
+/// A revocation read back from a row: `None` for a mode this version does not know.
+fn revocation_of_row(
+    subject: String,
+    documents: Option<String>,
+    mode: &str,
+    issued_before: i64,
+    expires_at: i64,
+) -> Option<Revocation> {
+    Some(Revocation {
+        subject,
+        documents,
+        mode: Mode::parse(mode)?,
+        issued_before: issued_before.max(0) as u64,
+        expires_at: expires_at.max(0) as u64,
+    })
 }
 
 #[cfg(test)]
@@ -582,6 +617,33 @@ pub(crate) mod contract {
             .expect("delete");
         assert_eq!(again.generation, never.generation + 1);
         store.delete(name).await.expect("cleanup");
+    }
+
+    /// Revocations are kept until they expire, and read back as stored.
+    pub async fn revocations_are_kept_until_they_expire(store: &dyn DocumentStore) {
+        let now = crate::revocation::now_secs();
+        let kept = Revocation {
+            subject: "contract-fired".into(),
+            documents: Some("org-a/*".into()),
+            mode: Mode::ReadOnly,
+            issued_before: now,
+            expires_at: now + 3600,
+        };
+        let expired = Revocation {
+            subject: "contract-old".into(),
+            documents: None,
+            mode: Mode::End,
+            issued_before: now - 7200,
+            expires_at: now - 1,
+        };
+        store.revoke(&expired).await.expect("revoke");
+        store.revoke(&kept).await.expect("revoke");
+        let read = store.revocations().await.expect("read");
+        assert!(read.contains(&kept), "{read:?}");
+        assert!(
+            !read.iter().any(|r| r.subject == "contract-old"),
+            "{read:?}"
+        );
     }
 
     pub fn text_update(ydoc: &Doc, insert: &str) -> Vec<u8> {

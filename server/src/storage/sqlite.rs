@@ -434,6 +434,51 @@ impl DocumentStore for SqliteStore {
             .map_err(StoreError::Unreachable)?;
         Ok(())
     }
+
+    async fn revoke(&self, revocation: &crate::revocation::Revocation) -> Result<()> {
+        let mut txn = self.pool.begin().await.map_err(StoreError::Revocations)?;
+        sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(crate::revocation::now_secs() as i64)
+            .execute(&mut *txn)
+            .await
+            .map_err(StoreError::Revocations)?;
+        sqlx::query(
+            "INSERT INTO revocations (subject, documents, mode, issued_before, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&revocation.subject)
+        .bind(revocation.documents.as_deref())
+        .bind(revocation.mode.as_str())
+        .bind(revocation.issued_before as i64)
+        .bind(revocation.expires_at as i64)
+        .execute(&mut *txn)
+        .await
+        .map_err(StoreError::Revocations)?;
+        txn.commit().await.map_err(StoreError::Revocations)
+    }
+
+    async fn revocations(&self) -> Result<Vec<crate::revocation::Revocation>> {
+        let rows = sqlx::query(
+            "SELECT subject, documents, mode, issued_before, expires_at FROM revocations \
+             WHERE expires_at > ?",
+        )
+        .bind(crate::revocation::now_secs() as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::Revocations)?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                super::revocation_of_row(
+                    row.get("subject"),
+                    row.get("documents"),
+                    row.get::<String, _>("mode").as_str(),
+                    row.get("issued_before"),
+                    row.get("expires_at"),
+                )
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +496,7 @@ mod tests {
         contract::corrupt_rows_are_quarantined_not_dropped(&store).await;
         contract::lists_and_deletes(&store, "contract-list/").await;
         contract::deletions_start_a_new_generation(&store).await;
+        contract::revocations_are_kept_until_they_expire(&store).await;
         drop(store);
         // Reopening runs the migrations again without harm and finds the data.
         let reopened = SqliteStore::open(&path).await.expect("reopen");

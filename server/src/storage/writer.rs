@@ -186,6 +186,12 @@ mod tests {
         async fn ping(&self) -> Result<()> {
             Ok(())
         }
+        async fn revoke(&self, _: &crate::revocation::Revocation) -> Result<()> {
+            Ok(())
+        }
+        async fn revocations(&self) -> Result<Vec<crate::revocation::Revocation>> {
+            Ok(Vec::new())
+        }
     }
 
     #[tokio::test]

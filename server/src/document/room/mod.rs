@@ -446,6 +446,7 @@ impl Room {
                 }
             }
             Command::Request(request) => return self.request(request),
+            Command::Revoke { subject, mode } => self.revoke(&subject, mode),
         }
         None
     }

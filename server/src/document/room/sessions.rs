@@ -78,6 +78,30 @@ impl Room {
         self.leave(id);
     }
 
+    /// A user's access was revoked: each of its sessions ends (PermissionDenied), or from now on
+    /// has its edits refused (`SyncStatus(false)`, never stored) as a read-only session.
+    pub(super) fn revoke(&mut self, subject: &str, mode: crate::revocation::Mode) {
+        let affected: Vec<SubscriberId> = self
+            .sessions
+            .values()
+            .filter(|session| {
+                matches!(&session.subscriber.identity, Identity::Subject(s) if &**s == subject)
+            })
+            .map(|session| session.subscriber.id)
+            .collect();
+        for id in affected {
+            match mode {
+                crate::revocation::Mode::End => self.deny(id, "permission-denied: access revoked"),
+                crate::revocation::Mode::ReadOnly => {
+                    if let Some(session) = self.sessions.get_mut(&id) {
+                        session.subscriber.scope = Scope::ReadOnly;
+                        tracing::info!(subscriber = id.0, "access revoked to read-only");
+                    }
+                }
+            }
+        }
+    }
+
     /// Malformed input from one session: close that socket only.
     pub(super) fn close_session(&mut self, id: SubscriberId, reason: String) {
         tracing::warn!(subscriber = id.0, %reason, "closing a session after bad input");
