@@ -3,8 +3,9 @@
 //! that can hold its traffic (so messages of different publishers arrive out of order, late,
 //! after deletions), while clients edit, the API posts updates and deletes documents, sessions
 //! come and go (rooms unload and load again), compactions run (one every few rows) and replicas
-//! restart. A seeded generator picks the operations; they run one after another, so "acknowledged
-//! before" and "deleted after" are well defined.
+//! restart: gracefully (SIGTERM) or killed (SIGKILL). Each replica is the real binary in its own
+//! process. A seeded generator picks the operations; they run one after another, so
+//! "acknowledged before" and "deleted after" are well defined.
 //!
 //! At the end, with every proxy released, it checks:
 //! * every acknowledged edit is present unless a DELETE of its document was acknowledged after it;
@@ -66,6 +67,7 @@ enum Operation {
     Hold { replica: usize },
     Release { replica: usize },
     Restart { replica: usize },
+    Kill { replica: usize },
     Pause,
 }
 
@@ -82,7 +84,8 @@ fn operations(seed: u64, count: usize) -> Vec<Operation> {
                 63..71 => Operation::Leave { replica, document },
                 71..81 => Operation::Hold { replica },
                 81..91 => Operation::Release { replica },
-                91..95 => Operation::Restart { replica },
+                91..93 => Operation::Restart { replica },
+                93..95 => Operation::Kill { replica },
                 _ => Operation::Pause,
             }
         })
@@ -206,12 +209,49 @@ async fn next_message(client: &mut Client, name: &str) -> Option<Message> {
     }
 }
 
+/// One replica: the real binary in a process of its own, so that it can be killed.
+struct Replica {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Replica {
+    fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: nothing is flushed, nothing is said.
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGTERM, then waits for the graceful stop (every document stored).
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
 struct Cluster {
     database: String,
     redis: String,
     prefix: String,
     proxies: Vec<Proxy>,
-    replicas: Vec<Option<TestServer>>,
+    replicas: Vec<Option<Replica>>,
 }
 
 impl Cluster {
@@ -239,32 +279,46 @@ impl Cluster {
         cluster
     }
 
-    async fn launch(&self, replica: usize) -> TestServer {
+    async fn launch(&self, replica: usize) -> Replica {
         let redis = redis_through(&self.redis, self.proxies[replica].addr);
-        TestServer::start(&[
-            "--database-url",
-            &self.database,
-            "--redis-url",
-            &redis,
-            "--redis-prefix",
-            &self.prefix,
-            "--instance-id",
-            &format!("checker-{replica}"),
-            "--api-secret",
-            SECRET,
-            "--compact-after",
-            "4",
-        ])
-        .await
+        let port = closed_port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--database-url", &self.database, "--redis-url", &redis])
+            .args(["--redis-prefix", &self.prefix])
+            .args(["--instance-id", &format!("checker-{replica}")])
+            .args(["--api-secret", SECRET, "--api-rate-per-sec", "0"])
+            .args(["--compact-after", "4", "--log-level", "warn"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the collab-server binary starts");
+        let replica = Replica { child, port };
+        for _ in 0..400 {
+            if reqwest::get(replica.http("/health"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return replica;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("replica did not become healthy");
     }
 
-    fn server(&self, replica: usize) -> &TestServer {
+    fn server(&self, replica: usize) -> &Replica {
         self.replicas[replica].as_ref().expect("running")
     }
 
-    async fn restart(&mut self, replica: usize) {
+    /// Stops a replica (gracefully, or with SIGKILL) and starts it again.
+    async fn restart(&mut self, replica: usize, kill: bool) {
         if let Some(server) = self.replicas[replica].take() {
-            server.stop().await;
+            if kill {
+                server.kill().await;
+            } else {
+                server.stop().await;
+            }
         }
         let server = self.launch(replica).await;
         self.replicas[replica] = Some(server);
@@ -280,13 +334,19 @@ impl Cluster {
     }
 }
 
-async fn read_text(server: &TestServer, name: &str) -> Result<String, String> {
+/// What a replica reads of `name` through the API, within the operation timeout.
+async fn read_text(server: &Replica, name: &str) -> Result<String, String> {
+    read_text_at(
+        &server.http(&format!("/api/documents/{name}?format=text&root=t")),
+        name,
+    )
+    .await
+}
+
+async fn read_text_at(url: &str, name: &str) -> Result<String, String> {
     let response = tokio::time::timeout(
         OPERATION_TIMEOUT,
-        reqwest::Client::new()
-            .get(server.http(&format!("/api/documents/{name}?format=text&root=t")))
-            .bearer_auth(SECRET)
-            .send(),
+        reqwest::Client::new().get(url).bearer_auth(SECRET).send(),
     )
     .await
     .map_err(|_| format!("{name}: no answer within {OPERATION_TIMEOUT:?} (a stuck room?)"))?
@@ -305,6 +365,7 @@ struct Tally {
     unknown: usize,
     deletions: usize,
     restarts: usize,
+    kills: usize,
 }
 
 /// Runs one seed; returns the violations found (empty: it held).
@@ -402,10 +463,12 @@ async fn run(database: &str, redis: &str, seed: u64, count: usize) -> (Vec<Strin
             }
             Operation::Hold { replica } => cluster.proxies[replica].hold(true),
             Operation::Release { replica } => cluster.proxies[replica].hold(false),
-            Operation::Restart { replica } => {
+            Operation::Restart { replica } | Operation::Kill { replica } => {
                 sessions.retain(|(r, _), _| *r != replica);
-                cluster.restart(replica).await;
+                let kill = matches!(operation, Operation::Kill { .. });
+                cluster.restart(replica, kill).await;
                 tally.restarts += 1;
+                tally.kills += usize::from(kill);
             }
             Operation::Pause => tokio::time::sleep(Duration::from_millis(600)).await,
         }
@@ -445,7 +508,8 @@ async fn run(database: &str, redis: &str, seed: u64, count: usize) -> (Vec<Strin
     // What the store holds, read by a fresh replica.
     let fresh = TestServer::start(&["--database-url", &database, "--api-secret", SECRET]).await;
     for (document, name) in names.iter().enumerate() {
-        let stored = match read_text(&fresh, name).await {
+        let url = fresh.http(&format!("/api/documents/{name}?format=text&root=t"));
+        let stored = match read_text_at(&url, name).await {
             Ok(text) => text,
             Err(error) => {
                 violations.push(format!("after restart: {error}"));
@@ -524,11 +588,12 @@ async fn acknowledged_edits_survive_and_deletions_stay_deleted_under_faults() {
         let (violations, tally) = run(&database, &redis, *seed, count).await;
         operations_run += count;
         eprintln!(
-            "checker: seed {seed}, {count} operations ({} writes acknowledged, {} not, {} deletions, {} restarts), {} violations",
+            "checker: seed {seed}, {count} operations ({} writes acknowledged, {} not, {} deletions, {} restarts of which {} kills), {} violations",
             tally.acknowledged,
             tally.unknown,
             tally.deletions,
             tally.restarts,
+            tally.kills,
             violations.len()
         );
         for violation in &violations {
