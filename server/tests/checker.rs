@@ -108,6 +108,22 @@ struct Written {
     fate: Fate,
 }
 
+impl Written {
+    fn new(document: usize, token: String, at: usize, acknowledged: bool) -> Self {
+        let fate = if acknowledged {
+            Fate::Acknowledged
+        } else {
+            Fate::Unknown
+        };
+        Self {
+            document,
+            token,
+            at,
+            fate,
+        }
+    }
+}
+
 /// A client session on one replica and one document: its own Yjs document, dropped whenever the
 /// session ends (a client whose document was deleted starts over, as a provider that reloads).
 struct Session {
@@ -399,16 +415,7 @@ async fn run(database: &str, redis: &str, seed: u64, count: usize) -> (Vec<Strin
                     // Denied (deleted), closed or slow: this client starts over next time.
                     sessions.remove(&(replica, document));
                 }
-                written.push(Written {
-                    document,
-                    token,
-                    at,
-                    fate: if acknowledged {
-                        Fate::Acknowledged
-                    } else {
-                        Fate::Unknown
-                    },
-                });
+                written.push(Written::new(document, token, at, acknowledged));
             }
             Operation::Post { replica, document } => {
                 let token = format!("<p{at}>");
@@ -427,16 +434,7 @@ async fn run(database: &str, redis: &str, seed: u64, count: usize) -> (Vec<Strin
                 .await;
                 let acknowledged =
                     matches!(&response, Ok(Ok(response)) if response.status().is_success());
-                written.push(Written {
-                    document,
-                    token,
-                    at,
-                    fate: if acknowledged {
-                        Fate::Acknowledged
-                    } else {
-                        Fate::Unknown
-                    },
-                });
+                written.push(Written::new(document, token, at, acknowledged));
             }
             Operation::Delete { replica, document } => {
                 let response = tokio::time::timeout(
@@ -552,23 +550,12 @@ async fn run(database: &str, redis: &str, seed: u64, count: usize) -> (Vec<Strin
     (violations, tally)
 }
 
-fn urls() -> Option<(String, String)> {
-    let database = std::env::var("COLLAB_TEST_DATABASE_URL").ok();
-    let redis = std::env::var("COLLAB_TEST_REDIS_URL").ok();
-    if database.is_none() || redis.is_none() {
-        eprintln!(
-            "checker skipped: COLLAB_TEST_DATABASE_URL and COLLAB_TEST_REDIS_URL are needed; run the suite through scripts/test.sh"
-        );
-    }
-    Some((database?, redis?))
-}
-
 /// The bounded run of the test command: the regression seeds and a few more, or the seeds of
 /// `COLLAB_CHECKER_SEED` (one) / `COLLAB_CHECKER_SEEDS` (how many from 1) with
 /// `COLLAB_CHECKER_OPERATIONS` each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_edits_survive_and_deletions_stay_deleted_under_faults() {
-    let Some((database, redis)) = urls() else {
+    let Some((database, redis)) = database_and_redis() else {
         return;
     };
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());

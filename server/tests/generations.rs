@@ -12,17 +12,6 @@ use yrs::block::ClientID;
 
 const SECRET: &str = "generations-secret";
 
-fn urls() -> Option<(String, String)> {
-    let database = std::env::var("COLLAB_TEST_DATABASE_URL").ok();
-    let redis = std::env::var("COLLAB_TEST_REDIS_URL").ok();
-    if database.is_none() || redis.is_none() {
-        eprintln!(
-            "COLLAB_TEST_DATABASE_URL and COLLAB_TEST_REDIS_URL are needed; run the suite through scripts/test.sh"
-        );
-    }
-    Some((database?, redis?))
-}
-
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -46,6 +35,16 @@ async fn replica(database: &str, redis: &str, prefix: &str, id: &str) -> TestSer
         SECRET,
     ])
     .await
+}
+
+async fn delete_document(server: &TestServer, name: &str) {
+    let response = reqwest::Client::new()
+        .delete(server.http(&format!("/api/documents/{name}")))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 200);
 }
 
 async fn read_text(server: &TestServer, name: &str) -> String {
@@ -80,7 +79,7 @@ async fn until_awareness(connection: &mut Client, name: &str, client: u64) {
 /// wrote after the DELETE).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_is_final_across_replicas() {
-    let Some((database, redis)) = urls() else {
+    let Some((database, redis)) = database_and_redis() else {
         return;
     };
     let proxy = Proxy::start(upstream(&redis)).await;
@@ -111,13 +110,7 @@ async fn a_delete_is_final_across_replicas() {
         .await;
 
     // B deletes the document, then a client of B writes and is acknowledged.
-    let response = reqwest::Client::new()
-        .delete(b.http(&format!("/api/documents/{name}")))
-        .bearer_auth(SECRET)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(response.status(), 200);
+    delete_document(&b, &name).await;
     let fresh = Doc::new();
     let mut writer = Client::connect(&b.ws_url()).await;
     writer.open(&name, "", &fresh).await;
@@ -166,7 +159,7 @@ async fn publish_raw(redis: &str, channel: &str, payload: &[u8]) {
 /// generation a DELETE ended is dropped, counted, and never reaches a client or the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_frames_apply_to_the_current_generation_and_stale_ones_are_dropped() {
-    let Some((_, redis)) = urls() else {
+    let Some((_, redis)) = database_and_redis() else {
         return;
     };
     use collab_server::protocol::{encode_frame, envelope};
@@ -214,13 +207,7 @@ async fn node_frames_apply_to_the_current_generation_and_stale_ones_are_dropped(
     assert_eq!(text(&ydoc), "node;");
 
     // A DELETE starts generation 1; a frame of generation 0 from a replica of ours is stale.
-    let response = reqwest::Client::new()
-        .delete(server.http(&format!("/api/documents/{name}")))
-        .bearer_auth(SECRET)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(response.status(), 200);
+    delete_document(&server, &name).await;
     let fresh = Doc::new();
     let mut client = Client::connect(&server.ws_url()).await;
     client.open(&name, "", &fresh).await;

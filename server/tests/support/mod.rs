@@ -399,3 +399,16 @@ impl Client {
         Self { ws }
     }
 }
+
+/// The PostgreSQL and Redis the suite may use (`COLLAB_TEST_DATABASE_URL`,
+/// `COLLAB_TEST_REDIS_URL`, set by scripts/test.sh); `None`, said on stderr, without either.
+pub fn database_and_redis() -> Option<(String, String)> {
+    let database = std::env::var("COLLAB_TEST_DATABASE_URL").ok();
+    let redis = std::env::var("COLLAB_TEST_REDIS_URL").ok();
+    if database.is_none() || redis.is_none() {
+        eprintln!(
+            "skipped: COLLAB_TEST_DATABASE_URL and COLLAB_TEST_REDIS_URL are needed; run the suite through scripts/test.sh"
+        );
+    }
+    Some((database?, redis?))
+}
