@@ -71,7 +71,7 @@ impl Room {
                 return false;
             }
         };
-        if loaded.generation == self.generation {
+        if loaded.generation == self.generation && !self.writer.is_closed() {
             // Not deleted after all (a stale notice): nothing changes.
             tracing::debug!(
                 reason,
