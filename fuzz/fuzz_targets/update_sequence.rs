@@ -77,16 +77,21 @@ fn apply(doc: &Doc, bytes: &[u8]) -> bool {
     outcome.is_ok()
 }
 
-fn contents(doc: &Doc) -> (String, String) {
+/// The text, and the map's entries in key order (a map's JSON lists them in hash order).
+fn contents(doc: &Doc) -> (String, Vec<(String, String)>) {
     let txn = doc.transact();
     let text = txn
         .get_text("t")
         .map(|t| t.get_string(&txn))
         .unwrap_or_default();
-    let map = txn
-        .get_map("m")
-        .map(|m| m.to_json(&txn).to_string())
-        .unwrap_or_default();
+    let mut map: Vec<(String, String)> = match txn.get_map("m").map(|m| m.to_json(&txn)) {
+        Some(yrs::Any::Map(entries)) => entries
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    map.sort();
     (text, map)
 }
 
@@ -167,7 +172,11 @@ fuzz_target!(|data: &[u8]| {
             panic!("the walk refuses an update yrs itself encoded: {error}\nstate: {state:02x?}");
         }
     }
-    if !mutated && all_applied {
+    // yrs 0.28.1 can leave a pending update stuck when the blocks it waits for are inside it
+    // (fuzz/regressions/update_sequence/stuck-pending-order; docs/security.md): the order then
+    // changes the document. That known class is set aside here, so the campaign looks further.
+    let stuck = shuffled.transact().store().pending_update().is_some();
+    if !mutated && all_applied && !stuck {
         assert_eq!(
             contents(&shuffled),
             contents(&reference),
