@@ -48,9 +48,7 @@ impl Bucket {
         if self.rate.is_unlimited() {
             return Duration::ZERO;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+        self.refill(now);
         self.tokens -= cost;
         if self.tokens >= 0.0 {
             Duration::ZERO
