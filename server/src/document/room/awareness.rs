@@ -156,9 +156,9 @@ impl Room {
                 Some(existing) => *existing == owner,
                 None if removal => false,
                 None => {
-                    let identity = owner
-                        .and_then(|id| self.sessions.get(&id))
-                        .map(|session| &session.subscriber.identity);
+                    let session = owner.and_then(|id| self.sessions.get(&id));
+                    let identity = session.map(|session| &session.subscriber.identity);
+                    let per_session = session.map_or(0, |session| session.awareness_clients.len());
                     let reserved = self.awareness_reserved.get(&client);
                     let free = match (reserved, identity) {
                         (None, _) => true,
@@ -171,10 +171,6 @@ impl Room {
                         refused += 1;
                         continue;
                     }
-                    let per_session = match owner.and_then(|id| self.sessions.get(&id)) {
-                        Some(session) => session.awareness_clients.len(),
-                        None => 0,
-                    };
                     let fits = self.awareness_owner.len() < MAX_AWARENESS_PER_DOCUMENT
                         && (owner.is_none() || per_session < MAX_AWARENESS_PER_SESSION);
                     if fits {
@@ -242,9 +238,7 @@ impl Room {
         match self.awareness.update_with_clients(summary.all_changes()) {
             Ok(changes) => {
                 self.broadcast_awareness(&changes);
-                if let Some(cluster) = &self.cluster {
-                    cluster.publish(&self.name, self.generation, &Message::Awareness(changes));
-                }
+                self.relay(&Message::Awareness(changes));
             }
             Err(error) => tracing::warn!(%error, "failed to encode awareness changes"),
         }

@@ -8,22 +8,17 @@ impl Room {
     /// offers ours (peers that were not listening when our clients' states changed get them
     /// now, not at the clients' next renewal).
     pub(super) fn resync(&mut self) {
-        let Some(cluster) = &self.cluster else {
+        if self.cluster.is_none() {
             return;
-        };
-        let generation = self.generation;
+        }
         self.last_resync = Some(Instant::now());
         let sv = self.awareness.doc().transact().state_vector();
-        cluster.publish(
-            &self.name,
-            generation,
-            &Message::Sync(SyncMessage::SyncStep1(sv)),
-        );
-        cluster.publish(&self.name, generation, &Message::QueryAwareness);
+        self.relay(&Message::Sync(SyncMessage::SyncStep1(sv)));
+        self.relay(&Message::QueryAwareness);
         if let Ok(states) = self.awareness.update()
             && !states.clients.is_empty()
         {
-            cluster.publish(&self.name, generation, &Message::Awareness(states));
+            self.relay(&Message::Awareness(states));
         }
     }
 
@@ -41,9 +36,9 @@ impl Room {
 
     /// A message from a peer replica (the `@hocuspocus/extension-redis` receiver rules).
     pub(super) fn remote(&mut self, message: Message) {
-        let Some(cluster) = self.cluster.clone() else {
+        if self.cluster.is_none() {
             return;
-        };
+        }
         match message {
             // A peer asks what it lacks: tell it what we lack, and send what it lacks.
             Message::Sync(SyncMessage::SyncStep1(remote)) => {
@@ -51,28 +46,16 @@ impl Room {
                 let own = txn.state_vector();
                 let diff = txn.encode_diff_v1(&remote);
                 drop(txn);
-                cluster.publish(
-                    &self.name,
-                    self.generation,
-                    &Message::SyncReply(SyncMessage::SyncStep1(own)),
-                );
+                self.relay(&Message::SyncReply(SyncMessage::SyncStep1(own)));
                 if !is_empty_update(&diff) {
-                    cluster.publish(
-                        &self.name,
-                        self.generation,
-                        &Message::Sync(SyncMessage::SyncStep2(diff)),
-                    );
+                    self.relay(&Message::Sync(SyncMessage::SyncStep2(diff)));
                 }
             }
             // The answer to our Step1: send what it lacks, nothing more.
             Message::SyncReply(SyncMessage::SyncStep1(remote)) => {
                 let diff = self.awareness.doc().transact().encode_diff_v1(&remote);
                 if !is_empty_update(&diff) {
-                    cluster.publish(
-                        &self.name,
-                        self.generation,
-                        &Message::Sync(SyncMessage::SyncStep2(diff)),
-                    );
+                    self.relay(&Message::Sync(SyncMessage::SyncStep2(diff)));
                 }
             }
             Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update))
@@ -93,7 +76,7 @@ impl Room {
             Message::QueryAwareness => {
                 // Node peers expect an answer even when it has no entries.
                 if let Ok(update) = self.awareness.update() {
-                    cluster.publish(&self.name, self.generation, &Message::Awareness(update));
+                    self.relay(&Message::Awareness(update));
                 }
             }
             Message::Auth(_)

@@ -48,10 +48,8 @@ impl Room {
             self.awareness_owner.remove(client);
             self.reserve_awareness(*client, Some(session.subscriber.identity.clone()));
         }
-        if let Some(removal) = self.remove_awareness(clients)
-            && let Some(cluster) = &self.cluster
-        {
-            cluster.publish(&self.name, self.generation, &Message::Awareness(removal));
+        if let Some(removal) = self.remove_awareness(clients) {
+            self.relay(&Message::Awareness(removal));
         }
     }
 
