@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, fold,
+    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument,
+    fold_rows_blocking,
 };
 
 #[derive(Default)]
@@ -18,7 +19,8 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    fn epoch(&self, document: &str, _held: &HashMap<String, StoredDocument>) -> u64 {
+    /// Read while `documents` is locked (the lock order is documents, then epochs).
+    fn epoch(&self, document: &str) -> u64 {
         let epochs = self
             .epochs
             .lock()
@@ -74,7 +76,7 @@ impl DocumentStore for MemoryStore {
             let entry = docs.get(document)?;
             (!entry.log.is_empty()).then(|| {
                 (
-                    self.epoch(document, docs),
+                    self.epoch(document),
                     entry.snapshot.clone(),
                     entry.log.clone(),
                 )
@@ -82,31 +84,27 @@ impl DocumentStore for MemoryStore {
         }) else {
             return Ok(());
         };
-        let name = document.to_owned();
-        let rows = log.len();
-        let (merged, quarantined) = tokio::task::spawn_blocking(move || {
-            let log: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
-            fold(&name, snapshot.as_deref(), &log)
-        })
-        .await
-        .map_err(|error| StoreError::Corrupt {
-            document: document.to_owned(),
-            reason: format!("the fold failed: {error}"),
-        })??;
+        // Indices stand for row ids: the fold's is the one every store uses.
+        let rows: Vec<(i64, Vec<u8>)> = (0..).zip(log).collect();
+        let count = rows.len();
+        let (merged, folded) = fold_rows_blocking(document, snapshot, rows).await?;
+        if folded.is_empty() {
+            return Ok(());
+        }
         self.with(|docs| {
-            if self.epoch(document, docs) != epoch {
+            if self.epoch(document) != epoch {
                 return;
             }
             let Some(entry) = docs.get_mut(document) else {
                 return;
             };
             entry.snapshot = Some(merged);
-            // The rows folded are the first `rows` (appends only add after them); quarantined
-            // ones stay, in order.
-            let mut index = 0;
+            // The rows read are the first `count` (appends only add after them); those folded
+            // go, quarantined ones stay, in order.
+            let mut index = 0i64;
             entry.log.retain(|_| {
                 index += 1;
-                index > rows || quarantined.contains(&(index - 1))
+                index > count as i64 || !folded.contains(&(index - 1))
             });
             self.bump(document);
         });
