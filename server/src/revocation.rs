@@ -137,7 +137,11 @@ pub async fn follow(
     registry: std::sync::Arc<crate::document::Registry>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+    // The first read is the server's start-up's: this one starts an interval later.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + FOLLOW_INTERVAL,
+        FOLLOW_INTERVAL,
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
