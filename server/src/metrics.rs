@@ -263,7 +263,12 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        for reason in ["document_too_large", "invalid"] {
+        for reason in [
+            "document_too_large",
+            "invalid",
+            "conflicting_ids",
+            "pending_full",
+        ] {
             updates_refused.with_label_values(&[reason]);
         }
         let api_requests = IntCounterVec::new(

@@ -653,3 +653,67 @@ async fn a_rebuild_brings_its_sessions_what_others_stored() {
     b.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Issue 21, item 2: two updates that each pass the per-update walk but give one id two
+/// contents (`fuzz/regressions/update_sequence/use-after-free-exclude`: a use-after-free
+/// inside yrs 0.28.1 when it integrates them). The second closes its socket, never reaching
+/// yrs; the same content sent again, however it is cut, is still acknowledged.
+#[tokio::test]
+async fn an_update_that_gives_known_ids_other_content_closes_only_its_socket() {
+    let server = TestServer::start(&memory(&[])).await;
+    let doc = Doc::new();
+    let mut honest = Client::connect(&server.ws_url()).await;
+    honest.open("ids", "", &doc).await;
+    still_syncs(&mut honest, "ids", &doc, "kept").await;
+    // The whole state again, as a reconnecting provider's Step2 racing its updates would.
+    honest
+        .send(
+            "ids",
+            Message::Sync(SyncMessage::SyncStep2(full_state(&doc))),
+        )
+        .await;
+    honest
+        .expect("ids", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+
+    let mut attacker = Client::connect(&server.ws_url()).await;
+    attacker.open("ids", "", &Doc::new()).await;
+    // Client 1's clock 1 (a map entry), integrated ahead of its clock 0.
+    let k1 = unhex("01 01 01 01 28 01 01 6d 02 6b 31 01 7d b1 02 00");
+    attacker
+        .send("ids", Message::Sync(SyncMessage::Update(k1)))
+        .await;
+    attacker
+        .expect("ids", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    // Clocks 0–1 as the text "hx": clock 1 is already a map entry.
+    let hx = unhex("01 01 01 00 04 01 01 74 02 68 78 00");
+    attacker
+        .send("ids", Message::Sync(SyncMessage::Update(hx)))
+        .await;
+    let close = attacker.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1007, "{}", close.reason);
+    assert!(
+        has_metric_line(
+            &server,
+            "collab_server_updates_refused_total{reason=\"conflicting_ids\"} 1"
+        )
+        .await
+    );
+    still_syncs(&mut honest, "ids", &doc, " safe").await;
+    let mut reader = Client::connect(&server.ws_url()).await;
+    assert_eq!(reader.read_text("ids", "").await, "kept safe");
+    server.stop().await;
+}

@@ -19,7 +19,7 @@ use yrs::encoding::read::{self, Cursor, Read};
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::updates::decoder::Decode;
-use yrs::{StateVector, Update};
+use yrs::{ID, ReadTxn, StateVector, Update};
 
 /// Deepest nesting of `Any` values (arrays and maps) accepted in an update: serde_json's
 /// default recursion limit, far beyond what editors produce, far below what overflows a stack.
@@ -127,7 +127,11 @@ pub fn awareness_update(bytes: &[u8]) -> Result<AwarenessUpdate> {
 /// overflows while replacing skipped ranges); the caller treats the error like any failed
 /// update: the document is rebuilt without it (a room) or the update is quarantined (a load).
 pub fn apply(txn: &mut yrs::TransactionMut<'_>, update: Update) -> std::result::Result<(), String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.apply_update(update))) {
+    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        txn.apply_update(update)?;
+        unstick(txn)
+    }));
+    match applied {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(panic) => {
@@ -141,16 +145,120 @@ pub fn apply(txn: &mut yrs::TransactionMut<'_>, update: Update) -> std::result::
     }
 }
 
+/// Rounds of [`unstick`] per update; each integrates part of what is pending or stops.
+const UNSTICK_ROUNDS: usize = 4;
+
+/// yrs 0.28.1 can leave a pending update waiting for blocks it holds itself: retried when its
+/// dependency arrives, its blocks are taken in an order where one still lacks another from
+/// the same pending update, and what is left stays pending for an id that will never arrive
+/// again (`fuzz/regressions/update_sequence/stuck-pending-order`, docs/security.md). Applying
+/// the pending update again integrates it; done while every id it waits for is either in the
+/// document or in the pending update itself, and while that makes progress.
+fn unstick(txn: &mut yrs::TransactionMut<'_>) -> std::result::Result<(), yrs::error::UpdateError> {
+    use yrs::updates::encoder::Encode;
+    let mut last_len = usize::MAX;
+    for _ in 0..UNSTICK_ROUNDS {
+        let Some(pending) = txn.store().pending_update() else {
+            return Ok(());
+        };
+        let held = pending.update.encode_v1();
+        if held.len() >= last_len {
+            return Ok(());
+        }
+        last_len = held.len();
+        let Ok(spans) = spans(&held) else {
+            return Ok(());
+        };
+        let sv = txn.state_vector();
+        let stuck = pending.missing.iter().all(|(client, clock)| {
+            sv.get(client) > *clock
+                || spans
+                    .iter()
+                    .any(|s| s.client == *client && s.start <= *clock && *clock < s.end)
+        });
+        if !stuck {
+            return Ok(());
+        }
+        let Ok(update) = Update::decode_v1(&held) else {
+            return Ok(());
+        };
+        txn.apply_update(update)?;
+    }
+    Ok(())
+}
+
 /// Decodes a v1 update after checking every count and nesting in it.
 pub fn update(bytes: &[u8]) -> Result<Update> {
     check_update(bytes)?;
     Ok(Update::decode_v1(bytes)?)
 }
 
+/// Decodes a v1 update after checking it, with the clock range it holds per client.
+pub fn update_with_spans(bytes: &[u8]) -> Result<(Update, Vec<Span>)> {
+    let spans = spans(bytes)?;
+    Ok((Update::decode_v1(bytes)?, spans))
+}
+
 /// Walks a v1 update exactly as yrs' `Update::decode` reads it (blocks per client, then the
 /// delete set), allocating nothing, and fails on the first count the remaining bytes cannot
 /// hold or the first value nested deeper than [`MAX_NESTING`].
 pub fn check_update(bytes: &[u8]) -> Result<()> {
+    walk(bytes, |_| {})
+}
+
+/// The clocks an update holds for one client: `start..end`, skips included (a merged update
+/// may carry gaps as skip blocks; the range covers them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub client: ClientID,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// [`check_update`], and the clock range of every client in the update.
+pub fn spans(bytes: &[u8]) -> Result<Vec<Span>> {
+    let mut spans: Vec<Span> = Vec::new();
+    walk(bytes, |block| match spans.last_mut() {
+        Some(span) if span.client == block.client => span.end = block.clock + block.len,
+        _ => spans.push(Span {
+            client: block.client,
+            start: block.clock,
+            end: block.clock + block.len,
+        }),
+    })?;
+    Ok(spans)
+}
+
+/// One block of a v1 update as the walk reads it: its ids (`clock..clock + len` of `client`)
+/// and what it holds, borrowed from the update's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block<'a> {
+    pub client: ClientID,
+    pub clock: u32,
+    pub len: u32,
+    pub shape: Shape<'a>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape<'a> {
+    /// Ids the update does not hold (a gap in a merged update).
+    Skip,
+    /// Ids whose content was garbage collected: a GC block or deleted content.
+    Gone,
+    Item {
+        origin: Option<ID>,
+        right: Option<ID>,
+        /// The parent and key as encoded (only when the item has neither origin).
+        parent: &'a [u8],
+        /// The content type (`info & 0b1111`) and its encoded bytes.
+        kind: u8,
+        content: &'a [u8],
+    },
+}
+
+/// The walk behind [`check_update`]: `visit` sees every block, in the order of the bytes (per
+/// client, ascending and contiguous clocks), before the delete set is checked.
+pub fn walk<'a>(bytes: &'a [u8], mut visit: impl FnMut(Block<'a>)) -> Result<()> {
     let mut cursor = Cursor::new(bytes);
     let c = &mut cursor;
     // Per client: block count, client id, first clock.
@@ -162,19 +270,30 @@ pub fn check_update(bytes: &[u8]) -> Result<()> {
     for _ in 0..clients {
         // A block is at least its info byte and one more.
         let blocks = count(c, "update client", 2)?;
-        if !seen.insert(client(c)?) {
+        let client = client(c)?;
+        if !seen.insert(client) {
             return Err(BoundError::Unsupported(
                 "clients listed twice in one update",
             ));
         }
         // yrs adds each block's length to the clock in u32 (overflowing, with checks off,
-        // into nonsense): the clocks must stay within u32. Lengths are bounded from above.
-        let mut clock = u64::from(c.read_var::<u32>()?);
+        // into nonsense): the clocks must stay within u32.
+        let mut clock = c.read_var::<u32>()?;
         for _ in 0..blocks {
-            clock += block(c)?;
-            if clock > u64::from(u32::MAX) {
+            let (len, shape) = block(c, bytes)?;
+            let end = u64::from(clock) + len;
+            if end > u64::from(u32::MAX) {
                 return Err(BoundError::Unsupported("clocks past 2^32"));
             }
+            // Within u32: checked above.
+            let len = len as u32;
+            visit(Block {
+                client,
+                clock,
+                len,
+                shape,
+            });
+            clock += len;
         }
     }
     // The delete set: per client its id and range count; per range a clock and a length.
@@ -198,28 +317,30 @@ pub fn check_update(bytes: &[u8]) -> Result<()> {
 const GC: u8 = 0;
 const SKIP: u8 = 10;
 const HAS_ORIGIN: u8 = 0b1000_0000;
+/// Content types (`info & 0b1111`) read apart from the others.
+pub const DELETED: u8 = 1;
+pub const STRING: u8 = 4;
+pub const ANY: u8 = 8;
 const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const HAS_PARENT_SUB: u8 = 0b0010_0000;
 
-fn id(c: &mut Cursor<'_>) -> Result<()> {
-    client(c)?;
-    let _clock: u32 = c.read_var()?;
-    Ok(())
+fn id(c: &mut Cursor<'_>) -> Result<ID> {
+    let client = client(c)?;
+    let clock: u32 = c.read_var()?;
+    Ok(ID::new(client, clock))
 }
 
-/// Walks one block; returns an upper bound of its length in clock ticks.
-fn block(c: &mut Cursor<'_>) -> Result<u64> {
+/// Walks one block; returns its length in clock ticks and what it holds.
+fn block<'a>(c: &mut Cursor<'a>, bytes: &'a [u8]) -> Result<(u64, Shape<'a>)> {
     let info = c.read_u8()?;
     if info == GC || info == SKIP {
         let len: u32 = c.read_var()?;
-        return Ok(u64::from(len));
+        let shape = if info == GC { Shape::Gone } else { Shape::Skip };
+        return Ok((u64::from(len), shape));
     }
-    if info & HAS_ORIGIN != 0 {
-        id(c)?;
-    }
-    if info & HAS_RIGHT_ORIGIN != 0 {
-        id(c)?;
-    }
+    let origin = (info & HAS_ORIGIN != 0).then(|| id(c)).transpose()?;
+    let right = (info & HAS_RIGHT_ORIGIN != 0).then(|| id(c)).transpose()?;
+    let parent_at = c.next;
     if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
         let named: u32 = c.read_var()?;
         if named == 1 {
@@ -231,15 +352,28 @@ fn block(c: &mut Cursor<'_>) -> Result<u64> {
             c.read_string()?;
         }
     }
-    content(c, info & 0b1111)
+    let content_at = c.next;
+    let kind = info & 0b1111;
+    let len = content(c, kind)?;
+    let shape = if kind == DELETED {
+        Shape::Gone
+    } else {
+        Shape::Item {
+            origin,
+            right,
+            parent: &bytes[parent_at..content_at],
+            kind,
+            content: &bytes[content_at..c.next],
+        }
+    };
+    Ok((len, shape))
 }
 
-/// Walks one item's content; returns an upper bound of its length (a string's UTF-8 bytes
-/// are at least its UTF-16 units).
+/// Walks one item's content; returns its length in clock ticks (a string's UTF-16 units).
 fn content(c: &mut Cursor<'_>, kind: u8) -> Result<u64> {
     let len = match kind {
         // Deleted: a length.
-        1 => u64::from(c.read_var::<u32>()?),
+        DELETED => u64::from(c.read_var::<u32>()?),
         // Legacy JSON content (Yjs writes `ContentAny` since 13.0): yrs reads one string more
         // than it writes, so a document holding it encodes a state that does not decode.
         2 => return Err(BoundError::Unsupported("legacy JSON content")),
@@ -248,8 +382,8 @@ fn content(c: &mut Cursor<'_>, kind: u8) -> Result<u64> {
             c.read_buf()?;
             1
         }
-        // String.
-        4 => c.read_string()?.len() as u64,
+        // String: yrs and Yjs count UTF-16 units.
+        STRING => c.read_string()?.encode_utf16().count() as u64,
         // Embed (JSON text).
         5 => {
             c.read_string()?;
@@ -276,7 +410,7 @@ fn content(c: &mut Cursor<'_>, kind: u8) -> Result<u64> {
             }
         },
         // Any values.
-        8 => {
+        ANY => {
             let values = count(c, "any content", 1)?;
             for _ in 0..values {
                 any(c, 0)?;
@@ -313,6 +447,29 @@ fn signed_varint(c: &mut Cursor<'_>) -> Result<()> {
         }
     }
     Err(BoundError::Unsupported("integer wider than 63 bits"))
+}
+
+/// The encoded values of an `Any` content (as a [`Shape::Item`] holds it), one slice each.
+pub fn any_values(content: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut c = Cursor::new(content);
+    let values = count(&mut c, "any content", 1)?;
+    let mut slices = Vec::with_capacity(values);
+    for _ in 0..values {
+        let at = c.next;
+        any(&mut c, 0)?;
+        slices.push(&content[at..c.next]);
+    }
+    Ok(slices)
+}
+
+/// The text of a string content (as a [`Shape::Item`] holds it).
+pub fn string(content: &[u8]) -> Result<&str> {
+    let mut c = Cursor::new(content);
+    let len: u32 = c.read_var()?;
+    let at = c.next;
+    c.read_exact(len as usize)?;
+    std::str::from_utf8(&content[at..at + len as usize])
+        .map_err(|_| BoundError::Read("string content is not UTF-8".into()))
 }
 
 /// One lib0 `Any` value (`yrs::Any::decode`), at nesting `depth`.
@@ -367,7 +524,7 @@ fn any(c: &mut Cursor<'_>, depth: usize) -> Result<()> {
 mod tests {
     use proptest::prelude::{any as arbitrary, *};
     use yrs::updates::encoder::Encode;
-    use yrs::{Any, Array, Doc, Map, ReadTxn, Text, Transact, WriteTxn, XmlFragment};
+    use yrs::{Any, Array, Doc, GetString, Map, ReadTxn, Text, Transact, WriteTxn, XmlFragment};
 
     use super::*;
 
@@ -571,6 +728,34 @@ mod tests {
             matches!(&outcome, Err(reason) if reason.contains("panicked")),
             "{outcome:?}"
         );
+    }
+
+    /// `fuzz/regressions/update_sequence/stuck-pending-order`: delivered 1, 2, 3, 4, 0, yrs
+    /// 0.28.1 alone leaves everything but update 0 pending for client 2's block, which is
+    /// inside that same pending update; the document read "a".
+    #[test]
+    fn a_pending_update_waiting_for_itself_is_integrated() {
+        let updates = [
+            "0101010004010174016100",
+            "01010200440100046976766300",
+            "01010101440200016100",
+            "01010102440101016100",
+            "01010103440102016100",
+        ];
+        let updates: Vec<Vec<u8>> = updates.iter().map(|hex| unhex(hex)).collect();
+        let doc = Doc::new();
+        for i in [1, 2, 3, 4, 0] {
+            let update = update(&updates[i]).expect("walks");
+            apply(&mut doc.transact_mut(), update).expect("applies");
+        }
+        let in_order = Doc::new();
+        for bytes in &updates {
+            apply(&mut in_order.transact_mut(), update(bytes).expect("walks")).expect("applies");
+        }
+        let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
+        assert_eq!(text(&in_order), "aaaivvca");
+        assert_eq!(text(&doc), "aaaivvca");
+        assert!(doc.transact().store().pending_update().is_none());
     }
 
     #[test]

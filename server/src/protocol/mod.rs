@@ -12,6 +12,7 @@
 //! Decoding goes through [`bounded`]: every count on the wire is checked against the bytes that
 //! follow before anything is reserved, and an update's structure is checked before yrs sees it.
 
+pub mod admission;
 pub mod bounded;
 pub mod envelope;
 

@@ -29,11 +29,11 @@ use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::config::StorageConfig;
 use crate::metrics::Metrics;
+use crate::protocol::admission::{Admission, Extent};
 use crate::revocation::{Mode, Revocation};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -230,6 +230,8 @@ pub const MAX_QUARANTINED: usize = 16;
 /// A document folded from storage, and the log updates that could not be integrated.
 pub struct Folded {
     pub doc: Doc,
+    /// What the document admits next (the clocks the fold handed to yrs).
+    pub admission: crate::protocol::admission::Admission,
     /// Indices into the log given to [`integrate_all`] of the updates set aside: they are not
     /// in `doc`, stay in the store, and are logged (and counted by the caller).
     pub quarantined: Vec<usize>,
@@ -255,12 +257,14 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
     let mut quarantined: Vec<usize> = Vec::new();
     'fold: loop {
         let doc = Doc::new();
+        let mut admission = Admission::default();
         if let Some(bytes) = snapshot {
             // Checked above; yrs consumes an Update, so each attempt decodes it again.
-            let update =
-                yrs::Update::decode_v1(bytes).map_err(|e| corrupt(format!("snapshot: {e}")))?;
+            let (update, spans) = crate::protocol::bounded::update_with_spans(bytes)
+                .map_err(|e| corrupt(format!("snapshot: {e}")))?;
             crate::protocol::bounded::apply(&mut doc.transact_mut(), update)
                 .map_err(|e| corrupt(format!("snapshot: {e}")))?;
+            admission.admitted(&spans);
         }
         for (index, bytes) in log.iter().enumerate() {
             if quarantined.contains(&index) {
@@ -270,11 +274,20 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
             // transaction touched when it commits, and one transaction over a long log of
             // small edits made that squash quadratic (120,000 one-character edits took
             // minutes and gigabytes to fold).
-            let (reason, restart) = match crate::protocol::bounded::update(bytes) {
-                Ok(update) => {
-                    match crate::protocol::bounded::apply(&mut doc.transact_mut(), update) {
-                        Ok(()) => continue,
-                        Err(error) => (error, true),
+            // Rows written before the admission rules existed are held to them too (see
+            // `protocol::admission`): a conflicting row is quarantined, never handed to yrs.
+            let (reason, restart) = match crate::protocol::bounded::update_with_spans(bytes) {
+                Ok((update, spans)) => {
+                    let mut txn = doc.transact_mut();
+                    match admission.check(&txn, &spans, bytes, Extent::AboveStateVector) {
+                        Err(refusal) => (refusal.to_string(), false),
+                        Ok(()) => match crate::protocol::bounded::apply(&mut txn, update) {
+                            Ok(()) => {
+                                admission.admitted(&spans);
+                                continue;
+                            }
+                            Err(error) => (error, true),
+                        },
                     }
                 }
                 Err(error) => (error.to_string(), false),
@@ -295,7 +308,11 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
                 continue 'fold;
             }
         }
-        return Ok(Folded { doc, quarantined });
+        return Ok(Folded {
+            doc,
+            admission,
+            quarantined,
+        });
     }
 }
 
@@ -306,7 +323,9 @@ pub fn fold(
     snapshot: Option<&[u8]>,
     log: &[&[u8]],
 ) -> Result<(Vec<u8>, Vec<usize>)> {
-    let Folded { doc, quarantined } = integrate_all(document, snapshot, log)?;
+    let Folded {
+        doc, quarantined, ..
+    } = integrate_all(document, snapshot, log)?;
     let state = doc
         .transact()
         .encode_state_as_update_v1(&StateVector::default());

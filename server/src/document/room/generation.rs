@@ -49,7 +49,7 @@ impl Room {
                 return true;
             }
         };
-        self.reset(Doc::new());
+        self.reset(Doc::new(), Admission::default());
         self.start_writer(deleted.generation, 0);
         // Sent in the new generation: peers still in the old one start over on it.
         self.relay(&Message::Close(Some(reason.clone())));
@@ -85,7 +85,7 @@ impl Room {
             "document deleted on another replica; starting over from storage"
         );
         self.deny_all(reason);
-        self.reset(loaded.doc);
+        self.reset(loaded.doc, loaded.admission);
         self.size_estimate = loaded.bytes;
         self.start_writer(loaded.generation, loaded.log_rows);
         self.resync();
@@ -102,8 +102,9 @@ impl Room {
 
     /// `doc` in place of the document of an ended generation: nothing in flight is kept, and
     /// nobody still waiting is told it was stored (API callers get an error).
-    pub(super) fn reset(&mut self, doc: Doc) {
+    pub(super) fn reset(&mut self, doc: Doc, admission: Admission) {
         self.awareness = Awareness::with_clock(doc, now_millis);
+        self.admission = admission;
         self.whole_state_frames.clear();
         self.awareness_owner.clear();
         self.awareness_reserved.clear();

@@ -44,6 +44,8 @@ use super::{
 };
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
+use crate::protocol::admission::{Admission, Extent};
+use crate::protocol::bounded::Span;
 use crate::protocol::{self, Message, Scope};
 use crate::storage::writer::Written;
 
@@ -118,6 +120,8 @@ struct Room {
     name: Arc<str>,
     registry: Arc<Registry>,
     awareness: Awareness,
+    /// What the document admits next (see [`protocol::admission`]); replaced with the document.
+    admission: Admission,
     sessions: HashMap<SubscriberId, Session>,
     /// Who introduced each awareness client id: a local session, or `None` for a peer replica.
     /// Only its owner may change or remove a state.
@@ -207,6 +211,7 @@ pub(super) async fn run(
         name: name.clone(),
         registry: registry.clone(),
         awareness: Awareness::with_clock(loaded.doc, now_millis),
+        admission: loaded.admission,
         sessions: HashMap::new(),
         awareness_owner: HashMap::new(),
         awareness_reserved: HashMap::new(),
@@ -335,6 +340,7 @@ async fn sleep_until(at: Option<Instant>) {
 /// A document as loaded from storage.
 struct Loaded {
     doc: Doc,
+    admission: Admission,
     generation: u64,
     /// Log rows read.
     log_rows: usize,
@@ -379,6 +385,7 @@ async fn load(
         .inc_by(folded.quarantined.len() as u64);
     Ok(Loaded {
         doc: folded.doc,
+        admission: folded.admission,
         generation,
         log_rows,
         bytes,

@@ -90,21 +90,21 @@ impl Room {
     /// Applies a peer's update: shown to local clients and stored, never published again and
     /// never acknowledged to anyone (its origin acknowledges it).
     pub(super) fn apply_remote_update(&mut self, bytes: Vec<u8>) {
-        let update = match protocol::bounded::update(&bytes) {
-            Ok(update) => update,
+        let (update, spans) = match protocol::bounded::update_with_spans(&bytes) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 tracing::warn!(%error, "ignored a malformed update from a peer");
                 return;
             }
         };
-        let (changed, missing) = match self.integrate(update) {
+        let (changed, missing) = match self.integrate(update, &spans, &bytes) {
             Ok(outcome) => outcome,
-            Err(error) => {
+            Err((reason, error)) => {
                 tracing::warn!(%error, "ignored an update from a peer that does not apply");
                 self.registry
                     .metrics
                     .updates_refused
-                    .with_label_values(&["invalid"])
+                    .with_label_values(&[reason])
                     .inc();
                 return;
             }

@@ -7,8 +7,8 @@ use super::*;
 impl Room {
     pub(super) fn apply_update(&mut self, origin: Origin, bytes: Vec<u8>) {
         let started = Instant::now();
-        let update = match protocol::bounded::update(&bytes) {
-            Ok(update) => update,
+        let (update, spans) = match protocol::bounded::update_with_spans(&bytes) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 origin.refuse(self, RequestError::Malformed(error.to_string()));
                 return;
@@ -24,13 +24,13 @@ impl Room {
             origin.refuse(self, RequestError::TooLarge(limit));
             return;
         }
-        let (changed, missing) = match self.integrate(update) {
+        let (changed, missing) = match self.integrate(update, &spans, &bytes) {
             Ok(outcome) => outcome,
-            Err(error) => {
+            Err((reason, error)) => {
                 self.registry
                     .metrics
                     .updates_refused
-                    .with_label_values(&["invalid"])
+                    .with_label_values(&[reason])
                     .inc();
                 origin.refuse(self, RequestError::Invalid(error));
                 return;
@@ -71,16 +71,28 @@ impl Room {
     /// the update, not of the document: an update that leaves the pending set as it was (a
     /// repeat, or a Step2 of what is known) changed nothing and misses nothing.
     ///
-    /// yrs may fail halfway through an update with some of its blocks already integrated: the
-    /// room is then tainted and rebuilt from storage before it serves anything else.
-    pub(super) fn integrate(&mut self, update: Update) -> Result<(bool, bool), String> {
+    /// An update the admission rules refuse (`protocol::admission`: ids it shares with the
+    /// document hold other content, or too much waits pending) never reaches yrs. yrs may fail
+    /// halfway through an update with some of its blocks already integrated: the room is then
+    /// tainted and rebuilt from storage before it serves anything else. Errors come with the
+    /// `reason` label of `collab_server_updates_refused_total`.
+    pub(super) fn integrate(
+        &mut self,
+        update: Update,
+        spans: &[Span],
+        bytes: &[u8],
+    ) -> Result<(bool, bool), (&'static str, String)> {
         let mut txn = self.awareness.doc().transact_mut();
+        if let Err(refusal) = self.admission.check(&txn, spans, bytes, Extent::Everything) {
+            return Err((refusal.label(), refusal.to_string()));
+        }
         let pending_before = pending_fingerprint(&txn);
         if let Err(error) = protocol::bounded::apply(&mut txn, update) {
             drop(txn);
             self.tainted = true;
-            return Err(error);
+            return Err(("invalid", error));
         }
+        self.admission.admitted(spans);
         let pending_after = pending_fingerprint(&txn);
         let missing = pending_after.is_some() && pending_after != pending_before;
         let changed =
@@ -118,6 +130,7 @@ impl Room {
         let served = self.awareness.doc().transact().state_vector();
         let states = self.awareness.update().ok();
         let mut awareness = Awareness::with_clock(ydoc, now_millis);
+        self.admission = loaded.admission;
         if let Some(states) = states
             && let Err(error) = awareness.apply_update(states)
         {
