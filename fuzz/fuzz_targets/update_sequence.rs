@@ -2,8 +2,9 @@
 //! out of order (so yrs keeps some pending and merges later ones into them), some mutated, and
 //! the same updates merged (`Update::merge_updates`) into a second document. Structure-aware:
 //! the updates come from real edits of simulated clients (inserts, deletions, map writes),
-//! then some are mutated at a byte the input picks, beside the plain byte mutation libFuzzer
-//! does to the input itself.
+//! then some are mutated at a byte the input picks or by field (the first block's client, clock,
+//! info byte or origin set to a small value, so updates reuse each other's ids), beside the
+//! plain byte mutation libFuzzer does to the input itself.
 //!
 //! Every update goes through the walk and the admission rules (`protocol::admission`) as in a
 //! room, and some are sent again whole (a client's whole state, as a reconnect's Step2 that
@@ -161,14 +162,23 @@ fuzz_target!(|data: &[u8]| {
         if update.is_empty() {
             continue;
         }
-        match program.below(2) {
+        match program.below(3) {
             0 => {
                 let at = program.below(update.len());
                 update[at] = program.byte();
             }
-            _ => {
+            1 => {
                 let keep = program.below(update.len());
                 update.truncate(keep);
+            }
+            _ => {
+                // By field: the first block's client, clock, info byte or origin id (bytes
+                // 2–6 while every varint before them is one byte) set to a small value, so
+                // that updates reuse each other's ids with other content.
+                let at = 2 + program.below(5);
+                if update.len() > at && update[..=at].iter().all(|&b| b < 0x80) {
+                    update[at] = program.below(6) as u8;
+                }
             }
         }
         mutated = true;

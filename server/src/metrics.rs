@@ -91,9 +91,19 @@ const AUTH_OUTCOMES: [&str; 7] = [
     "keys_unavailable",
 ];
 /// `store_duration_seconds{operation}`: the operations `storage::Instrumented` times.
-const STORE_OPERATIONS: [&str; 5] = ["load", "append", "compact", "list", "delete"];
+const STORE_OPERATIONS: [&str; 9] = [
+    "load",
+    "append",
+    "compact",
+    "list",
+    "delete",
+    "create_version",
+    "versions",
+    "version",
+    "delete_version",
+];
 /// `store_errors_total{kind}`: every `storage::StoreError::kind`.
-const STORE_ERROR_KINDS: [&str; 10] = [
+const STORE_ERROR_KINDS: [&str; 13] = [
     "connect",
     "migrate",
     "load",
@@ -104,6 +114,9 @@ const STORE_ERROR_KINDS: [&str; 10] = [
     "delete",
     "unreachable",
     "data_directory",
+    "superseded",
+    "versions",
+    "revocations",
 ];
 
 const LATENCY_BUCKETS: &[f64] = &[

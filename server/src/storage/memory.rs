@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument,
-    fold_rows_blocking,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
+    StoredDocument, VersionInfo, fold_rows_blocking,
 };
 
 #[derive(Default)]
@@ -16,6 +16,14 @@ pub struct MemoryStore {
     /// Per document, how many compactions and deletions changed what was read before them.
     epochs: Mutex<HashMap<String, u64>>,
     revocations: Mutex<Vec<crate::revocation::Revocation>>,
+    /// Per document, its versions oldest first; locked after `documents`.
+    versions: Mutex<Versions>,
+}
+
+#[derive(Default)]
+struct Versions {
+    next_id: i64,
+    by_document: HashMap<String, Vec<(VersionInfo, Vec<u8>)>>,
 }
 
 impl MemoryStore {
@@ -34,6 +42,14 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *epochs.entry(document.to_owned()).or_default() += 1;
+    }
+
+    fn with_versions<T>(&self, f: impl FnOnce(&mut Versions) -> T) -> T {
+        let mut guard = self
+            .versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, StoredDocument>) -> T) -> T {
@@ -137,6 +153,7 @@ impl DocumentStore for MemoryStore {
             entry.log.clear();
             entry.generation += 1;
             self.bump(document);
+            self.with_versions(|versions| versions.by_document.remove(document));
             Deleted {
                 existed,
                 generation: entry.generation,
@@ -146,6 +163,84 @@ impl DocumentStore for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn create_version(
+        &self,
+        document: &str,
+        generation: u64,
+        version: &NewVersion,
+    ) -> Result<VersionInfo> {
+        self.with(|docs| {
+            let current = docs.get(document).map_or(0, |entry| entry.generation);
+            if current != generation {
+                return Err(StoreError::Superseded {
+                    document: document.to_owned(),
+                    generation,
+                });
+            }
+            Ok(self.with_versions(|versions| {
+                versions.next_id += 1;
+                let info = VersionInfo {
+                    id: versions.next_id,
+                    label: version.label.clone(),
+                    author: version.author.clone(),
+                    created_at: version.created_at,
+                    size: version.content.len() as u64,
+                };
+                versions
+                    .by_document
+                    .entry(document.to_owned())
+                    .or_default()
+                    .push((info.clone(), version.content.clone()));
+                info
+            }))
+        })
+    }
+
+    async fn versions(
+        &self,
+        document: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<VersionInfo>> {
+        let before = before.unwrap_or(i64::MAX);
+        Ok(self.with_versions(|versions| {
+            versions
+                .by_document
+                .get(document)
+                .map(|list| {
+                    list.iter()
+                        .rev()
+                        .filter(|(info, _)| info.id < before)
+                        .take(limit as usize)
+                        .map(|(info, _)| info.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
+        Ok(self.with_versions(|versions| {
+            versions
+                .by_document
+                .get(document)?
+                .iter()
+                .find(|(info, _)| info.id == id)
+                .cloned()
+        }))
+    }
+
+    async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
+        Ok(self.with_versions(|versions| {
+            let Some(list) = versions.by_document.get_mut(document) else {
+                return false;
+            };
+            let before = list.len();
+            list.retain(|(info, _)| info.id != id);
+            list.len() != before
+        }))
     }
 
     async fn revoke(&self, revocation: &crate::revocation::Revocation) -> Result<()> {
@@ -184,6 +279,7 @@ mod tests {
         contract::lists_and_deletes(&MemoryStore::default(), "contract-list/").await;
         contract::deletions_start_a_new_generation(&MemoryStore::default()).await;
         contract::revocations_are_kept_until_they_expire(&MemoryStore::default()).await;
+        contract::versions_belong_to_their_generation(&MemoryStore::default()).await;
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ mod batch;
 mod memory;
 mod postgres;
 mod sqlite;
+pub mod versions;
 pub mod writer;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use versions::{NewVersion, VersionInfo};
 use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::config::StorageConfig;
@@ -84,6 +86,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("failed to read or write versions of document {document}: {source}")]
+    Versions {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("failed to read or store revocations: {0}")]
     Revocations(#[source] sqlx::Error),
     #[error("database is not reachable: {0}")]
@@ -109,6 +117,7 @@ impl StoreError {
             StoreError::List(_) => "list",
             StoreError::Superseded { .. } => "superseded",
             StoreError::Delete { .. } => "delete",
+            StoreError::Versions { .. } => "versions",
             StoreError::Revocations(_) => "revocations",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::DataDirectory { .. } => "data_directory",
@@ -202,6 +211,30 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
+
+    /// Stores a version made in the document's `generation`; [`StoreError::Superseded`]
+    /// (nothing stored) once a deletion ended that generation. Deleting the document deletes
+    /// its versions.
+    async fn create_version(
+        &self,
+        document: &str,
+        generation: u64,
+        version: &NewVersion,
+    ) -> Result<VersionInfo>;
+
+    /// A page of the document's versions, newest first: ids below `before`, at most `limit`.
+    async fn versions(
+        &self,
+        document: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<VersionInfo>>;
+
+    /// One version and its content (one v1 update of the whole document).
+    async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>>;
+
+    /// Whether there was such a version.
+    async fn delete_version(&self, document: &str, id: i64) -> Result<bool>;
 
     /// Stores a revocation (kept until it expires; expired ones are removed meanwhile).
     async fn revoke(&self, revocation: &Revocation) -> Result<()>;
@@ -484,6 +517,47 @@ impl DocumentStore for Instrumented {
         self.inner.ping().await
     }
 
+    async fn create_version(
+        &self,
+        document: &str,
+        generation: u64,
+        version: &NewVersion,
+    ) -> Result<VersionInfo> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .create_version(document, generation, version)
+            .await;
+        self.observe("create_version", started, &result);
+        result
+    }
+
+    async fn versions(
+        &self,
+        document: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<VersionInfo>> {
+        let started = Instant::now();
+        let result = self.inner.versions(document, before, limit).await;
+        self.observe("versions", started, &result);
+        result
+    }
+
+    async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
+        let started = Instant::now();
+        let result = self.inner.version(document, id).await;
+        self.observe("version", started, &result);
+        result
+    }
+
+    async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
+        let started = Instant::now();
+        let result = self.inner.delete_version(document, id).await;
+        self.observe("delete_version", started, &result);
+        result
+    }
+
     async fn revoke(&self, revocation: &Revocation) -> Result<()> {
         self.inner.revoke(revocation).await
     }
@@ -636,6 +710,70 @@ pub(crate) mod contract {
             .expect("delete");
         assert_eq!(again.generation, never.generation + 1);
         store.delete(name).await.expect("cleanup");
+    }
+
+    /// Versions are stored per generation, listed newest first in pages, read back whole,
+    /// deleted one by one and with their document; a version of an ended generation is refused.
+    pub async fn versions_belong_to_their_generation(store: &dyn DocumentStore) {
+        let name = "contract/versions";
+        let generation = store.delete(name).await.expect("clean").generation;
+        assert!(store.versions(name, None, 10).await.expect("list").is_empty());
+        let version = |label: &str, content: &[u8]| NewVersion {
+            label: (!label.is_empty()).then(|| label.to_owned()),
+            author: "alice".into(),
+            created_at: 1_796_601_600_000,
+            content: content.to_vec(),
+        };
+        let mut made = Vec::new();
+        for (label, content) in [("one", &b"1"[..]), ("", b"22"), ("three", b"333")] {
+            made.push(
+                store
+                    .create_version(name, generation, &version(label, content))
+                    .await
+                    .expect("create"),
+            );
+        }
+        assert!(made[0].id < made[1].id && made[1].id < made[2].id);
+        assert_eq!(made[1].label, None);
+        assert_eq!(made[2].size, 3);
+        let first_page = store.versions(name, None, 2).await.expect("list");
+        assert_eq!(first_page, [made[2].clone(), made[1].clone()]);
+        let second_page = store
+            .versions(name, Some(made[1].id), 2)
+            .await
+            .expect("list");
+        assert_eq!(second_page, [made[0].clone()]);
+        let (info, content) = store
+            .version(name, made[1].id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!((info, content), (made[1].clone(), b"22".to_vec()));
+        assert!(
+            store
+                .version("contract/other", made[1].id)
+                .await
+                .expect("read")
+                .is_none(),
+            "a version belongs to its document"
+        );
+        assert!(store.delete_version(name, made[0].id).await.expect("delete"));
+        assert!(!store.delete_version(name, made[0].id).await.expect("again"));
+        assert_eq!(store.versions(name, None, 10).await.expect("list").len(), 2);
+        let deleted = store.delete(name).await.expect("delete the document");
+        assert!(store.versions(name, None, 10).await.expect("list").is_empty());
+        let refused = store
+            .create_version(name, generation, &version("late", b"4"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Superseded { .. })),
+            "{refused:?}"
+        );
+        store
+            .create_version(name, deleted.generation, &version("new", b"5"))
+            .await
+            .expect("the new generation takes versions");
+        store.delete(name).await.expect("clean");
     }
 
     /// Revocations are kept until they expire, and read back as stored.

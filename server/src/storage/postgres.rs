@@ -18,8 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument,
-    fold_rows_blocking,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
+    StoredDocument, VersionInfo, fold_rows_blocking, versions,
 };
 
 const BACKEND: &str = "postgres";
@@ -311,6 +311,11 @@ impl DocumentStore for PostgresStore {
                 .map_err(delete_error)?
                 .rows_affected();
         }
+        sqlx::query(versions::DELETE_ALL)
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(delete_error)?;
         let generation: i64 = sqlx::query_scalar(
             "INSERT INTO document_generations (name, generation) VALUES ($1, 1) \
              ON CONFLICT (name) DO UPDATE SET generation = document_generations.generation + 1 \
@@ -325,6 +330,115 @@ impl DocumentStore for PostgresStore {
             existed: deleted > 0,
             generation: generation.max(0) as u64,
         })
+    }
+
+    async fn create_version(
+        &self,
+        document: &str,
+        generation: u64,
+        version: &NewVersion,
+    ) -> Result<VersionInfo> {
+        let error = |source| StoreError::Versions {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self.pool.begin().await.map_err(error)?;
+        // Shared, as appends: a deletion waits for this, or this sees its new generation.
+        sqlx::query(GENERATION_LOCK)
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(error)?;
+        let id: Option<i64> = sqlx::query_scalar(versions::INSERT)
+            .bind(document)
+            .bind(generation as i64)
+            .bind(version.label.as_deref())
+            .bind(&version.author)
+            .bind(version.created_at as i64)
+            .bind(version.content.len() as i64)
+            .bind(&version.content)
+            .fetch_optional(&mut *txn)
+            .await
+            .map_err(error)?;
+        txn.commit().await.map_err(error)?;
+        let id = id.ok_or_else(|| StoreError::Superseded {
+            document: document.to_owned(),
+            generation,
+        })?;
+        Ok(versions::info(
+            id,
+            version.label.clone(),
+            version.author.clone(),
+            version.created_at as i64,
+            version.content.len() as i64,
+        ))
+    }
+
+    async fn versions(
+        &self,
+        document: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(versions::LIST)
+            .bind(document)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                versions::info(
+                    row.get("id"),
+                    row.get("label"),
+                    row.get("author"),
+                    row.get("created_ms"),
+                    row.get("size"),
+                )
+            })
+            .collect())
+    }
+
+    async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
+        let row = sqlx::query(versions::GET)
+            .bind(document)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(row.map(|row| {
+            (
+                versions::info(
+                    row.get("id"),
+                    row.get("label"),
+                    row.get("author"),
+                    row.get("created_ms"),
+                    row.get("size"),
+                ),
+                row.get("content"),
+            )
+        }))
+    }
+
+    async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
+        let deleted = sqlx::query(versions::DELETE_ONE)
+            .bind(document)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -415,6 +529,7 @@ mod tests {
         contract::lists_and_deletes(&store, "contract-list/").await;
         contract::deletions_start_a_new_generation(&store).await;
         contract::revocations_are_kept_until_they_expire(&store).await;
+        contract::versions_belong_to_their_generation(&store).await;
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
     }
 

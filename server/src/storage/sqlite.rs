@@ -29,8 +29,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, Result, StoreError, StoredDocument, batch,
-    fold_rows_blocking,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
+    StoredDocument, VersionInfo, batch, fold_rows_blocking, versions,
 };
 
 const BACKEND: &str = "sqlite";
@@ -412,6 +412,11 @@ impl DocumentStore for SqliteStore {
                 .map_err(delete_error)?
                 .rows_affected();
         }
+        sqlx::query(versions::DELETE_ALL)
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(delete_error)?;
         let generation: i64 = sqlx::query_scalar(
             "INSERT INTO document_generations (name, generation) VALUES (?, 1) \
              ON CONFLICT (name) DO UPDATE SET generation = generation + 1 RETURNING generation",
@@ -433,6 +438,107 @@ impl DocumentStore for SqliteStore {
             .await
             .map_err(StoreError::Unreachable)?;
         Ok(())
+    }
+
+    async fn create_version(
+        &self,
+        document: &str,
+        generation: u64,
+        version: &NewVersion,
+    ) -> Result<VersionInfo> {
+        let error = |source| StoreError::Versions {
+            document: document.to_owned(),
+            source,
+        };
+        let id: Option<i64> = sqlx::query_scalar(versions::INSERT)
+            .bind(document)
+            .bind(generation as i64)
+            .bind(version.label.as_deref())
+            .bind(&version.author)
+            .bind(version.created_at as i64)
+            .bind(version.content.len() as i64)
+            .bind(&version.content)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(error)?;
+        let id = id.ok_or_else(|| StoreError::Superseded {
+            document: document.to_owned(),
+            generation,
+        })?;
+        Ok(versions::info(
+            id,
+            version.label.clone(),
+            version.author.clone(),
+            version.created_at as i64,
+            version.content.len() as i64,
+        ))
+    }
+
+    async fn versions(
+        &self,
+        document: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(versions::LIST)
+            .bind(document)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                versions::info(
+                    row.get("id"),
+                    row.get("label"),
+                    row.get("author"),
+                    row.get("created_ms"),
+                    row.get("size"),
+                )
+            })
+            .collect())
+    }
+
+    async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
+        let row = sqlx::query(versions::GET)
+            .bind(document)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(row.map(|row| {
+            (
+                versions::info(
+                    row.get("id"),
+                    row.get("label"),
+                    row.get("author"),
+                    row.get("created_ms"),
+                    row.get("size"),
+                ),
+                row.get("content"),
+            )
+        }))
+    }
+
+    async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
+        let deleted = sqlx::query(versions::DELETE_ONE)
+            .bind(document)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|source| StoreError::Versions {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     async fn revoke(&self, revocation: &crate::revocation::Revocation) -> Result<()> {
@@ -497,6 +603,7 @@ mod tests {
         contract::lists_and_deletes(&store, "contract-list/").await;
         contract::deletions_start_a_new_generation(&store).await;
         contract::revocations_are_kept_until_they_expire(&store).await;
+        contract::versions_belong_to_their_generation(&store).await;
         drop(store);
         // Reopening runs the migrations again without harm and finds the data.
         let reopened = SqliteStore::open(&path).await.expect("reopen");

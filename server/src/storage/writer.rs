@@ -192,6 +192,35 @@ mod tests {
         async fn revocations(&self) -> Result<Vec<crate::revocation::Revocation>> {
             Ok(Vec::new())
         }
+        async fn create_version(
+            &self,
+            document: &str,
+            generation: u64,
+            _: &crate::storage::NewVersion,
+        ) -> Result<crate::storage::VersionInfo> {
+            Err(crate::storage::StoreError::Superseded {
+                document: document.to_owned(),
+                generation,
+            })
+        }
+        async fn versions(
+            &self,
+            _: &str,
+            _: Option<i64>,
+            _: u32,
+        ) -> Result<Vec<crate::storage::VersionInfo>> {
+            Ok(Vec::new())
+        }
+        async fn version(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Option<(crate::storage::VersionInfo, Vec<u8>)>> {
+            Ok(None)
+        }
+        async fn delete_version(&self, _: &str, _: i64) -> Result<bool> {
+            Ok(false)
+        }
     }
 
     #[tokio::test]
