@@ -287,7 +287,8 @@ pub struct Config {
     #[arg(long, env = "COLLAB_SERVER_WEBHOOK_SECRET")]
     pub webhook_secret: Option<Secret>,
 
-    /// Comma-separated webhook events: change, connect, disconnect, create.
+    /// Comma-separated webhook events: change, connect, disconnect, create, version.created,
+    /// version.restored.
     #[arg(
         long,
         env = "COLLAB_SERVER_WEBHOOK_EVENTS",
@@ -317,6 +318,26 @@ pub struct Config {
     /// Log rows per document before they are folded into the snapshot.
     #[arg(long, env = "COLLAB_SERVER_COMPACT_AFTER", default_value_t = 500)]
     pub compact_after: usize,
+
+    /// Automatic versions: one this long after the first change since the last (`30s`, `10m`,
+    /// `1h`; a bare number is seconds). `off` (the default) or 0: none.
+    #[arg(long, env = "COLLAB_SERVER_VERSIONS_INTERVAL", default_value = "off",
+          value_parser = parse_duration)]
+    pub versions_interval: Period,
+
+    /// Versions kept per document (the newest); 0 = no limit of this kind.
+    #[arg(long, env = "COLLAB_SERVER_VERSIONS_KEEP", default_value_t = 0)]
+    pub versions_keep: u32,
+
+    /// Versions older than this are removed (`30d`, `12h`); `off` (the default): kept.
+    #[arg(long, env = "COLLAB_SERVER_VERSIONS_MAX_AGE", default_value = "off",
+          value_parser = parse_duration)]
+    pub versions_max_age: Period,
+
+    /// Bytes of versions kept per document (the newest first; the newest is always kept);
+    /// 0 = no limit of this kind.
+    #[arg(long, env = "COLLAB_SERVER_VERSIONS_MAX_BYTES", default_value_t = 0)]
+    pub versions_max_bytes: u64,
 
     /// Seconds allowed, after SIGTERM/SIGINT, to store every document and close every socket.
     #[arg(
@@ -376,7 +397,7 @@ pub enum ConfigError {
     #[error("COLLAB_SERVER_WEBHOOK_URL must be an http:// or https:// URL")]
     InvalidWebhookUrl,
     #[error(
-        "COLLAB_SERVER_WEBHOOK_EVENTS: unknown event {0} (change, connect, disconnect, create)"
+        "COLLAB_SERVER_WEBHOOK_EVENTS: unknown event {0} (change, connect, disconnect, create, version.created, version.restored)"
     )]
     UnknownWebhookEvent(String),
 }
@@ -388,6 +409,8 @@ pub struct WebhookEvents {
     pub connect: bool,
     pub disconnect: bool,
     pub create: bool,
+    pub version_created: bool,
+    pub version_restored: bool,
 }
 
 #[derive(Clone)]
@@ -541,6 +564,8 @@ impl Config {
                 "connect" => events.connect = true,
                 "disconnect" => events.disconnect = true,
                 "create" => events.create = true,
+                "version.created" => events.version_created = true,
+                "version.restored" => events.version_restored = true,
                 "" => {}
                 other => return Err(ConfigError::UnknownWebhookEvent(other.to_owned())),
             }
@@ -673,6 +698,51 @@ impl Config {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
+
+    /// Automatic versions and retention.
+    pub fn version_policy(&self) -> crate::document::VersionPolicy {
+        crate::document::VersionPolicy {
+            interval: self.versions_interval.0,
+            retention: crate::storage::versions::Retention {
+                keep_last: (self.versions_keep > 0).then_some(self.versions_keep),
+                max_age_ms: self.versions_max_age.0.map(|age| age.as_millis() as u64),
+                max_bytes: (self.versions_max_bytes > 0).then_some(self.versions_max_bytes),
+            },
+        }
+    }
+}
+
+/// A duration that may be off (`COLLAB_SERVER_VERSIONS_INTERVAL`, `..._MAX_AGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period(pub Option<Duration>);
+
+/// A duration: `off` or 0 (none), a number of seconds, or a number with `s`, `m`, `h` or `d`.
+fn parse_duration(value: &str) -> Result<Period, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") || value.is_empty() {
+        return Ok(Period(None));
+    }
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{value:?}: a duration is a number with s, m, h or d (or off)"
+            ));
+        }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{value:?}: a duration is a number with s, m, h or d (or off)"))?;
+    Ok(Period((number > 0).then(|| {
+        Duration::from_secs(number.saturating_mul(scale))
+    })))
 }
 
 /// An address (`10.0.0.1`) or a CIDR range (`10.0.0.0/16`).
@@ -729,6 +799,33 @@ mod tests {
                 path: PathBuf::from("data/collab.db")
             }
         );
+    }
+
+    #[test]
+    fn versions_are_off_by_default_and_durations_take_units() {
+        let policy = parse(&[]).version_policy();
+        assert_eq!(policy, crate::document::VersionPolicy::default());
+        let policy = parse(&[
+            "--versions-interval",
+            "10m",
+            "--versions-keep",
+            "50",
+            "--versions-max-age",
+            "30d",
+        ])
+        .version_policy();
+        assert_eq!(policy.interval, Some(Duration::from_secs(600)));
+        assert_eq!(policy.retention.keep_last, Some(50));
+        assert_eq!(policy.retention.max_age_ms, Some(30 * 86_400_000));
+        assert_eq!(policy.retention.max_bytes, None);
+        assert_eq!(
+            parse(&["--versions-interval", "45"])
+                .version_policy()
+                .interval,
+            Some(Duration::from_secs(45))
+        );
+        let mut all = vec!["collab-server", "--versions-interval", "10 minutes"];
+        assert!(Config::from_args(all.drain(..)).is_err());
     }
 
     #[test]

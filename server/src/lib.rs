@@ -166,6 +166,7 @@ pub async fn run(
         rooms_shutdown.clone(),
         cluster.clone(),
     );
+    registry.set_version_policy(config.version_policy());
     if let Some(cluster) = &cluster {
         cluster.attach(registry.clone());
         // Said at start, with the cause, not only when a document opens: a wrong REDIS_URL

@@ -314,7 +314,14 @@ impl Metrics {
             api_requests.with_label_values(&[route, "200"]);
             api_duration.with_label_values(&[route]);
         }
-        for event in ["change", "connect", "disconnect", "create"] {
+        for event in [
+            "change",
+            "connect",
+            "disconnect",
+            "create",
+            "version.created",
+            "version.restored",
+        ] {
             for outcome in ["sent", "failed", "dropped"] {
                 webhooks.with_label_values(&[event, outcome]);
             }

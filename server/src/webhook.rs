@@ -64,6 +64,8 @@ enum Job {
         name: Arc<str>,
         session: Arc<HookSession>,
     },
+    /// `version.created` or `version.restored`.
+    Version { event: &'static str, payload: Value },
 }
 
 struct PendingChange {
@@ -262,6 +264,28 @@ impl Webhooks {
         }
     }
 
+    /// A version was made (`version.created`) or restored (`version.restored`, with who did it).
+    pub fn version_event(
+        &self,
+        event: &'static str,
+        name: &str,
+        version: &crate::storage::VersionInfo,
+        restored_by: Option<&str>,
+    ) {
+        let wanted = match event {
+            "version.created" => self.events.version_created,
+            _ => self.events.version_restored,
+        };
+        if !wanted {
+            return;
+        }
+        let mut payload = json!({"documentName": name, "version": version});
+        if let Some(author) = restored_by {
+            payload["restoredBy"] = Value::from(author);
+        }
+        self.enqueue(event, Job::Version { event, payload });
+    }
+
     fn enqueue(&self, event: &'static str, job: Job) {
         if self.queue.try_send(job).is_err() {
             self.count(event, "dropped");
@@ -364,6 +388,7 @@ async fn deliver(webhooks: Arc<Webhooks>, mut jobs: mpsc::Receiver<Job>) {
                     });
                     webhooks.with_retries("disconnect", payload).await;
                 }
+                Job::Version { event, payload } => webhooks.with_retries(event, payload).await,
             }
             drop(slot);
         });

@@ -91,15 +91,13 @@ pub fn document<T: ReadTxn>(txn: &T) -> JsonMap<String, Value> {
     roots
 }
 
-/// A document built from one v1 update (the whole state a room or storage gave).
+/// A document built from one v1 update (the whole state a room, storage or a version gave),
+/// read through the bounded decoder like everything stored.
 pub fn doc_of_state(state: &[u8]) -> Result<yrs::Doc, String> {
-    use yrs::updates::decoder::Decode;
-    use yrs::{Doc, Transact, Update};
+    use yrs::{Doc, Transact};
     let doc = Doc::new();
-    let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
-    doc.transact_mut()
-        .apply_update(update)
-        .map_err(|e| e.to_string())?;
+    let update = crate::protocol::bounded::update(state).map_err(|e| e.to_string())?;
+    crate::protocol::bounded::apply(&mut doc.transact_mut(), update)?;
     Ok(doc)
 }
 
@@ -500,6 +498,39 @@ pub fn replace(txn: &mut TransactionMut<'_>, roots: &[(String, Content)]) -> Res
         }
     }
     Ok(())
+}
+
+/// Sets the document to `version` (every root as [`document`] reads it): each root of the
+/// version to its content there, through the minimal edits of [`replace`], and every other
+/// root that holds something emptied. A root cannot change its type: restoring a text over
+/// what is now a map is refused, and nothing is written.
+pub fn restore(
+    txn: &mut TransactionMut<'_>,
+    version: &JsonMap<String, Value>,
+) -> Result<(), String> {
+    let mut roots: Vec<(String, Content)> = Vec::new();
+    for (name, value) in version {
+        if !value.is_null() {
+            roots.push((name.clone(), Content::parse(name, value)?));
+        }
+    }
+    let current: Vec<(String, RootKind)> = txn
+        .root_refs()
+        .filter_map(|(name, out)| Some((name.to_owned(), root_kind(txn, branch_of(&out)?)?)))
+        .collect();
+    for (name, kind) in current {
+        if roots.iter().any(|(root, _)| *root == name) {
+            continue;
+        }
+        let empty = match kind {
+            RootKind::Text => Content::Text(String::new()),
+            RootKind::Map => Content::Map(JsonMap::new()),
+            RootKind::Array => Content::Array(Vec::new()),
+            RootKind::XmlFragment => Content::Fragment(Vec::new()),
+        };
+        roots.push((name, empty));
+    }
+    replace(txn, &roots)
 }
 
 /// Appends ProseMirror nodes to a fragment (created if absent).

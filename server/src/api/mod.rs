@@ -9,6 +9,7 @@
 
 pub mod json;
 pub mod rate_limit;
+pub mod versions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -124,6 +125,18 @@ pub fn router(api: Arc<Api>) -> Router {
             get(read).put(replace).delete(delete),
         )
         .route("/api/documents/{name}/updates", post(apply))
+        .route(
+            "/api/documents/{name}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            "/api/documents/{name}/versions/{id}",
+            get(versions::read).delete(versions::delete),
+        )
+        .route(
+            "/api/documents/{name}/versions/{id}/restore",
+            post(versions::restore),
+        )
         .route("/api/revocations", get(revocations).post(revoke))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
@@ -147,6 +160,11 @@ async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: N
         ("document", "PUT") => "replace",
         ("document", "DELETE") => "delete",
         ("updates", _) => "apply",
+        ("versions", "POST") => "create_version",
+        ("versions", _) => "versions",
+        ("version", "GET") => "read_version",
+        ("version", _) => "delete_version",
+        ("restore", _) => "restore",
         ("revocations", "POST") => "revoke",
         ("revocations", _) => "revocations",
         _ => "other",
@@ -174,6 +192,9 @@ fn route_label(path: &str) -> &'static str {
         "/api/documents" => "documents",
         "/api/documents/{name}" => "document",
         "/api/documents/{name}/updates" => "updates",
+        "/api/documents/{name}/versions" => "versions",
+        "/api/documents/{name}/versions/{id}" => "version",
+        "/api/documents/{name}/versions/{id}/restore" => "restore",
         "/api/revocations" => "revocations",
         _ => "other",
     }
@@ -417,6 +438,17 @@ async fn read(
     query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     checked(&api, &name)?;
+    let (format, root) = wanted_format(&headers, query)?;
+    let state = state_of(&api, &name).await?;
+    render(state, format, root).await
+}
+
+/// The format a read asks for (`?format=`, else JSON if the `Accept` header says so, else
+/// binary) and the root it names.
+fn wanted_format(
+    headers: &HeaderMap,
+    query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Format, Option<String>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let wants_json = headers
         .get(header::ACCEPT)
@@ -427,13 +459,18 @@ async fn read(
     } else {
         Format::Binary
     });
-    let root = match (format, query.root) {
-        (Format::Text, None) => {
-            return Err(ApiError::bad_request("format=text needs root=<name>"));
-        }
-        (_, root) => root,
-    };
-    let state = state_of(&api, &name).await?;
+    match (format, query.root) {
+        (Format::Text, None) => Err(ApiError::bad_request("format=text needs root=<name>")),
+        (_, root) => Ok((format, root)),
+    }
+}
+
+/// A document's whole state (one v1 update) as a read answers it.
+async fn render(
+    state: Vec<u8>,
+    format: Format,
+    root: Option<String>,
+) -> Result<Response, ApiError> {
     if format == Format::Binary {
         return Ok((
             [(

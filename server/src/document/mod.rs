@@ -8,6 +8,9 @@
 //! retire a room, never on the hot path.
 
 mod room;
+mod versions;
+
+pub use versions::{AUTO_AUTHOR, VersionPolicy};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +134,11 @@ pub enum Request {
         edit: Edit,
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
+    /// The whole document as one Yjs v1 update once everything applied before this request is
+    /// durable, with the generation it belongs to (what a version of it must name).
+    Durable {
+        reply: oneshot::Sender<Result<(Vec<u8>, u64), RequestError>>,
+    },
     /// Ends every session of the document with `reason`, tells the peer replicas, deletes the
     /// stored document (after the writes in flight) and starts the room over empty.
     /// `true` if anything was stored.
@@ -149,6 +157,7 @@ impl Request {
                 drop(reply.send(Err(error)))
             }
             Request::Delete { reply, .. } => drop(reply.send(Err(error))),
+            Request::Durable { reply } => drop(reply.send(Err(error))),
         }
     }
 }
@@ -228,6 +237,7 @@ pub struct Registry {
     /// The Redis relay to peer replicas, when configured.
     cluster: Option<Arc<Cluster>>,
     webhooks: std::sync::OnceLock<Arc<Webhooks>>,
+    version_policy: std::sync::OnceLock<VersionPolicy>,
     /// The revocations in force (the authenticator consults the same set).
     revocations: Arc<crate::revocation::Revocations>,
 }
@@ -250,6 +260,7 @@ impl Registry {
             next_room_id: AtomicU64::new(1),
             cluster,
             webhooks: std::sync::OnceLock::new(),
+            version_policy: std::sync::OnceLock::new(),
             revocations: Arc::default(),
         })
     }

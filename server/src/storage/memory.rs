@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
-    StoredDocument, VersionInfo, fold_rows_blocking,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
+    VersionInfo, fold_rows_blocking,
 };
 
 #[derive(Default)]

@@ -717,7 +717,13 @@ pub(crate) mod contract {
     pub async fn versions_belong_to_their_generation(store: &dyn DocumentStore) {
         let name = "contract/versions";
         let generation = store.delete(name).await.expect("clean").generation;
-        assert!(store.versions(name, None, 10).await.expect("list").is_empty());
+        assert!(
+            store
+                .versions(name, None, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
         let version = |label: &str, content: &[u8]| NewVersion {
             label: (!label.is_empty()).then(|| label.to_owned()),
             author: "alice".into(),
@@ -757,11 +763,22 @@ pub(crate) mod contract {
                 .is_none(),
             "a version belongs to its document"
         );
-        assert!(store.delete_version(name, made[0].id).await.expect("delete"));
+        assert!(
+            store
+                .delete_version(name, made[0].id)
+                .await
+                .expect("delete")
+        );
         assert!(!store.delete_version(name, made[0].id).await.expect("again"));
         assert_eq!(store.versions(name, None, 10).await.expect("list").len(), 2);
         let deleted = store.delete(name).await.expect("delete the document");
-        assert!(store.versions(name, None, 10).await.expect("list").is_empty());
+        assert!(
+            store
+                .versions(name, None, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
         let refused = store
             .create_version(name, generation, &version("late", b"4"))
             .await;

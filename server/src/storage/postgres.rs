@@ -18,8 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
-    StoredDocument, VersionInfo, fold_rows_blocking, versions,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
+    VersionInfo, fold_rows_blocking, versions,
 };
 
 const BACKEND: &str = "postgres";

@@ -29,8 +29,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError,
-    StoredDocument, VersionInfo, batch, fold_rows_blocking, versions,
+    Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
+    VersionInfo, batch, fold_rows_blocking, versions,
 };
 
 const BACKEND: &str = "sqlite";

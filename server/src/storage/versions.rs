@@ -127,7 +127,13 @@ pub const DELETE_ONE: &str = "DELETE FROM document_versions WHERE name = $1 AND 
 pub const DELETE_ALL: &str = "DELETE FROM document_versions WHERE name = $1";
 
 /// A version from a row's columns.
-pub fn info(id: i64, label: Option<String>, author: String, created: i64, size: i64) -> VersionInfo {
+pub fn info(
+    id: i64,
+    label: Option<String>,
+    author: String,
+    created: i64,
+    size: i64,
+) -> VersionInfo {
     VersionInfo {
         id,
         label,
@@ -149,12 +155,22 @@ mod tests {
     }
 
     fn version(id: i64, age_ms: u64, size: u64) -> VersionInfo {
-        info(id, None, "api".into(), (10_000_000 - age_ms) as i64, size as i64)
+        info(
+            id,
+            None,
+            "api".into(),
+            (10_000_000 - age_ms) as i64,
+            size as i64,
+        )
     }
 
     #[test]
     fn retention_keeps_the_newest_within_every_limit() {
-        let versions = [version(5, 0, 40), version(4, 1_000, 40), version(3, 90_000, 40)];
+        let versions = [
+            version(5, 0, 40),
+            version(4, 1_000, 40),
+            version(3, 90_000, 40),
+        ];
         let now = 10_000_000;
         assert!(Retention::default().expired(&versions, now).is_empty());
         let last_two = Retention {

@@ -113,10 +113,15 @@ impl Room {
         self.size_estimate = 0;
         self.local_change = None;
         for (_, ack, _) in self.pending_acks.drain(..) {
-            if let Ack::Api(reply) = ack {
-                let _ = reply.send(Err(RequestError::Unavailable(
+            let deleted = || {
+                RequestError::Unavailable(
                     "the document was deleted before the update was stored".into(),
-                )));
+                )
+            };
+            match ack {
+                Ack::Api(reply) => drop(reply.send(Err(deleted()))),
+                Ack::State((reply, ..)) => drop(reply.send(Err(deleted()))),
+                Ack::Session(_) => {}
             }
         }
         self.registry

@@ -72,7 +72,15 @@ enum Ack {
     Session(SubscriberId),
     /// A document API request.
     Api(tokio::sync::oneshot::Sender<Result<(), RequestError>>),
+    /// The document's state as it was when asked, once it is durable, and its generation.
+    State(DurableState),
 }
+
+type DurableState = (
+    tokio::sync::oneshot::Sender<Result<(Vec<u8>, u64), RequestError>>,
+    Vec<u8>,
+    u64,
+);
 
 /// Where an update came from, and who hears of its fate.
 enum Origin {
@@ -163,6 +171,9 @@ struct Room {
     /// state vector), while the document is unchanged: a reconnect storm on a large document
     /// then shares one encoding (refcounted) instead of holding one copy per client.
     whole_state_frames: Vec<(Option<Arc<str>>, Bytes)>,
+    /// When an automatic version is due (set by the first change after the last one, when
+    /// automatic versions are on).
+    version_due: Option<Instant>,
 }
 
 fn now_millis() -> u64 {
@@ -230,6 +241,7 @@ pub(super) async fn run(
         last_stale_notice: None,
         local_change: None,
         whole_state_frames: Vec::new(),
+        version_due: None,
     };
     room.start_writer(loaded.generation, loaded.log_rows);
     // A room loaded only to carry out a DELETE (the document API's) is no document being
@@ -284,6 +296,7 @@ pub(super) async fn run(
                 }
             },
             _ = sweep.tick() => room.sweep_awareness(),
+            _ = sleep_until(room.version_due), if room.version_due.is_some() => room.auto_version(),
             _ = resync.tick(), if relayed => room.resync(),
             _ = shutdown.cancelled(), if can_retire => {
                 if registry.retire(&name, room_id, || commands.is_empty()) { break; }

@@ -12,6 +12,11 @@ impl Room {
                 self.apply_update(Origin::Api(reply), update);
             }
             Request::Edit { edit, reply } => self.edit(edit, reply),
+            Request::Durable { reply } => {
+                let state = self.full_state();
+                let ack = Ack::State((reply, state, self.generation));
+                self.acknowledge_when_durable(ack, Instant::now());
+            }
             Request::Delete { reason, reply } => {
                 return Some(Followup::Delete {
                     reason: format!("{DELETED_REASON_PREFIX}: {reason}"),

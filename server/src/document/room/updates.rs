@@ -216,6 +216,27 @@ impl Room {
         self.registry.metrics.pending_updates.inc();
         self.inflight.push_back((self.enqueued, bytes.clone()));
         let _ = self.writer.send((self.enqueued, bytes));
+        if self.version_due.is_none()
+            && let Some(interval) = self.registry.version_policy().interval
+        {
+            self.version_due = Some(Instant::now() + interval);
+        }
+    }
+
+    /// Takes an automatic version: the state now, stored (by one replica per interval) once
+    /// it is durable.
+    pub(super) fn auto_version(&mut self) {
+        self.version_due = None;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let state = self.full_state();
+        self.acknowledge_when_durable(Ack::State((reply, state, self.generation)), Instant::now());
+        let registry = self.registry.clone();
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok((state, generation))) = answer.await {
+                registry.auto_version(&name, state, generation).await;
+            }
+        });
     }
 
     /// Acknowledges once everything up to this point is durable.
@@ -240,6 +261,9 @@ impl Room {
             }
             Ack::Api(reply) => {
                 let _ = reply.send(Ok(()));
+            }
+            Ack::State((reply, state, generation)) => {
+                let _ = reply.send(Ok((state, generation)));
             }
         }
     }

@@ -1,0 +1,124 @@
+//! What the registry does around document versions: automatic versions on a schedule of
+//! activity, retention, and the `version.*` webhooks. Making, listing and restoring versions
+//! is the document API's (`api/versions.rs`); the room only answers with its durable state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Registry;
+use crate::storage::VersionInfo;
+use crate::storage::versions::{NewVersion, Retention, now_ms};
+use crate::webhook::Documents;
+
+/// Who automatic versions are made by.
+pub const AUTO_AUTHOR: &str = "auto";
+
+/// The versions policy (`COLLAB_SERVER_VERSIONS_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VersionPolicy {
+    /// A version this long after the first change since the last one (`None`: no automatic
+    /// versions, the default).
+    pub interval: Option<Duration>,
+    /// What to keep of a document's versions after each new one.
+    pub retention: Retention,
+}
+
+/// Page size while pruning.
+const PRUNE_PAGE: u32 = 1000;
+
+impl Registry {
+    /// The versions policy from now on.
+    pub fn set_version_policy(&self, policy: VersionPolicy) {
+        let _ = self.version_policy.set(policy);
+    }
+
+    pub fn version_policy(&self) -> VersionPolicy {
+        self.version_policy.get().copied().unwrap_or_default()
+    }
+
+    /// Largest document in bytes (0: no limit); a version counts against it too.
+    pub fn max_document_bytes(&self) -> usize {
+        self.settings.max_document_bytes
+    }
+
+    /// A version was stored: the `version.created` webhook, and pruning (in the background).
+    pub async fn versions_made(self: &Arc<Self>, name: &str, info: &VersionInfo) {
+        if let Some(webhooks) = self.webhooks() {
+            webhooks.version_event("version.created", name, info, None);
+        }
+        let retention = self.version_policy().retention;
+        if retention.is_unlimited() {
+            return;
+        }
+        let registry = self.clone();
+        let name = name.to_owned();
+        self.tracker.spawn(async move {
+            if let Err(error) = registry.prune(&name, retention).await {
+                tracing::warn!(document = %name, %error, "versions not pruned");
+            }
+        });
+    }
+
+    /// A version was restored by `author`: the `version.restored` webhook.
+    pub async fn version_restored(&self, name: &str, info: &VersionInfo, author: &str) {
+        if let Some(webhooks) = self.webhooks() {
+            webhooks.version_event("version.restored", name, info, Some(author));
+        }
+    }
+
+    /// Removes the versions of `name` that `retention` does not keep.
+    async fn prune(&self, name: &str, retention: Retention) -> crate::storage::Result<usize> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.store.versions(name, before, PRUNE_PAGE).await?;
+            let done = page.len() < PRUNE_PAGE as usize;
+            before = page.last().map(|v| v.id);
+            all.extend(page);
+            if done {
+                break;
+            }
+        }
+        let expired = retention.expired(&all, now_ms());
+        for id in &expired {
+            self.store.delete_version(name, *id).await?;
+        }
+        if !expired.is_empty() {
+            tracing::debug!(document = name, pruned = expired.len(), "versions pruned");
+        }
+        Ok(expired.len())
+    }
+
+    /// An automatic version of `name` with its durable `state` of `generation`, made by one
+    /// replica per interval (the others find the interval claimed).
+    pub(crate) async fn auto_version(
+        self: &Arc<Self>,
+        name: &str,
+        state: Vec<u8>,
+        generation: u64,
+    ) {
+        let Some(interval) = self.version_policy().interval else {
+            return;
+        };
+        if state.as_slice() == [0, 0] {
+            return;
+        }
+        // A little under the interval: the next one's claim must not find this one's.
+        let window = interval.mul_f64(0.9).max(Duration::from_millis(100));
+        match self.claim(&format!("versions:auto:{name}"), window).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => tracing::debug!(%error, "could not claim the version interval"),
+        }
+        let version = NewVersion {
+            label: None,
+            author: AUTO_AUTHOR.to_owned(),
+            created_at: now_ms(),
+            content: state,
+        };
+        match self.store.create_version(name, generation, &version).await {
+            Ok(info) => self.versions_made(name, &info).await,
+            Err(error) => tracing::warn!(document = name, %error, "automatic version not made"),
+        }
+    }
+}
