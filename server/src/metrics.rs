@@ -91,7 +91,7 @@ const AUTH_OUTCOMES: [&str; 7] = [
     "keys_unavailable",
 ];
 /// `store_duration_seconds{operation}`: the operations `storage::Instrumented` times.
-const STORE_OPERATIONS: [&str; 9] = [
+const STORE_OPERATIONS: [&str; 11] = [
     "load",
     "append",
     "compact",
@@ -101,9 +101,28 @@ const STORE_OPERATIONS: [&str; 9] = [
     "versions",
     "version",
     "delete_version",
+    "record_activity",
+    "activity",
+];
+/// `api_requests_total{route}`: every route label of `api::authenticate`.
+const API_ROUTES: [&str; 14] = [
+    "list",
+    "read",
+    "replace",
+    "delete",
+    "apply",
+    "create_version",
+    "versions",
+    "read_version",
+    "delete_version",
+    "restore",
+    "activity",
+    "revoke",
+    "revocations",
+    "other",
 ];
 /// `store_errors_total{kind}`: every `storage::StoreError::kind`.
-const STORE_ERROR_KINDS: [&str; 13] = [
+const STORE_ERROR_KINDS: [&str; 14] = [
     "connect",
     "migrate",
     "load",
@@ -116,6 +135,7 @@ const STORE_ERROR_KINDS: [&str; 13] = [
     "data_directory",
     "superseded",
     "versions",
+    "activity",
     "revocations",
 ];
 
@@ -310,7 +330,7 @@ impl Metrics {
         )
         .expect("valid metric");
         // Every route from the first scrape, so a dashboard's rate is 0, not "no data".
-        for route in ["list", "read", "replace", "delete", "apply", "other"] {
+        for route in API_ROUTES {
             api_requests.with_label_values(&[route, "200"]);
             api_duration.with_label_values(&[route]);
         }
@@ -351,9 +371,6 @@ impl Metrics {
         }
         for kind in STORE_ERROR_KINDS {
             store_errors.with_label_values(&[kind]);
-        }
-        for route in ["list", "read", "replace", "delete", "apply", "other"] {
-            api_duration.with_label_values(&[route]);
         }
 
         let mut families = Vec::new();

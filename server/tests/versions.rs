@@ -467,3 +467,102 @@ async fn automatic_versions_retention_and_webhooks() {
     assert!(created >= 4, "{events:?}");
     server.stop().await;
 }
+
+/// Who changed the document and when: a token's `sub`, `api` for API writes, `anonymous`
+/// otherwise, per author per minute; on SQLite across a restart, gone with the document.
+#[tokio::test]
+async fn activity_names_who_changed_the_document() {
+    let dir = temp_dir("activity-sqlite");
+    let data = path_arg(&dir);
+    let args = [
+        "--data-dir",
+        &data,
+        "--api-secret",
+        SECRET,
+        "--jwt-secret",
+        "activity-jwt",
+    ];
+    let server = TestServer::start(&args).await;
+    let name = "activity-doc";
+    let alice = Doc::new();
+    let mut writer = Client::connect(&server.ws_url()).await;
+    let alice_token = token("activity-jwt", json!({"sub": "alice", "exp": now() + 600}));
+    writer.open(name, &alice_token, &alice).await;
+    writer.edit_acknowledged(name, &alice, "a").await;
+    writer.edit_acknowledged(name, &alice, "b").await;
+    let anonymous = Doc::new();
+    let mut guest = Client::connect(&server.ws_url()).await;
+    // A token without `sub`: nobody to name.
+    let no_subject = token("activity-jwt", json!({"exp": now() + 600}));
+    guest.open(name, &no_subject, &anonymous).await;
+    guest.edit_acknowledged(name, &anonymous, "c").await;
+    let response = http()
+        .put(server.http(&format!("/api/documents/{name}?format=json")))
+        .bearer_auth(SECRET)
+        .json(&json!({"other": "by the api"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let path = format!("/api/documents/{name}/activity");
+    let mut authors = Vec::new();
+    for _ in 0..100 {
+        let (status, body) = get(&server, &path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        authors = body["activity"]
+            .as_array()
+            .expect("activity")
+            .iter()
+            .map(|row| {
+                (
+                    row["author"].as_str().unwrap_or_default().to_owned(),
+                    row["updates"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        authors.sort();
+        let updates: u64 = authors.iter().map(|(_, n)| n).sum();
+        if updates >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        authors,
+        [
+            ("alice".to_owned(), 2),
+            ("anonymous".to_owned(), 1),
+            ("api".to_owned(), 1)
+        ],
+        "grouped per author (within this minute)"
+    );
+    let (_, body) = get(&server, &format!("{path}?limit=1")).await;
+    assert_eq!(body["activity"].as_array().expect("activity").len(), 1);
+    let (_, body) = get(
+        &server,
+        &format!("{path}?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(body["activity"], json!([]), "nothing then");
+    let (status, _) = get(&server, &format!("{path}?from=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    drop((writer, guest));
+    server.stop().await;
+
+    let server = TestServer::start(&args).await;
+    let (_, body) = get(&server, &path).await;
+    assert_eq!(
+        body["activity"].as_array().expect("activity").len(),
+        3,
+        "{body}"
+    );
+    assert_eq!(
+        delete(&server, &format!("/api/documents/{name}")).await,
+        StatusCode::OK
+    );
+    let (_, body) = get(&server, &path).await;
+    assert_eq!(body["activity"], json!([]), "deleted with the document");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,6 +7,7 @@
 //! document see its live state; other documents are read from storage without loading them.
 //! The routes are described in `docs/api.yaml`.
 
+mod activity;
 pub mod json;
 pub mod rate_limit;
 pub mod versions;
@@ -125,6 +126,7 @@ pub fn router(api: Arc<Api>) -> Router {
             get(read).put(replace).delete(delete),
         )
         .route("/api/documents/{name}/updates", post(apply))
+        .route("/api/documents/{name}/activity", get(activity::activity))
         .route(
             "/api/documents/{name}/versions",
             get(versions::list).post(versions::create),
@@ -165,6 +167,7 @@ async fn authenticate(State(api): State<Arc<Api>>, request: HttpRequest, next: N
         ("version", "GET") => "read_version",
         ("version", _) => "delete_version",
         ("restore", _) => "restore",
+        ("activity", _) => "activity",
         ("revocations", "POST") => "revoke",
         ("revocations", _) => "revocations",
         _ => "other",
@@ -195,6 +198,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/documents/{name}/versions" => "versions",
         "/api/documents/{name}/versions/{id}" => "version",
         "/api/documents/{name}/versions/{id}/restore" => "restore",
+        "/api/documents/{name}/activity" => "activity",
         "/api/revocations" => "revocations",
         _ => "other",
     }

@@ -30,7 +30,7 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// Who made a version through the API unless the request says.
-pub const API_AUTHOR: &str = "api";
+pub const API_AUTHOR: &str = crate::storage::activity::API_AUTHOR;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

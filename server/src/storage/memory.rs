@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::Activity;
 use super::{
     Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
     VersionInfo, fold_rows_blocking,
@@ -18,7 +19,11 @@ pub struct MemoryStore {
     revocations: Mutex<Vec<crate::revocation::Revocation>>,
     /// Per document, its versions oldest first; locked after `documents`.
     versions: Mutex<Versions>,
+    /// Per document, (minute, author) to (updates, bytes); locked after `documents`.
+    activity: Mutex<ActivityLog>,
 }
+
+type ActivityLog = HashMap<String, std::collections::BTreeMap<(u64, String), (u64, u64)>>;
 
 #[derive(Default)]
 struct Versions {
@@ -154,6 +159,10 @@ impl DocumentStore for MemoryStore {
             entry.generation += 1;
             self.bump(document);
             self.with_versions(|versions| versions.by_document.remove(document));
+            self.activity
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(document);
             Deleted {
                 existed,
                 generation: entry.generation,
@@ -232,6 +241,63 @@ impl DocumentStore for MemoryStore {
         }))
     }
 
+    async fn record_activity(
+        &self,
+        document: &str,
+        generation: u64,
+        activity: &[Activity],
+    ) -> Result<()> {
+        self.with(|docs| {
+            if docs.get(document).map_or(0, |entry| entry.generation) != generation {
+                return;
+            }
+            let mut all = self
+                .activity
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let minutes = all.entry(document.to_owned()).or_default();
+            for row in activity {
+                let entry = minutes.entry((row.minute, row.author.clone())).or_default();
+                entry.0 += row.updates;
+                entry.1 += row.bytes;
+            }
+        });
+        Ok(())
+    }
+
+    async fn activity(
+        &self,
+        document: &str,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<Activity>> {
+        let all = self
+            .activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(minutes) = all.get(document) else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<Activity> = minutes
+            .iter()
+            .filter(|((minute, _), _)| (from..to).contains(minute))
+            .map(|((minute, author), (updates, bytes))| Activity {
+                author: author.clone(),
+                minute: *minute,
+                updates: *updates,
+                bytes: *bytes,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.minute
+                .cmp(&a.minute)
+                .then_with(|| a.author.cmp(&b.author))
+        });
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
     async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
         Ok(self.with_versions(|versions| {
             let Some(list) = versions.by_document.get_mut(document) else {
@@ -280,6 +346,7 @@ mod tests {
         contract::deletions_start_a_new_generation(&MemoryStore::default()).await;
         contract::revocations_are_kept_until_they_expire(&MemoryStore::default()).await;
         contract::versions_belong_to_their_generation(&MemoryStore::default()).await;
+        contract::activity_adds_up_and_goes_with_the_document(&MemoryStore::default()).await;
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 //! refused ([`StoreError::Superseded`]) once that generation is over, so nothing written for a
 //! deleted document ever reaches the new one, whichever replica wrote it.
 
+pub mod activity;
 mod batch;
 mod memory;
 mod postgres;
@@ -26,6 +27,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use activity::Activity;
 use async_trait::async_trait;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
@@ -92,6 +94,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("failed to read or record the activity of document {document}: {source}")]
+    Activity {
+        document: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("failed to read or store revocations: {0}")]
     Revocations(#[source] sqlx::Error),
     #[error("database is not reachable: {0}")]
@@ -118,6 +126,7 @@ impl StoreError {
             StoreError::Superseded { .. } => "superseded",
             StoreError::Delete { .. } => "delete",
             StoreError::Versions { .. } => "versions",
+            StoreError::Activity { .. } => "activity",
             StoreError::Revocations(_) => "revocations",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::DataDirectory { .. } => "data_directory",
@@ -235,6 +244,24 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Whether there was such a version.
     async fn delete_version(&self, document: &str, id: i64) -> Result<bool>;
+
+    /// Adds to the document's activity (per author per minute), unless a deletion ended
+    /// `generation`. Deleting the document deletes its activity.
+    async fn record_activity(
+        &self,
+        document: &str,
+        generation: u64,
+        activity: &[Activity],
+    ) -> Result<()>;
+
+    /// The document's activity in minutes `from..to` (milliseconds), newest first.
+    async fn activity(
+        &self,
+        document: &str,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<Activity>>;
 
     /// Stores a revocation (kept until it expires; expired ones are removed meanwhile).
     async fn revoke(&self, revocation: &Revocation) -> Result<()>;
@@ -558,6 +585,34 @@ impl DocumentStore for Instrumented {
         result
     }
 
+    async fn record_activity(
+        &self,
+        document: &str,
+        generation: u64,
+        activity: &[Activity],
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .record_activity(document, generation, activity)
+            .await;
+        self.observe("record_activity", started, &result);
+        result
+    }
+
+    async fn activity(
+        &self,
+        document: &str,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<Activity>> {
+        let started = Instant::now();
+        let result = self.inner.activity(document, from, to, limit).await;
+        self.observe("activity", started, &result);
+        result
+    }
+
     async fn revoke(&self, revocation: &Revocation) -> Result<()> {
         self.inner.revoke(revocation).await
     }
@@ -790,6 +845,94 @@ pub(crate) mod contract {
             .create_version(name, deleted.generation, &version("new", b"5"))
             .await
             .expect("the new generation takes versions");
+        store.delete(name).await.expect("clean");
+    }
+
+    /// Activity adds up per author per minute, is read newest first within a window, and goes
+    /// with its document; a record for an ended generation is dropped.
+    pub async fn activity_adds_up_and_goes_with_the_document(store: &dyn DocumentStore) {
+        let name = "contract/activity";
+        let generation = store.delete(name).await.expect("clean").generation;
+        let minute = 1_796_601_600_000;
+        let rows = |author: &str, at: u64, updates: u64| Activity {
+            author: author.to_owned(),
+            minute: at,
+            updates,
+            bytes: updates * 10,
+        };
+        store
+            .record_activity(
+                name,
+                generation,
+                &[rows("alice", minute, 2), rows("bob", minute, 1)],
+            )
+            .await
+            .expect("record");
+        store
+            .record_activity(
+                name,
+                generation,
+                &[rows("alice", minute, 3), rows("alice", minute + 60_000, 1)],
+            )
+            .await
+            .expect("record more");
+        let all = store
+            .activity(name, 0, u64::MAX / 2, 10)
+            .await
+            .expect("read");
+        assert_eq!(
+            all,
+            [
+                rows("alice", minute + 60_000, 1),
+                rows("alice", minute, 5),
+                rows("bob", minute, 1)
+            ]
+        );
+        let window = store
+            .activity(name, minute, minute + 60_000, 10)
+            .await
+            .expect("read");
+        assert_eq!(window.len(), 2, "{window:?}");
+        assert_eq!(
+            store
+                .activity(name, 0, u64::MAX / 2, 1)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+        let deleted = store.delete(name).await.expect("delete");
+        assert!(
+            store
+                .activity(name, 0, u64::MAX / 2, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        store
+            .record_activity(name, generation, &[rows("late", minute, 1)])
+            .await
+            .expect("a stale record is no error");
+        assert!(
+            store
+                .activity(name, 0, u64::MAX / 2, 10)
+                .await
+                .expect("read")
+                .is_empty(),
+            "dropped: its generation is over"
+        );
+        store
+            .record_activity(name, deleted.generation, &[rows("new", minute, 1)])
+            .await
+            .expect("record");
+        assert_eq!(
+            store
+                .activity(name, 0, u64::MAX / 2, 10)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
         store.delete(name).await.expect("clean");
     }
 

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
+use super::{Activity, activity};
 use super::{
     Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
     VersionInfo, fold_rows_blocking, versions,
@@ -316,6 +317,11 @@ impl DocumentStore for PostgresStore {
             .execute(&mut *txn)
             .await
             .map_err(delete_error)?;
+        sqlx::query(activity::DELETE_ALL)
+            .bind(document)
+            .execute(&mut *txn)
+            .await
+            .map_err(delete_error)?;
         let generation: i64 = sqlx::query_scalar(
             "INSERT INTO document_generations (name, generation) VALUES ($1, 1) \
              ON CONFLICT (name) DO UPDATE SET generation = document_generations.generation + 1 \
@@ -428,6 +434,63 @@ impl DocumentStore for PostgresStore {
         }))
     }
 
+    async fn record_activity(
+        &self,
+        document: &str,
+        generation: u64,
+        activity: &[Activity],
+    ) -> Result<()> {
+        let error = |source| StoreError::Activity {
+            document: document.to_owned(),
+            source,
+        };
+        let mut txn = self.pool.begin().await.map_err(error)?;
+        for row in activity {
+            sqlx::query(activity::RECORD)
+                .bind(document)
+                .bind(generation as i64)
+                .bind(&row.author)
+                .bind(row.minute as i64)
+                .bind(row.updates as i64)
+                .bind(row.bytes as i64)
+                .execute(&mut *txn)
+                .await
+                .map_err(error)?;
+        }
+        txn.commit().await.map_err(error)
+    }
+
+    async fn activity(
+        &self,
+        document: &str,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<Activity>> {
+        let rows = sqlx::query(activity::LIST)
+            .bind(document)
+            .bind(from.min(i64::MAX as u64) as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Activity {
+                document: document.to_owned(),
+                source,
+            })?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                activity::row(
+                    row.get("author"),
+                    row.get("minute"),
+                    row.get("updates"),
+                    row.get("bytes"),
+                )
+            })
+            .collect())
+    }
+
     async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
         let deleted = sqlx::query(versions::DELETE_ONE)
             .bind(document)
@@ -530,6 +593,7 @@ mod tests {
         contract::deletions_start_a_new_generation(&store).await;
         contract::revocations_are_kept_until_they_expire(&store).await;
         contract::versions_belong_to_their_generation(&store).await;
+        contract::activity_adds_up_and_goes_with_the_document(&store).await;
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
     }
 

@@ -52,6 +52,51 @@ pub fn format_ms(ms: u64) -> String {
     )
 }
 
+/// A time as an API takes it: milliseconds since the epoch, or RFC 3339 in UTC
+/// (`2026-12-07T10:30:00Z`, fractions of a second allowed).
+pub fn parse_time(text: &str) -> Option<u64> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let (time, fraction) = match time.split_once('.') {
+        Some((time, fraction)) => (time, fraction),
+        None => (time, ""),
+    };
+    let mut time = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (time.next()??, time.next()??, time.next()??);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let millis: i64 = match fraction.len() {
+        0 => 0,
+        _ if fraction.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{fraction:0<3}")[..3].parse().ok()?
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 from a civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = ((days * 86_400 + hour * 3600 + minute * 60 + second) * 1000) + millis;
+    u64::try_from(ms).ok()
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -149,6 +194,23 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339() {
+        for ms in [0, 951_782_400_123, 1_796_601_600_000, 1_796_650_245_999] {
+            assert_eq!(parse_time(&format_ms(ms)), Some(ms), "{}", format_ms(ms));
+        }
+        assert_eq!(parse_time("2026-12-07T00:00:00Z"), Some(1_796_601_600_000));
+        assert_eq!(parse_time("1796601600000"), Some(1_796_601_600_000));
+        assert_eq!(
+            parse_time("2026-12-07T00:00:00.5+00:00"),
+            Some(1_796_601_600_500)
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-12-07T00:00:00",
+            "",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(format_ms(1_796_601_600_000), "2026-12-07T00:00:00.000Z");

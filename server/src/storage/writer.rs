@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 
 use super::{DocumentStore, StoreError, batch};
 
+/// What a room queues: its sequence number, the update, and who made it (for the document's
+/// activity; `None` for a peer's update, which its own replica records).
+pub type Queued = (u64, Vec<u8>, Option<Arc<str>>);
+
 /// What the writer reports to its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -34,6 +38,11 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// shutdown deadline (25 s by default), so a store that comes back is used before it.
 const RETRY_INITIAL: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// The document's activity is written at most this often while updates keep coming (one small
+/// transaction per interval, not one per group commit), and once the queue has been idle for
+/// [`ACTIVITY_IDLE`] (and when the writer stops).
+const ACTIVITY_INTERVAL: Duration = Duration::from_secs(5);
+const ACTIVITY_IDLE: Duration = Duration::from_secs(1);
 /// Compactions of one document start at least this far apart (each folds the whole document).
 const MIN_COMPACTION_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -43,7 +52,7 @@ pub async fn run(
     name: Arc<str>,
     generation: u64,
     store: Arc<dyn DocumentStore>,
-    mut updates: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    mut updates: mpsc::UnboundedReceiver<Queued>,
     durable: mpsc::UnboundedSender<Written>,
     mut rows_since_compaction: usize,
     compact_after: usize,
@@ -51,23 +60,44 @@ pub async fn run(
     let mut batch = Vec::new();
     let mut compaction: Option<JoinHandle<super::Result<()>>> = None;
     let mut last_compaction: Option<Instant> = None;
+    let mut activity: Vec<super::Activity> = Vec::new();
+    let mut activity_written = Instant::now();
     // An update taken from the queue that did not fit the previous batch.
-    let mut carried: Option<(u64, Vec<u8>)> = None;
+    let mut carried: Option<Queued> = None;
     let limits = batch::Limits {
         items: MAX_BATCH,
         bytes: MAX_BATCH_BYTES,
     };
-    while batch::next(
-        &mut updates,
-        &mut carried,
-        &mut batch,
-        limits,
-        |(_, update)| update.len(),
-    )
-    .await
-    {
-        let through = batch.last().map_or(0, |(seq, _)| *seq);
-        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update)| update).collect();
+    loop {
+        if !activity.is_empty() && carried.is_none() {
+            // Idle: the activity gathered so far is written unless an update comes first.
+            match tokio::time::timeout(ACTIVITY_IDLE, updates.recv()).await {
+                Ok(next) => carried = next,
+                Err(_) => {
+                    record_activity(&*store, &name, generation, &mut activity).await;
+                    activity_written = Instant::now();
+                }
+            }
+        }
+        if !batch::next(
+            &mut updates,
+            &mut carried,
+            &mut batch,
+            limits,
+            |(_, update, _)| update.len(),
+        )
+        .await
+        {
+            break;
+        }
+        let through = batch.last().map_or(0, |(seq, _, _)| *seq);
+        let stored = super::activity::tally(
+            batch
+                .iter()
+                .map(|(_, update, author)| (author, update.len())),
+            super::versions::now_ms(),
+        );
+        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update, _)| update).collect();
         let mut delay = RETRY_INITIAL;
         let mut failures = 0u32;
         loop {
@@ -95,6 +125,11 @@ pub async fn run(
             tracing::info!(failures, "stored updates after retrying");
         }
         let _ = durable.send(Written::Durable(through));
+        super::activity::merge(&mut activity, stored);
+        if activity_written.elapsed() >= ACTIVITY_INTERVAL {
+            record_activity(&*store, &name, generation, &mut activity).await;
+            activity_written = Instant::now();
+        }
         rows_since_compaction += bytes.len();
         // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
         // document's acknowledgements never wait for it; at most one runs per document, and
@@ -114,6 +149,7 @@ pub async fn run(
             compaction = Some(tokio::spawn(async move { store.compact(&name).await }));
         }
     }
+    record_activity(&*store, &name, generation, &mut activity).await;
     if let Some(task) = compaction
         && !compaction_succeeded(task.await)
     {
@@ -124,6 +160,23 @@ pub async fn run(
     {
         tracing::warn!(%error, "compaction on unload failed; the log is kept");
     }
+}
+
+/// Writes and clears the activity gathered so far (lost, with a warning, if the store fails:
+/// it only counts what is stored).
+async fn record_activity(
+    store: &dyn DocumentStore,
+    name: &str,
+    generation: u64,
+    activity: &mut Vec<super::Activity>,
+) {
+    if activity.is_empty() {
+        return;
+    }
+    if let Err(error) = store.record_activity(name, generation, activity).await {
+        tracing::warn!(%error, "the document's activity was not recorded");
+    }
+    activity.clear();
 }
 
 fn compaction_succeeded(outcome: Result<super::Result<()>, tokio::task::JoinError>) -> bool {
@@ -221,6 +274,23 @@ mod tests {
         async fn delete_version(&self, _: &str, _: i64) -> Result<bool> {
             Ok(false)
         }
+        async fn record_activity(
+            &self,
+            _: &str,
+            _: u64,
+            _: &[crate::storage::Activity],
+        ) -> Result<()> {
+            Ok(())
+        }
+        async fn activity(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: u32,
+        ) -> Result<Vec<crate::storage::Activity>> {
+            Ok(Vec::new())
+        }
     }
 
     #[tokio::test]
@@ -230,9 +300,9 @@ mod tests {
         let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
         // 20 updates of 1 MiB and one of 10 MiB, all queued before the writer looks.
         for seq in 1..=20 {
-            tx.send((seq, vec![0u8; 1 << 20])).expect("send");
+            tx.send((seq, vec![0u8; 1 << 20], None)).expect("send");
         }
-        tx.send((21, vec![0u8; 10 << 20])).expect("send");
+        tx.send((21, vec![0u8; 10 << 20], None)).expect("send");
         drop(tx);
         run(
             Arc::from("doc"),

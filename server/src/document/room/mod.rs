@@ -47,7 +47,7 @@ use crate::metrics::Direction;
 use crate::protocol::admission::{Admission, Extent};
 use crate::protocol::bounded::Span;
 use crate::protocol::{self, Message, Scope};
-use crate::storage::writer::Written;
+use crate::storage::writer::{Queued, Written};
 
 /// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
 const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -151,7 +151,7 @@ struct Room {
     durable: u64,
     /// Acknowledgements waiting for durability: (sequence, session, received at).
     pending_acks: VecDeque<(u64, Ack, Instant)>,
-    writer: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    writer: mpsc::UnboundedSender<Queued>,
     /// What the writer reports.
     written: mpsc::UnboundedReceiver<Written>,
     /// The writer task, and those of earlier generations (awaited when the room unloads).

@@ -110,7 +110,7 @@ impl Room {
             }
         };
         if changed {
-            self.store_and_broadcast(bytes);
+            self.store_and_broadcast(bytes, None);
         }
         if missing {
             self.resync_missing();

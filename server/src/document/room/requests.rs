@@ -66,7 +66,8 @@ impl Room {
             .observe(started.elapsed().as_secs_f64());
         if !is_empty_update(&update) {
             self.publish_update(&update);
-            self.store_and_broadcast(update);
+            let author = Arc::from(crate::storage::activity::API_AUTHOR);
+            self.store_and_broadcast(update, Some(author));
             self.local_change = Some((self.enqueued, None));
         }
         self.acknowledge_when_durable(Ack::Api(reply), started);
@@ -94,7 +95,8 @@ impl Room {
         };
         if !is_empty_update(&update) {
             self.publish_update(&update);
-            self.store_and_broadcast(update);
+            let author = Arc::from(crate::storage::activity::WEBHOOK_AUTHOR);
+            self.store_and_broadcast(update, Some(author));
         }
     }
 }

@@ -48,8 +48,15 @@ impl Room {
                     .and_then(|s| s.subscriber.hook.clone()),
                 Origin::Api(_) => None,
             };
+            let author = match &origin {
+                Origin::Session { id, .. } => self
+                    .sessions
+                    .get(id)
+                    .map(|s| author_of(&s.subscriber.identity)),
+                Origin::Api(_) => Some(Arc::from(crate::storage::activity::API_AUTHOR)),
+            };
             self.publish_update(&bytes);
-            self.store_and_broadcast(bytes);
+            self.store_and_broadcast(bytes, author);
             self.local_change = Some((self.enqueued, hook));
         }
         if missing {
@@ -207,7 +214,9 @@ impl Room {
         Some(frame)
     }
 
-    pub(super) fn store_and_broadcast(&mut self, bytes: Vec<u8>) {
+    /// `author` (who made it, for the document's activity) is `None` for a peer's update: its
+    /// own replica records it.
+    pub(super) fn store_and_broadcast(&mut self, bytes: Vec<u8>, author: Option<Arc<str>>) {
         self.whole_state_frames.clear();
         let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
         self.broadcast(frame_for, "sync_update");
@@ -215,7 +224,7 @@ impl Room {
         self.size_estimate = self.size_estimate.saturating_add(bytes.len());
         self.registry.metrics.pending_updates.inc();
         self.inflight.push_back((self.enqueued, bytes.clone()));
-        let _ = self.writer.send((self.enqueued, bytes));
+        let _ = self.writer.send((self.enqueued, bytes, author));
         if self.version_due.is_none()
             && let Some(interval) = self.registry.version_policy().interval
         {
@@ -321,4 +330,13 @@ fn pending_fingerprint(txn: &yrs::TransactionMut<'_>) -> Option<(Vec<u8>, Vec<u8
         return None;
     }
     Some((update.unwrap_or_default(), deletions.unwrap_or_default()))
+}
+
+/// Who an update of a session is attributed to in the document's activity: the token's `sub`,
+/// else anonymous.
+fn author_of(identity: &crate::document::Identity) -> Arc<str> {
+    match identity {
+        crate::document::Identity::Subject(subject) => subject.clone(),
+        crate::document::Identity::Address(_) => Arc::from(crate::storage::activity::ANONYMOUS),
+    }
 }
