@@ -49,6 +49,9 @@ done
 # Seed one document so reads and deletes of it reach their 200 paths too.
 curl -sf -X PUT -H "Authorization: Bearer $SECRET" -d '{"t":"seed"}' \
   "http://127.0.0.1:$PORT/api/documents/seed?format=json" >/dev/null || die "could not seed a document"
+# And a version of it (id 1 on a fresh memory:// store), so version reads reach theirs.
+curl -sf -X POST -H "Authorization: Bearer $SECRET" \
+  "http://127.0.0.1:$PORT/api/documents/seed/versions" >/dev/null || die "could not make a version"
 
 "$VENV/bin/schemathesis" run docs/api.yaml \
   --url "http://127.0.0.1:$PORT" \

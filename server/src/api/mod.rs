@@ -709,7 +709,10 @@ mod tests {
         for (path, operations) in paths {
             let path = path.as_str().expect("path");
             assert!(path.starts_with("/api/"), "{path}");
-            let url = format!("http://{address}{}", path.replace("{name}", "probe"));
+            let url = format!(
+                "http://{address}{}",
+                path.replace("{name}", "probe").replace("{id}", "1")
+            );
             for method in methods {
                 let response = client
                     .request(method.to_uppercase().parse().expect("method"), &url)
@@ -734,8 +737,9 @@ mod tests {
             }
         }
         assert_eq!(
-            documented, 7,
-            "list, read, replace, delete, apply, revoke, list revocations"
+            documented, 13,
+            "list, read, replace, delete, apply, revoke, list revocations, the four version \
+             operations, restore, activity"
         );
     }
 
