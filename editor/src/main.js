@@ -89,5 +89,100 @@ const view = new EditorView(document.querySelector('#editor'), {
 })
 view.focus()
 
+// History: the document API's versions (list, save, preview read-only, restore). The API is
+// behind its secret; the page takes it from `&api=` (the demo's convenience: it never leaves
+// this page's requests to its own server).
+const apiSecret = params.get('api')
+const versionsPath = `/api/documents/${encodeURIComponent(documentName)}/versions`
+const api = (path, init = {}) => fetch(path, {
+  ...init,
+  headers: { authorization: `Bearer ${apiSecret}`, ...(init.headers ?? {}) },
+})
+const status = (text) => { document.querySelector('#history-status').textContent = text }
+let preview = null
+
+async function listVersions () {
+  if (!apiSecret) {
+    status('Open this page with &api=SECRET (COLLAB_SERVER_API_SECRET) to see its history.')
+    document.querySelector('#save-version button').disabled = true
+    return
+  }
+  const response = await api(versionsPath)
+  if (!response.ok) { status(`history: ${response.status} ${(await response.json()).error ?? ''}`); return }
+  status('')
+  const list = document.querySelector('#versions')
+  list.replaceChildren()
+  for (const version of (await response.json()).versions) {
+    const item = document.createElement('li')
+    item.dataset.id = version.id
+    const label = document.createElement('span')
+    label.className = 'label'
+    label.textContent = version.label ?? `Version ${version.id}`
+    const meta = document.createElement('span')
+    meta.className = 'meta'
+    meta.textContent = `${new Date(version.createdAt).toLocaleString()} · ${version.author}`
+    const show = document.createElement('button')
+    show.textContent = 'Preview'
+    show.className = 'preview'
+    show.addEventListener('click', () => previewVersion(version))
+    const back = document.createElement('button')
+    back.textContent = 'Restore'
+    back.className = 'restore'
+    back.addEventListener('click', () => restoreVersion(version))
+    item.append(label, meta, show, back)
+    list.append(item)
+  }
+}
+
+async function previewVersion (version) {
+  const response = await api(`${versionsPath}/${version.id}`)
+  if (!response.ok) { status(`preview: ${response.status}`); return }
+  const old = new Y.Doc()
+  Y.applyUpdate(old, new Uint8Array(await response.arrayBuffer()))
+  preview?.destroy()
+  const host = document.querySelector('#preview-view')
+  host.replaceChildren()
+  preview = new EditorView(host, {
+    state: EditorState.create({ schema, plugins: [ySyncPlugin(old.getXmlFragment('default'))] }),
+    editable: () => false,
+  })
+  document.querySelector('#preview-title').textContent = version.label ?? `Version ${version.id}`
+  document.querySelector('#preview').hidden = false
+  document.querySelector('#preview-restore').onclick = () => restoreVersion(version)
+}
+
+async function restoreVersion (version) {
+  const response = await api(`${versionsPath}/${version.id}/restore`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ author: user.name }),
+  })
+  if (!response.ok) { status(`restore: ${response.status} ${(await response.json()).error ?? ''}`); return }
+  closePreview()
+  await listVersions()
+}
+
+function closePreview () {
+  preview?.destroy()
+  preview = null
+  document.querySelector('#preview').hidden = true
+}
+document.querySelector('#preview-close').addEventListener('click', closePreview)
+
+document.querySelector('#save-version').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const input = document.querySelector('#version-label')
+  const label = input.value.trim()
+  const response = await api(versionsPath, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...(label ? { label } : {}), author: user.name }),
+  })
+  if (!response.ok) { status(`save: ${response.status} ${(await response.json()).error ?? ''}`); return }
+  input.value = ''
+  await listVersions()
+})
+listVersions()
+
 // For tests and for the curious: the live objects.
-window.collab = { provider, ydoc, view }
+window.collab = { provider, ydoc, view, listVersions }

@@ -25,11 +25,11 @@ before(async () => {
 })
 after(async () => { await browser?.close() })
 
-async function open (server, name, documentName) {
-  const page = await browser.newPage({ viewport: { width: 900, height: 560 } })
+async function open (server, name, documentName, extra = '') {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 640 } })
   const errors = []
   page.on('pageerror', (error) => errors.push(error.message))
-  await page.goto(`${server.http}/?doc=${encodeURIComponent(documentName)}&name=${encodeURIComponent(name)}`)
+  await page.goto(`${server.http}/?doc=${encodeURIComponent(documentName)}&name=${encodeURIComponent(name)}${extra}`)
   await page.waitForSelector('.ProseMirror')
   await page.waitForFunction(() => document.querySelector('#connection').dataset.state === 'connected')
   page.errors = errors
@@ -75,6 +75,52 @@ test('two browsers edit one document through the editor the server serves', { sk
     const again = await open(server, 'Carol', documentName)
     await waitFor(async () => (await text(again)) === expected, 'the text after a restart')
     await again.close()
+  } finally {
+    await server.stop()
+    server.cleanup()
+  }
+})
+
+test('the history panel: one page saves, previews and restores a version, the other sees it', { skip: missing }, async () => {
+  const secret = 'browser-history-secret'
+  const server = await new Server({ env: { COLLAB_SERVER_API_SECRET: secret } }).start()
+  try {
+    const documentName = `history-${Date.now()}`
+    const alice = await open(server, 'Alice', documentName, `&api=${secret}`)
+    const bob = await open(server, 'Bob', documentName, `&api=${secret}`)
+    await alice.click('.ProseMirror')
+    await alice.keyboard.type('First draft.')
+    await waitFor(async () => (await saved(alice)) === 'saved', 'the draft is saved')
+
+    await alice.fill('#version-label', 'draft')
+    await alice.click('#save-version button')
+    await waitFor(async () => (await alice.locator('#versions li .label', { hasText: 'draft' }).count()) === 1, 'the version is listed')
+    await alice.keyboard.press('End')
+    await alice.click('.ProseMirror')
+    await alice.keyboard.press('End')
+    await alice.keyboard.type(' Second thoughts.')
+    await waitFor(async () => (await text(bob)).includes('Second thoughts.'), 'Bob sees the later edit')
+
+    // Bob lists the history too (versions are the server's, not the page's).
+    await bob.evaluate(() => window.collab.listVersions())
+    await waitFor(async () => (await bob.locator('#versions li .label', { hasText: 'draft' }).count()) === 1, 'Bob sees the version')
+
+    // Preview: read-only, the old text; the live document is untouched.
+    await alice.locator('#versions li', { hasText: 'draft' }).locator('button.preview').click()
+    await waitFor(async () => (await alice.locator('#preview-view').textContent()) === 'First draft.', 'the preview shows the version')
+    assert.equal(await alice.locator('#preview-view .ProseMirror').getAttribute('contenteditable'), 'false', 'the preview is read-only')
+    assert.match(await text(alice), /Second thoughts\./, 'previewing changes nothing')
+
+    await alice.click('#preview-restore')
+    await waitFor(async () => (await text(bob)) === 'First draft.', 'Bob sees the restore at once')
+    await waitFor(async () => (await text(alice)) === 'First draft.', 'and Alice')
+    await waitFor(async () => (await alice.locator('#versions li .label', { hasText: 'Before restoring' }).count()) === 1, 'the state before is kept as a version')
+    await waitFor(async () => (await saved(alice)) === 'saved' && (await saved(bob)) === 'saved', 'both pages say saved')
+    fs.mkdirSync(output, { recursive: true })
+    await alice.screenshot({ path: path.join(output, 'editor-history.png') })
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no errors in the pages')
+    await alice.close()
+    await bob.close()
   } finally {
     await server.stop()
     server.cleanup()
