@@ -183,6 +183,20 @@ fuzz_target!(|data: &[u8]| {
         }
         mutated = true;
     }
+    // The order the updates are delivered in (below), drawn now so it can be shown first.
+    let mut order: Vec<usize> = (0..updates.len()).collect();
+    for i in (1..order.len()).rev() {
+        let j = program.below(i + 1);
+        order.swap(i, j);
+    }
+    // `UPDATE_SEQUENCE_DUMP=1 update_sequence INPUT` shows a case: the updates and the order.
+    if std::env::var_os("UPDATE_SEQUENCE_DUMP").is_some() {
+        for (i, update) in updates.iter().enumerate() {
+            let hex: String = update.iter().map(|b| format!("{b:02x}")).collect();
+            eprintln!("update {i}: {hex}");
+        }
+        eprintln!("order: {order:?}, mutated: {mutated}");
+    }
     let reference = Doc::new();
     let mut admission = Admission::default();
     let mut all_applied = true;
@@ -194,13 +208,8 @@ fuzz_target!(|data: &[u8]| {
         );
         all_applied &= outcome == Outcome::Applied;
     }
-    // The same updates in an order the input picks: later ones first leaves earlier
-    // dependencies missing, so yrs keeps them pending and merges the rest into them.
-    let mut order: Vec<usize> = (0..updates.len()).collect();
-    for i in (1..order.len()).rev() {
-        let j = program.below(i + 1);
-        order.swap(i, j);
-    }
+    // The same updates in that order: later ones first leaves earlier dependencies missing,
+    // so yrs keeps them pending and merges the rest into them.
     let shuffled = Doc::new();
     let mut admission = Admission::default();
     for &i in &order {

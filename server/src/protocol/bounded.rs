@@ -148,14 +148,20 @@ pub fn apply(txn: &mut yrs::TransactionMut<'_>, update: Update) -> std::result::
 /// Rounds of [`unstick`] per update; each integrates part of what is pending or stops.
 const UNSTICK_ROUNDS: usize = 4;
 
-/// yrs 0.28.1 can leave a pending update waiting for blocks it holds itself: retried when its
-/// dependency arrives, its blocks are taken in an order where one still lacks another from
-/// the same pending update, and what is left stays pending for an id that will never arrive
-/// again (`fuzz/regressions/update_sequence/stuck-pending-order`, docs/security.md). Applying
-/// the pending update again integrates it; done while every id it waits for is either in the
-/// document or in the pending update itself, and while that makes progress.
+/// yrs 0.28.1 can leave a pending update waiting for blocks it holds itself, or for a clock
+/// it computed wrong: retried when its dependency arrives, its blocks are taken in an order
+/// where one still lacks another from the same pending update, or its `missing` names a clock
+/// past a skip that nothing will ever fill, and what is left stays pending although everything
+/// it needs is there (`fuzz/regressions/update_sequence/stuck-pending-*`, docs/security.md).
+/// Applying the pending update again integrates it. Done after an update that changed the
+/// document, while a client the pending update waits for is known (in the document or in the
+/// pending update itself: one never seen is truly missing), and while that makes progress.
+/// Costs a decode of the pending update (bounded, see `protocol::admission`) per such update.
 fn unstick(txn: &mut yrs::TransactionMut<'_>) -> std::result::Result<(), yrs::error::UpdateError> {
     use yrs::updates::encoder::Encode;
+    if txn.before_state() == txn.after_state() {
+        return Ok(());
+    }
     let mut last_len = usize::MAX;
     for _ in 0..UNSTICK_ROUNDS {
         let Some(pending) = txn.store().pending_update() else {
@@ -170,13 +176,10 @@ fn unstick(txn: &mut yrs::TransactionMut<'_>) -> std::result::Result<(), yrs::er
             return Ok(());
         };
         let sv = txn.state_vector();
-        let stuck = pending.missing.iter().all(|(client, clock)| {
-            sv.get(client) > *clock
-                || spans
-                    .iter()
-                    .any(|s| s.client == *client && s.start <= *clock && *clock < s.end)
+        let known = pending.missing.iter().any(|(client, _)| {
+            sv.contains_client(client) || spans.iter().any(|s| s.client == *client)
         });
-        if !stuck {
+        if !known {
             return Ok(());
         }
         let Ok(update) = Update::decode_v1(&held) else {
@@ -755,6 +758,37 @@ mod tests {
         let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
         assert_eq!(text(&in_order), "aaaivvca");
         assert_eq!(text(&doc), "aaaivvca");
+        assert!(doc.transact().store().pending_update().is_none());
+    }
+
+    /// `fuzz/regressions/update_sequence/stuck-pending-missing-past-a-skip`: client 3's text
+    /// waits for client 1's first item while its map entries (clocks 4–5) are integrated behind
+    /// a skip; client 1's next item, which needs client 3's text, then makes yrs record the
+    /// pending update as missing client 3's clock 6 (past everything), so the arrival of
+    /// client 1's first item retried nothing and the document read "a".
+    #[test]
+    fn a_pending_update_missing_a_clock_past_a_skip_is_integrated() {
+        let updates: Vec<Vec<u8>> = [
+            "0101010004010174016100",
+            "010103004401000461736b6c00",
+            "010103042801016d026b32017da70200",
+            "01010305a80304017da7020103010401",
+            "01010101c403000301016b0103010401",
+        ]
+        .iter()
+        .map(|hex| unhex(hex))
+        .collect();
+        let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
+        let in_order = Doc::new();
+        for bytes in &updates {
+            apply(&mut in_order.transact_mut(), update(bytes).expect("walks")).expect("applies");
+        }
+        let doc = Doc::new();
+        for i in [1, 2, 3, 4, 0] {
+            apply(&mut doc.transact_mut(), update(&updates[i]).expect("walks")).expect("applies");
+        }
+        assert_eq!(text(&in_order), "akskla");
+        assert_eq!(text(&doc), "akskla");
         assert!(doc.transact().store().pending_update().is_none());
     }
 
