@@ -91,13 +91,30 @@ impl Admission {
         extent: Extent,
     ) -> Result<(), Refusal> {
         self.check_pending(txn, spans, bytes)?;
-        let sv = txn.state_vector();
-        let overlapping: HashSet<ClientID> = spans
+        // What yrs holds of a client ends at most where the updates handed to it ended, or
+        // for the document's own client id (edits made here: the document API's) at its
+        // local clock; the state vector is read only when an update reaches into that.
+        let own = txn.doc().client_id();
+        let end_of = |client: &ClientID| {
+            let end = self.ends.get(client).copied().unwrap_or(0);
+            if *client == own {
+                end.max(txn.store().get_local_state())
+            } else {
+                end
+            }
+        };
+        let candidates: Vec<&Span> = spans
             .iter()
+            .filter(|span| span.start < end_of(&span.client))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let sv = txn.state_vector();
+        let overlapping: HashSet<ClientID> = candidates
+            .into_iter()
             .filter(|span| {
-                let end = self.ends.get(&span.client).copied().unwrap_or(0);
-                span.start < end.max(sv.get(&span.client))
-                    && !(extent == Extent::AboveStateVector && span.end <= sv.get(&span.client))
+                !(extent == Extent::AboveStateVector && span.end <= sv.get(&span.client))
             })
             .map(|span| span.client)
             .collect();

@@ -53,11 +53,12 @@ pub struct SqliteStore {
     commits: Arc<AtomicU64>,
 }
 
-/// One document's batch, waiting for the commit that writes it.
+/// One document's batch (and activity), waiting for the commit that writes it.
 struct Append {
     document: String,
     generation: u64,
     updates: Vec<Vec<u8>>,
+    activity: Vec<Activity>,
     done: oneshot::Sender<Result<()>>,
 }
 
@@ -221,6 +222,19 @@ async fn write_group(
         });
         query.build().execute(&mut *txn).await?;
     }
+    for append in group.iter().filter(|append| current(append)) {
+        for row in &append.activity {
+            sqlx::query(activity::RECORD)
+                .bind(append.document.as_str())
+                .bind(append.generation as i64)
+                .bind(&row.author)
+                .bind(row.minute as i64)
+                .bind(row.updates as i64)
+                .bind(row.bytes as i64)
+                .execute(&mut *txn)
+                .await?;
+        }
+    }
     txn.commit().await?;
     Ok(superseded)
 }
@@ -282,6 +296,7 @@ impl DocumentStore for SqliteStore {
                 document: document.to_owned(),
                 generation,
                 updates: updates.to_vec(),
+                activity: Vec::new(),
                 done,
             })
             .map_err(|_| gone())?;
@@ -534,30 +549,32 @@ impl DocumentStore for SqliteStore {
         }))
     }
 
+    /// Through the committer: the activity rows go into its next group transaction (no write
+    /// transaction of their own to contend with the appends for SQLite's one writer).
     async fn record_activity(
         &self,
         document: &str,
         generation: u64,
         activity: &[Activity],
     ) -> Result<()> {
-        let error = |source| StoreError::Activity {
+        let (done, answer) = oneshot::channel();
+        let append = Append {
             document: document.to_owned(),
-            source,
+            generation,
+            updates: Vec::new(),
+            activity: activity.to_vec(),
+            done,
         };
-        let mut txn = self.pool.begin().await.map_err(error)?;
-        for row in activity {
-            sqlx::query(activity::RECORD)
-                .bind(document)
-                .bind(generation as i64)
-                .bind(&row.author)
-                .bind(row.minute as i64)
-                .bind(row.updates as i64)
-                .bind(row.bytes as i64)
-                .execute(&mut *txn)
-                .await
-                .map_err(error)?;
+        let gone = || StoreError::Activity {
+            document: document.to_owned(),
+            source: sqlx::Error::PoolClosed,
+        };
+        self.appends.send(append).map_err(|_| gone())?;
+        match answer.await.map_err(|_| gone())? {
+            // The document was deleted: its activity goes with it.
+            Err(StoreError::Superseded { .. }) => Ok(()),
+            other => other,
         }
-        txn.commit().await.map_err(error)
     }
 
     async fn activity(
