@@ -20,6 +20,7 @@ pub mod activity;
 mod batch;
 mod memory;
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod versions;
 pub mod writer;

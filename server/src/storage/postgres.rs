@@ -100,6 +100,8 @@ impl PostgresStore {
     }
 }
 
+super::sql::shared_queries!(PostgresStore, sqlx::Postgres);
+
 #[async_trait]
 impl DocumentStore for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -355,29 +357,9 @@ impl DocumentStore for PostgresStore {
             .execute(&mut *txn)
             .await
             .map_err(error)?;
-        let id: Option<i64> = sqlx::query_scalar(versions::INSERT)
-            .bind(document)
-            .bind(generation as i64)
-            .bind(version.label.as_deref())
-            .bind(&version.author)
-            .bind(version.created_at as i64)
-            .bind(version.content.len() as i64)
-            .bind(&version.content)
-            .fetch_optional(&mut *txn)
-            .await
-            .map_err(error)?;
+        let info = Self::insert_version(&mut txn, document, generation, version).await?;
         txn.commit().await.map_err(error)?;
-        let id = id.ok_or_else(|| StoreError::Superseded {
-            document: document.to_owned(),
-            generation,
-        })?;
-        Ok(versions::info(
-            id,
-            version.label.clone(),
-            version.author.clone(),
-            version.created_at as i64,
-            version.content.len() as i64,
-        ))
+        Ok(info)
     }
 
     async fn versions(
@@ -386,52 +368,11 @@ impl DocumentStore for PostgresStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<VersionInfo>> {
-        let rows = sqlx::query(versions::LIST)
-            .bind(document)
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                versions::info(
-                    row.get("id"),
-                    row.get("label"),
-                    row.get("author"),
-                    row.get("created_ms"),
-                    row.get("size"),
-                )
-            })
-            .collect())
+        self.list_versions(document, before, limit).await
     }
 
     async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
-        let row = sqlx::query(versions::GET)
-            .bind(document)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(row.map(|row| {
-            (
-                versions::info(
-                    row.get("id"),
-                    row.get("label"),
-                    row.get("author"),
-                    row.get("created_ms"),
-                    row.get("size"),
-                ),
-                row.get("content"),
-            )
-        }))
+        self.read_version(document, id).await
     }
 
     async fn record_activity(
@@ -445,18 +386,9 @@ impl DocumentStore for PostgresStore {
             source,
         };
         let mut txn = self.pool.begin().await.map_err(error)?;
-        for row in activity {
-            sqlx::query(activity::RECORD)
-                .bind(document)
-                .bind(generation as i64)
-                .bind(&row.author)
-                .bind(row.minute as i64)
-                .bind(row.updates as i64)
-                .bind(row.bytes as i64)
-                .execute(&mut *txn)
-                .await
-                .map_err(error)?;
-        }
+        Self::record_rows(&mut txn, document, generation, activity)
+            .await
+            .map_err(error)?;
         txn.commit().await.map_err(error)
     }
 
@@ -467,41 +399,11 @@ impl DocumentStore for PostgresStore {
         to: u64,
         limit: u32,
     ) -> Result<Vec<Activity>> {
-        let rows = sqlx::query(activity::LIST)
-            .bind(document)
-            .bind(from.min(i64::MAX as u64) as i64)
-            .bind(to.min(i64::MAX as u64) as i64)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|source| StoreError::Activity {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                activity::row(
-                    row.get("author"),
-                    row.get("minute"),
-                    row.get("updates"),
-                    row.get("bytes"),
-                )
-            })
-            .collect())
+        self.read_activity(document, from, to, limit).await
     }
 
     async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
-        let deleted = sqlx::query(versions::DELETE_ONE)
-            .bind(document)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(deleted.rows_affected() > 0)
+        self.remove_version(document, id).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -223,21 +223,19 @@ async fn write_group(
         query.build().execute(&mut *txn).await?;
     }
     for append in group.iter().filter(|append| current(append)) {
-        for row in &append.activity {
-            sqlx::query(activity::RECORD)
-                .bind(append.document.as_str())
-                .bind(append.generation as i64)
-                .bind(&row.author)
-                .bind(row.minute as i64)
-                .bind(row.updates as i64)
-                .bind(row.bytes as i64)
-                .execute(&mut *txn)
-                .await?;
-        }
+        SqliteStore::record_rows(
+            &mut txn,
+            &append.document,
+            append.generation,
+            &append.activity,
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(superseded)
 }
+
+super::sql::shared_queries!(SqliteStore, sqlx::Sqlite);
 
 #[async_trait]
 impl DocumentStore for SqliteStore {
@@ -471,28 +469,15 @@ impl DocumentStore for SqliteStore {
             document: document.to_owned(),
             source,
         };
-        let id: Option<i64> = sqlx::query_scalar(versions::INSERT)
-            .bind(document)
-            .bind(generation as i64)
-            .bind(version.label.as_deref())
-            .bind(&version.author)
-            .bind(version.created_at as i64)
-            .bind(version.content.len() as i64)
-            .bind(&version.content)
-            .fetch_optional(&self.pool)
+        // IMMEDIATE: the generation read is still current when the row is written.
+        let mut txn = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(error)?;
-        let id = id.ok_or_else(|| StoreError::Superseded {
-            document: document.to_owned(),
-            generation,
-        })?;
-        Ok(versions::info(
-            id,
-            version.label.clone(),
-            version.author.clone(),
-            version.created_at as i64,
-            version.content.len() as i64,
-        ))
+        let info = Self::insert_version(&mut txn, document, generation, version).await?;
+        txn.commit().await.map_err(error)?;
+        Ok(info)
     }
 
     async fn versions(
@@ -501,52 +486,11 @@ impl DocumentStore for SqliteStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<VersionInfo>> {
-        let rows = sqlx::query(versions::LIST)
-            .bind(document)
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                versions::info(
-                    row.get("id"),
-                    row.get("label"),
-                    row.get("author"),
-                    row.get("created_ms"),
-                    row.get("size"),
-                )
-            })
-            .collect())
+        self.list_versions(document, before, limit).await
     }
 
     async fn version(&self, document: &str, id: i64) -> Result<Option<(VersionInfo, Vec<u8>)>> {
-        let row = sqlx::query(versions::GET)
-            .bind(document)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(row.map(|row| {
-            (
-                versions::info(
-                    row.get("id"),
-                    row.get("label"),
-                    row.get("author"),
-                    row.get("created_ms"),
-                    row.get("size"),
-                ),
-                row.get("content"),
-            )
-        }))
+        self.read_version(document, id).await
     }
 
     /// Through the committer: the activity rows go into its next group transaction (no write
@@ -584,41 +528,11 @@ impl DocumentStore for SqliteStore {
         to: u64,
         limit: u32,
     ) -> Result<Vec<Activity>> {
-        let rows = sqlx::query(activity::LIST)
-            .bind(document)
-            .bind(from.min(i64::MAX as u64) as i64)
-            .bind(to.min(i64::MAX as u64) as i64)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|source| StoreError::Activity {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                activity::row(
-                    row.get("author"),
-                    row.get("minute"),
-                    row.get("updates"),
-                    row.get("bytes"),
-                )
-            })
-            .collect())
+        self.read_activity(document, from, to, limit).await
     }
 
     async fn delete_version(&self, document: &str, id: i64) -> Result<bool> {
-        let deleted = sqlx::query(versions::DELETE_ONE)
-            .bind(document)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|source| StoreError::Versions {
-                document: document.to_owned(),
-                source,
-            })?;
-        Ok(deleted.rows_affected() > 0)
+        self.remove_version(document, id).await
     }
 
     async fn revoke(&self, revocation: &crate::revocation::Revocation) -> Result<()> {
