@@ -17,7 +17,7 @@
 //! use-after-free inside yrs aborts.
 #![no_main]
 
-use collab_server::protocol::admission::{Admission, Extent};
+use collab_server::protocol::admission::{Admission, Extent, Offence};
 use collab_server::protocol::bounded;
 use libfuzzer_sys::fuzz_target;
 use yrs::updates::decoder::Decode;
@@ -75,34 +75,28 @@ fn edit(doc: &Doc, program: &mut Program<'_>) -> Vec<u8> {
 /// What became of one update.
 #[derive(PartialEq)]
 enum Outcome {
-    Applied,
+    /// Applied, or held until what it needs arrives (released by a later update).
+    Admitted,
     /// Refused by the walk or the admission rules: yrs never saw it.
     Refused,
     /// Failed inside yrs (a contained panic or an error).
     Failed,
 }
 
-/// Applies `bytes` as a room does: walk, admission, yrs.
+/// Offers `bytes` as a room does: walk, admission (held or applied), yrs.
 fn apply(doc: &Doc, admission: &mut Admission, bytes: &[u8]) -> Outcome {
-    let Ok((update, spans)) = bounded::update_with_spans(bytes) else {
+    let Ok(spans) = bounded::spans(bytes) else {
         return Outcome::Refused;
     };
     let mut txn = doc.transact_mut();
-    if admission
-        .check(&txn, &spans, bytes, Extent::Everything)
-        .is_err()
-    {
-        return Outcome::Refused;
-    }
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = bounded::apply(&mut txn, update);
+    let outcome = admission.offer(&mut txn, &spans, bytes, Extent::Everything, 0);
     std::panic::set_hook(hook);
-    if outcome.is_ok() {
-        admission.admitted(&spans);
-        Outcome::Applied
-    } else {
-        Outcome::Failed
+    match outcome {
+        Ok(_) => Outcome::Admitted,
+        Err(Offence::Refused(_)) => Outcome::Refused,
+        Err(Offence::Failed { .. }) => Outcome::Failed,
     }
 }
 
@@ -206,8 +200,9 @@ fuzz_target!(|data: &[u8]| {
             mutated || outcome != Outcome::Refused,
             "an unmutated update was refused (in order)"
         );
-        all_applied &= outcome == Outcome::Applied;
+        all_applied &= outcome == Outcome::Admitted;
     }
+    all_applied &= !admission.is_holding();
     // The same updates in that order: later ones first leaves earlier dependencies missing,
     // so yrs keeps them pending and merges the rest into them.
     let shuffled = Doc::new();
@@ -218,8 +213,9 @@ fuzz_target!(|data: &[u8]| {
             mutated || outcome != Outcome::Refused,
             "an unmutated update was refused (out of order)"
         );
-        all_applied &= outcome == Outcome::Applied;
+        all_applied &= outcome == Outcome::Admitted;
     }
+    all_applied &= !admission.is_holding();
     // And merged into one update first, as a provider's batch or our own compaction does.
     let merged = Doc::new();
     if updates.iter().all(|u| bounded::check_update(u).is_ok()) {
@@ -229,7 +225,9 @@ fuzz_target!(|data: &[u8]| {
         let merged_bytes = std::panic::catch_unwind(|| yrs::merge_updates_v1(&refs));
         std::panic::set_hook(hook);
         if let Ok(Ok(bytes)) = merged_bytes {
-            all_applied &= apply(&merged, &mut Admission::default(), &bytes) == Outcome::Applied;
+            let mut admission = Admission::default();
+            all_applied &= apply(&merged, &mut admission, &bytes) == Outcome::Admitted;
+            all_applied &= !admission.is_holding();
         }
     }
     for doc in [&reference, &shuffled, &merged] {

@@ -158,3 +158,59 @@ async fn read_only_acknowledgements_tell_the_truth() {
         .await;
     server.stop().await;
 }
+
+/// An acknowledged update that waits for a dependency is kept until that arrives: across
+/// compactions (which fold the log into a snapshot of what the document holds) and restarts.
+/// Since issue 21 such an update is held by the admission rules, outside yrs, so it is not in
+/// the document's state (which yrs' pending state was): a compaction must keep its row.
+#[tokio::test]
+async fn an_acknowledged_update_waiting_for_its_dependency_survives_compaction_and_restart() {
+    let dir = temp_dir("held-across-compaction");
+    let data = path_arg(&dir);
+    let args = ["--data-dir", data.as_str(), "--compact-after", "1"];
+    let server = TestServer::start(&args).await;
+    let elsewhere = Doc::with_client_id(7);
+    let first = insert(&elsewhere, "first");
+    let second = insert(&elsewhere, " second");
+    let doc = Doc::new();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.open("held", "", &doc).await;
+    // Its dependency (client 7's "first") is not there yet: acknowledged, stored, waiting.
+    client
+        .send("held", Message::Sync(SyncMessage::Update(second)))
+        .await;
+    client
+        .expect("held", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    // Other edits, each followed by a compaction (--compact-after 1).
+    for word in ["a", "b", "c"] {
+        client.edit_acknowledged("held", &doc, word).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(client);
+    server.stop().await;
+
+    let server = TestServer::start(&args).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let doc = Doc::new();
+    client.open("held", "", &doc).await;
+    client
+        .send("held", Message::Sync(SyncMessage::Update(first)))
+        .await;
+    client
+        .expect("held", |m| {
+            matches!(m, Message::SyncStatus(true)).then_some(())
+        })
+        .await;
+    drop(client);
+    let mut reader = Client::connect(&server.ws_url()).await;
+    let text = reader.read_text("held", "").await;
+    assert!(
+        text.contains("first second") && text.contains("abc"),
+        "both writers' text: {text:?}"
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,12 +7,20 @@
 //! name one id with two different contents, and yrs does not survive that: fuzzing found a
 //! heap use-after-free (`docs/security.md`, `fuzz/regressions/update_sequence/`).
 //!
-//! Yjs' own invariant closes the class: an id names one content forever. An update is
-//! admitted only where every id it shares with what the document holds — integrated or
-//! pending — carries the same content, tick by tick (the same origins, parent and value;
-//! garbage-collected ids match anything, as either side may have collected them). Pending
-//! state is bounded: past [`MAX_PENDING_BYTES`] an update is admitted only if it brings one of
-//! the clients the pending blocks wait for.
+//! Two rules close the classes the fuzzing found:
+//!
+//! * **An id names one content forever**, as in Yjs. An update is admitted only where every id
+//!   it shares with what the document holds — integrated or pending — carries the same
+//!   content, tick by tick (the same origins, parent and value; garbage-collected ids match
+//!   anything, as either side may have collected them).
+//! * **yrs integrates only what it can integrate whole, in order.** yrs' pending updates and
+//!   its skips (blocks integrated ahead of their client's earlier clocks) are where every
+//!   use-after-free and stuck update the campaign found lives. An update whose blocks need ids
+//!   the document does not have yet (an origin, a parent, or the client's earlier clocks) is
+//!   *held* here, as bytes, and handed to yrs once everything it needs has arrived; so yrs
+//!   never keeps a pending update or a skip of its own. What is held is bounded
+//!   ([`MAX_PENDING_BYTES`], [`MAX_HELD`]); past it an update that cannot be integrated whole
+//!   is refused, while one that can is always admitted (and may release what is held).
 //!
 //! The common case costs a lookup per client: [`Admission`] remembers the highest clock handed
 //! to yrs per client, and an update that starts at or above it shares no id with anything.
@@ -34,6 +42,20 @@ pub const MAX_PENDING_BYTES: usize = 1 << 20;
 /// Clients the pending state may wait for at once.
 pub const MAX_PENDING_CLIENTS: usize = 256;
 
+/// Updates held at once (each waiting for ids the document does not have yet).
+pub const MAX_HELD: usize = 256;
+
+/// Why an offered update was not integrated.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Offence {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// yrs failed on the update with this tag (the offered one or a held one it released):
+    /// the document may hold part of it.
+    #[error("{error}")]
+    Failed { tag: u64, error: String },
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
     #[error("the update gives id {client}:{clock} a content other than the {with} one")]
@@ -47,6 +69,11 @@ pub enum Refusal {
          this update brings none of them"
     )]
     PendingFull { bytes: usize, clients: usize },
+    #[error(
+        "{held} updates ({bytes} bytes) already wait for missing ids (limits {MAX_HELD}, \
+         {MAX_PENDING_BYTES} bytes); this one cannot be integrated either"
+    )]
+    HeldFull { held: usize, bytes: usize },
     #[error("reading the document's blocks: {0}")]
     Unreadable(#[from] BoundError),
 }
@@ -56,16 +83,36 @@ impl Refusal {
     pub fn label(&self) -> &'static str {
         match self {
             Refusal::Conflict { .. } => "conflicting_ids",
-            Refusal::PendingFull { .. } => "pending_full",
+            Refusal::PendingFull { .. } | Refusal::HeldFull { .. } => "pending_full",
             Refusal::Unreadable(_) => "invalid",
         }
     }
 }
 
-/// The admission state of one document: the end of the clocks handed to yrs per client.
+/// The admission state of one document: the end of the clocks handed to yrs per client, and
+/// the updates held until what they need arrives.
 #[derive(Debug, Default, Clone)]
 pub struct Admission {
     ends: HashMap<ClientID, u32>,
+    held: std::collections::VecDeque<Held>,
+    held_bytes: usize,
+}
+
+/// An update waiting for ids the document does not have yet, with the caller's tag for it.
+#[derive(Debug, Clone)]
+struct Held {
+    tag: u64,
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+/// What became of an offered update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offered {
+    /// It is held (it needs ids the document does not have yet), not integrated.
+    pub held: bool,
+    /// The tags of held updates it released (integrated after it, in this order).
+    pub released: Vec<u64>,
 }
 
 /// How much of the document an update is compared with.
@@ -91,6 +138,7 @@ impl Admission {
         extent: Extent,
     ) -> Result<(), Refusal> {
         self.check_pending(txn, spans, bytes)?;
+        self.check_held(spans, bytes)?;
         // What yrs holds of a client ends at most where the updates handed to it ended, or
         // for the document's own client id (edits made here: the document API's) at its
         // local clock; the state vector is read only when an update reaches into that.
@@ -133,6 +181,25 @@ impl Admission {
         compare(bytes, &held, &overlapping, "integrated")
     }
 
+    /// Held updates are pending content too: the same id may not come with other content.
+    fn check_held(&self, spans: &[Span], bytes: &[u8]) -> Result<(), Refusal> {
+        for held in &self.held {
+            let overlapping: HashSet<ClientID> = spans
+                .iter()
+                .filter(|span| {
+                    held.spans.iter().any(|h| {
+                        h.client == span.client && h.start < span.end && span.start < h.end
+                    })
+                })
+                .map(|span| span.client)
+                .collect();
+            if !overlapping.is_empty() {
+                compare(bytes, &held.bytes, &overlapping, "pending")?;
+            }
+        }
+        Ok(())
+    }
+
     fn check_pending(
         &self,
         txn: &TransactionMut<'_>,
@@ -171,6 +238,105 @@ impl Admission {
         compare(bytes, &held, &overlapping, "pending")
     }
 
+    /// Offers an update (walked into `spans`) to the document in `txn`: refused if it breaks
+    /// the rules, held if it needs ids the document lacks (or if others are held and it is
+    /// not ready either), else applied through [`bounded::apply`], after which whatever it made
+    /// ready among the held updates is applied too. `tag` names it in [`Offered::released`]
+    /// and [`Offence::Failed`] (a room passes 0; a fold, the row's index).
+    pub fn offer(
+        &mut self,
+        txn: &mut TransactionMut<'_>,
+        spans: &[Span],
+        bytes: &[u8],
+        extent: Extent,
+        tag: u64,
+    ) -> Result<Offered, Offence> {
+        self.check(txn, spans, bytes, extent)?;
+        if !ready(txn, bytes)? {
+            if self.held.len() >= MAX_HELD || self.held_bytes + bytes.len() > MAX_PENDING_BYTES {
+                return Err(Refusal::HeldFull {
+                    held: self.held.len(),
+                    bytes: self.held_bytes,
+                }
+                .into());
+            }
+            self.held_bytes += bytes.len();
+            self.held.push_back(Held {
+                tag,
+                bytes: bytes.to_vec(),
+                spans: spans.to_vec(),
+            });
+            return Ok(Offered {
+                held: true,
+                released: Vec::new(),
+            });
+        }
+        self.integrate(txn, spans, bytes, tag)?;
+        let mut released = Vec::new();
+        // Each integration may make another held update ready; until none is.
+        loop {
+            let mut progress = false;
+            let mut index = 0;
+            while index < self.held.len() {
+                let candidate = &self.held[index];
+                let verdict = match self.check(txn, &candidate.spans, &candidate.bytes, extent) {
+                    Err(refusal) => Err(refusal),
+                    Ok(()) => Ok(ready(txn, &candidate.bytes)?),
+                };
+                match verdict {
+                    Ok(false) => index += 1,
+                    Ok(true) => {
+                        let Some(held) = self.held.remove(index) else {
+                            break;
+                        };
+                        self.held_bytes -= held.bytes.len();
+                        self.integrate(txn, &held.spans, &held.bytes, held.tag)?;
+                        released.push(held.tag);
+                        progress = true;
+                    }
+                    Err(refusal) => {
+                        // What arrived meanwhile gives its ids other content: never integrable.
+                        tracing::warn!(%refusal, "a held update is dropped");
+                        if let Some(held) = self.held.remove(index) {
+                            self.held_bytes -= held.bytes.len();
+                        }
+                    }
+                }
+            }
+            if !progress {
+                return Ok(Offered {
+                    held: false,
+                    released,
+                });
+            }
+        }
+    }
+
+    fn integrate(
+        &mut self,
+        txn: &mut TransactionMut<'_>,
+        spans: &[Span],
+        bytes: &[u8],
+        tag: u64,
+    ) -> Result<(), Offence> {
+        let failed = |error: String| Offence::Failed { tag, error };
+        use yrs::updates::decoder::Decode;
+        let update = yrs::Update::decode_v1(bytes).map_err(|e| failed(e.to_string()))?;
+        bounded::apply(txn, update).map_err(failed)?;
+        self.admitted(spans);
+        Ok(())
+    }
+
+    /// Whether updates are held, waiting for ids the document does not have yet.
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The tags of the updates held.
+    pub fn held_tags(&self) -> Vec<u64> {
+        self.held.iter().map(|held| held.tag).collect()
+    }
+
     /// Records an update yrs applied: its clocks are now integrated or pending.
     pub fn admitted(&mut self, spans: &[Span]) {
         for span in spans {
@@ -178,6 +344,72 @@ impl Admission {
             *end = (*end).max(span.end);
         }
     }
+}
+
+/// Whether yrs can integrate every block of the update whole and in order: each block starts
+/// where its client's clocks are known to end (in the document, or in the blocks of this update
+/// found integrable before it), and every id it refers to (origin, right origin, parent) is
+/// known likewise. Found by repeating passes over the clients until none progresses, as yrs'
+/// own integration moves between clients to resolve references inside one update. A
+/// skip block (a gap the update itself declares) makes the rest of its client's blocks wait.
+fn ready(txn: &TransactionMut<'_>, bytes: &[u8]) -> Result<bool, Refusal> {
+    let mut blocks: Vec<Block<'_>> = Vec::new();
+    bounded::walk(bytes, |block| blocks.push(block))?;
+    if blocks.is_empty() {
+        return Ok(true);
+    }
+    let sv = txn.state_vector();
+    let mut known: HashMap<ClientID, u32> = HashMap::new();
+    let known_end = |known: &HashMap<ClientID, u32>, client: &ClientID| {
+        known.get(client).copied().unwrap_or_else(|| sv.get(client))
+    };
+    // Per client, the index of its next block (blocks are grouped per client, in clock order).
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (index, block) in blocks.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, end)) if blocks[*start].client == block.client => *end = index + 1,
+            _ => runs.push((index, index + 1)),
+        }
+    }
+    let mut next: Vec<usize> = runs.iter().map(|(start, _)| *start).collect();
+    loop {
+        let mut progress = false;
+        for (run, (_, end)) in runs.iter().enumerate() {
+            while next[run] < *end {
+                let block = &blocks[next[run]];
+                let has = |id: &yrs::ID| id.clock < known_end(&known, &id.client);
+                let integrable = match block.shape {
+                    Shape::Skip => false,
+                    Shape::Gone => block.clock <= known_end(&known, &block.client),
+                    Shape::Item {
+                        origin,
+                        right,
+                        parent,
+                        ..
+                    } => {
+                        block.clock <= known_end(&known, &block.client)
+                            && origin.as_ref().is_none_or(has)
+                            && right.as_ref().is_none_or(has)
+                            && bounded::parent_id(parent)?.as_ref().is_none_or(has)
+                    }
+                };
+                if !integrable {
+                    break;
+                }
+                let end_clock = block.clock + block.len;
+                let entry = known
+                    .entry(block.client)
+                    .or_insert_with(|| sv.get(&block.client));
+                *entry = (*entry).max(end_clock);
+                next[run] += 1;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    Ok(runs.iter().zip(&next).all(|((_, end), next)| next == end))
 }
 
 /// The blocks `bytes` holds for `clients`, per client in clock order.
@@ -318,15 +550,15 @@ mod tests {
             .collect()
     }
 
-    /// Applies `bytes` as a room does: walk, admission, yrs.
+    /// Offers `bytes` as a room does: walk, admission (held or applied), yrs.
     fn offer(doc: &Doc, admission: &mut Admission, bytes: &[u8]) -> Result<(), Refusal> {
         let spans = bounded::spans(bytes)?;
         let mut txn = doc.transact_mut();
-        admission.check(&txn, &spans, bytes, Extent::Everything)?;
-        let update = Update::decode_v1(bytes).expect("walked");
-        bounded::apply(&mut txn, update).expect("applies");
-        admission.admitted(&spans);
-        Ok(())
+        match admission.offer(&mut txn, &spans, bytes, Extent::Everything, 0) {
+            Ok(_) => Ok(()),
+            Err(Offence::Refused(refusal)) => Err(refusal),
+            Err(failed) => panic!("{failed}"),
+        }
     }
 
     fn update_of(doc: &Doc, edit: impl FnOnce(&Doc)) -> Vec<u8> {
@@ -346,20 +578,63 @@ mod tests {
         let doc = Doc::new();
         let mut admission = Admission::default();
         offer(&doc, &mut admission, &k1).expect("clock 1 alone is admitted");
+        assert!(
+            admission.is_holding(),
+            "held, not integrated ahead of clock 0"
+        );
         let refusal = offer(&doc, &mut admission, &hx).unwrap_err();
         assert_eq!(
             refusal,
             Refusal::Conflict {
                 client: 1,
                 clock: 1,
-                with: "integrated"
+                with: "pending"
             }
         );
-        // Clock 0 on its own fills the skip: no id shared with different content.
+        // Clock 0 on its own: no id shared with different content; clock 1 follows it.
         offer(&doc, &mut admission, &k2).expect("the gap is filled");
+        assert!(!admission.is_holding());
+        assert!(doc.transact().store().pending_update().is_none());
         let map = doc.get_or_insert_map("m");
         let txn = doc.transact();
         assert!(map.get(&txn, "k1").is_some() && map.get(&txn, "k2").is_some());
+    }
+
+    /// `fuzz/regressions/update_sequence/use-after-free-skip-behind-pending` (the campaign,
+    /// 2026-12-07): client 1's map entry at clock 3 is integrated ahead of clocks 0–2 behind a
+    /// skip, a later item waits pending for an id inside the skip, and when clock 0 arrives
+    /// yrs integrates the pending item behind a second skip and reads freed memory
+    /// (`integrate_item`, block.rs:1009). No id is given two contents here: the class is yrs'
+    /// out-of-order integration itself. Now nothing is handed to yrs that it cannot integrate
+    /// whole and in order: yrs never keeps a pending update or a skip of its own.
+    #[test]
+    fn yrs_never_integrates_ahead_of_a_clients_clocks_nor_keeps_pending_state() {
+        let updates = [
+            "010101002801016d026b30017d0000",
+            "010101032801016d026b30017d0000",
+            "0101010104010174036a706100",
+            "010101042801016d026b31017d3d00",
+            "0101010544010103666b6100",
+            "01010108a80100017daa020101010001",
+        ];
+        let doc = Doc::new();
+        let mut admission = Admission::default();
+        for i in [1, 2, 3, 4, 5, 0] {
+            let _ = offer(&doc, &mut admission, &unhex(updates[i]));
+            let txn = doc.transact();
+            assert!(txn.store().pending_update().is_none(), "after update {i}");
+            let state = txn.encode_state_as_update_v1(&StateVector::default());
+            let mut skips = 0;
+            bounded::walk(&state, |block| {
+                skips += usize::from(block.shape == Shape::Skip)
+            })
+            .expect("walks");
+            assert_eq!(skips, 0, "no skip in the document after update {i}");
+        }
+        // "jpa" (clocks 1–3) gave clock 3 another content than the held map entry: refused.
+        // So clocks 1–2 never arrive, and what comes after them stays held, outside yrs.
+        assert_eq!(doc.transact().state_vector().get(&ClientID::new(1)), 1);
+        assert_eq!(admission.held.len(), 4);
     }
 
     #[test]
@@ -423,8 +698,8 @@ mod tests {
         };
         let doc = Doc::new();
         let mut admission = Admission::default();
-        offer(&doc, &mut admission, &honest).expect("pending");
-        assert!(doc.transact().store().pending_update().is_some());
+        offer(&doc, &mut admission, &honest).expect("held");
+        assert!(admission.is_holding());
         offer(&doc, &mut admission, &honest).expect("the same pending content again");
         assert_eq!(
             offer(&doc, &mut admission, &forged).unwrap_err(),
@@ -468,10 +743,16 @@ mod tests {
                 break;
             }
         }
-        let (round, refusal) = refused.expect("pending state stops growing");
-        assert!(matches!(refusal, Refusal::PendingFull { .. }), "{refusal}");
-        assert!((16..=17).contains(&round), "refused at round {round}");
+        let (round, refusal) = refused.expect("held updates stop growing");
+        assert!(matches!(refusal, Refusal::HeldFull { .. }), "{refusal}");
+        assert!((15..=16).contains(&round), "refused at round {round}");
         offer(&doc, &mut admission, &first).expect("the missing client is admitted");
-        assert!(doc.transact().store().pending_update().is_none());
+        assert!(!admission.is_holding(), "and releases what was held");
+        assert_eq!(
+            doc.get_or_insert_text("t")
+                .get_string(&doc.transact())
+                .len(),
+            1 + round * 64 * 1024
+        );
     }
 }

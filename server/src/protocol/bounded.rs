@@ -465,6 +465,20 @@ pub fn any_values(content: &[u8]) -> Result<Vec<&[u8]>> {
     Ok(slices)
 }
 
+/// The parent an item names by id (a nested type), from its encoded parent (as a
+/// [`Shape::Item`] holds it); `None` for a named root or an item without an encoded parent.
+pub fn parent_id(parent: &[u8]) -> Result<Option<ID>> {
+    if parent.is_empty() {
+        return Ok(None);
+    }
+    let mut c = Cursor::new(parent);
+    let named: u32 = c.read_var()?;
+    if named == 1 {
+        return Ok(None);
+    }
+    Ok(Some(id(&mut c)?))
+}
+
 /// The text of a string content (as a [`Shape::Item`] holds it).
 pub fn string(content: &[u8]) -> Result<&str> {
     let mut c = Cursor::new(content);

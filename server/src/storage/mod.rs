@@ -38,7 +38,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use crate::config::StorageConfig;
 use crate::metrics::Metrics;
-use crate::protocol::admission::{Admission, Extent};
+use crate::protocol::admission::{Admission, Extent, Offence};
 use crate::revocation::{Mode, Revocation};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -296,6 +296,9 @@ pub struct Folded {
     /// Indices into the log given to [`integrate_all`] of the updates set aside: they are not
     /// in `doc`, stay in the store, and are logged (and counted by the caller).
     pub quarantined: Vec<usize>,
+    /// Indices of the updates still held (they need ids the log has not brought): not in
+    /// `doc` either, held by `admission`, and kept in the store by a compaction.
+    pub held: Vec<usize>,
 }
 
 /// The one "snapshot + log" fold, used by loading, by reloading and by compaction.
@@ -335,23 +338,26 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
             // transaction touched when it commits, and one transaction over a long log of
             // small edits made that squash quadratic (120,000 one-character edits took
             // minutes and gigabytes to fold).
-            // Rows written before the admission rules existed are held to them too (see
-            // `protocol::admission`): a conflicting row is quarantined, never handed to yrs.
-            let (reason, restart) = match crate::protocol::bounded::update_with_spans(bytes) {
-                Ok((update, spans)) => {
+            // Through the admission rules, as a room applies them (`protocol::admission`):
+            // a row that gives ids other content is quarantined, never handed to yrs; one that
+            // needs ids the log has not brought yet is held until it has (and stays in the log
+            // if it never does).
+            let (reason, restart, index) = match crate::protocol::bounded::spans(bytes) {
+                Ok(spans) => {
                     let mut txn = doc.transact_mut();
-                    match admission.check(&txn, &spans, bytes, Extent::AboveStateVector) {
-                        Err(refusal) => (refusal.to_string(), false),
-                        Ok(()) => match crate::protocol::bounded::apply(&mut txn, update) {
-                            Ok(()) => {
-                                admission.admitted(&spans);
-                                continue;
-                            }
-                            Err(error) => (error, true),
-                        },
+                    match admission.offer(
+                        &mut txn,
+                        &spans,
+                        bytes,
+                        Extent::AboveStateVector,
+                        index as u64,
+                    ) {
+                        Ok(_) => continue,
+                        Err(Offence::Refused(refusal)) => (refusal.to_string(), false, index),
+                        Err(Offence::Failed { tag, error }) => (error, true, tag as usize),
                     }
                 }
-                Err(error) => (error.to_string(), false),
+                Err(error) => (error.to_string(), false, index),
             };
             tracing::error!(
                 document,
@@ -369,24 +375,35 @@ pub fn integrate_all(document: &str, snapshot: Option<&[u8]>, log: &[&[u8]]) -> 
                 continue 'fold;
             }
         }
+        let held = admission
+            .held_tags()
+            .into_iter()
+            .map(|tag| tag as usize)
+            .collect();
         return Ok(Folded {
             doc,
             admission,
             quarantined,
+            held,
         });
     }
 }
 
 /// Merges a snapshot and log rows into one v1 update of the whole state (garbage collected),
-/// with the indices of the log rows quarantined (to keep, not delete).
+/// with the indices of the log rows it does not hold (quarantined or held: to keep, not
+/// delete).
 pub fn fold(
     document: &str,
     snapshot: Option<&[u8]>,
     log: &[&[u8]],
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let Folded {
-        doc, quarantined, ..
+        doc,
+        mut quarantined,
+        held,
+        ..
     } = integrate_all(document, snapshot, log)?;
+    quarantined.extend(held);
     let state = doc
         .transact()
         .encode_state_as_update_v1(&StateVector::default());

@@ -36,7 +36,7 @@ use yrs::block::ClientID;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact};
 
 use super::{
     Command, Edit, Framing, Identity, JoinError, Registry, Request, RequestError, Subscriber,
@@ -44,7 +44,7 @@ use super::{
 };
 use crate::cluster::{self, Cluster};
 use crate::metrics::Direction;
-use crate::protocol::admission::{Admission, Extent};
+use crate::protocol::admission::{Admission, Extent, Offence};
 use crate::protocol::bounded::Span;
 use crate::protocol::{self, Message, Scope};
 use crate::storage::writer::{Queued, Written};

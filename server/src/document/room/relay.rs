@@ -90,14 +90,14 @@ impl Room {
     /// Applies a peer's update: shown to local clients and stored, never published again and
     /// never acknowledged to anyone (its origin acknowledges it).
     pub(super) fn apply_remote_update(&mut self, bytes: Vec<u8>) {
-        let (update, spans) = match protocol::bounded::update_with_spans(&bytes) {
-            Ok(decoded) => decoded,
+        let spans = match protocol::bounded::spans(&bytes) {
+            Ok(spans) => spans,
             Err(error) => {
                 tracing::warn!(%error, "ignored a malformed update from a peer");
                 return;
             }
         };
-        let (changed, missing) = match self.integrate(update, &spans, &bytes) {
+        let (changed, missing) = match self.integrate(&spans, &bytes) {
             Ok(outcome) => outcome,
             Err((reason, error)) => {
                 tracing::warn!(%error, "ignored an update from a peer that does not apply");

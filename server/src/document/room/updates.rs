@@ -7,8 +7,8 @@ use super::*;
 impl Room {
     pub(super) fn apply_update(&mut self, origin: Origin, bytes: Vec<u8>) {
         let started = Instant::now();
-        let (update, spans) = match protocol::bounded::update_with_spans(&bytes) {
-            Ok(decoded) => decoded,
+        let spans = match protocol::bounded::spans(&bytes) {
+            Ok(spans) => spans,
             Err(error) => {
                 origin.refuse(self, RequestError::Malformed(error.to_string()));
                 return;
@@ -24,7 +24,7 @@ impl Room {
             origin.refuse(self, RequestError::TooLarge(limit));
             return;
         }
-        let (changed, missing) = match self.integrate(update, &spans, &bytes) {
+        let (changed, missing) = match self.integrate(&spans, &bytes) {
             Ok(outcome) => outcome,
             Err((reason, error)) => {
                 self.registry
@@ -78,30 +78,33 @@ impl Room {
     /// the update, not of the document: an update that leaves the pending set as it was (a
     /// repeat, or a Step2 of what is known) changed nothing and misses nothing.
     ///
-    /// An update the admission rules refuse (`protocol::admission`: ids it shares with the
-    /// document hold other content, or too much waits pending) never reaches yrs. yrs may fail
-    /// halfway through an update with some of its blocks already integrated: the room is then
-    /// tainted and rebuilt from storage before it serves anything else. Errors come with the
-    /// `reason` label of `collab_server_updates_refused_total`.
+    /// The admission rules decide first (`protocol::admission`): an update that gives ids the
+    /// document holds other content is refused before yrs sees it; one that needs ids the
+    /// document lacks is held (stored and relayed like any change, integrated once what it
+    /// needs arrives). yrs may fail halfway through an update with some of its blocks already
+    /// integrated: the room is then tainted and rebuilt from storage before it serves anything
+    /// else. Errors come with the `reason` label of `collab_server_updates_refused_total`.
     pub(super) fn integrate(
         &mut self,
-        update: Update,
         spans: &[Span],
         bytes: &[u8],
     ) -> Result<(bool, bool), (&'static str, String)> {
         let mut txn = self.awareness.doc().transact_mut();
-        if let Err(refusal) = self.admission.check(&txn, spans, bytes, Extent::Everything) {
-            return Err((refusal.label(), refusal.to_string()));
-        }
         let pending_before = pending_fingerprint(&txn);
-        if let Err(error) = protocol::bounded::apply(&mut txn, update) {
-            drop(txn);
-            self.tainted = true;
-            return Err(("invalid", error));
-        }
-        self.admission.admitted(spans);
+        let offered = match self
+            .admission
+            .offer(&mut txn, spans, bytes, Extent::Everything, 0)
+        {
+            Ok(offered) => offered,
+            Err(Offence::Refused(refusal)) => return Err((refusal.label(), refusal.to_string())),
+            Err(Offence::Failed { error, .. }) => {
+                drop(txn);
+                self.tainted = true;
+                return Err(("invalid", error));
+            }
+        };
         let pending_after = pending_fingerprint(&txn);
-        let missing = pending_after.is_some() && pending_after != pending_before;
+        let missing = offered.held || (pending_after.is_some() && pending_after != pending_before);
         let changed =
             txn.before_state() != txn.after_state() || !txn.delete_set().is_empty() || missing;
         Ok((changed, missing))
