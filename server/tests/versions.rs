@@ -566,3 +566,52 @@ async fn activity_names_who_changed_the_document() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A document's versions count against its limit (COLLAB_SERVER_MAX_DOCUMENT_BYTES) like its
+/// content: past it a new version is 413 until versions are deleted.
+#[tokio::test]
+async fn versions_count_against_the_document_limit() {
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--api-secret",
+        SECRET,
+        "--max-document-bytes",
+        "4096",
+    ])
+    .await;
+    let name = "versions-limit";
+    let response = http()
+        .put(server.http(&format!("/api/documents/{name}?format=json")))
+        .bearer_auth(SECRET)
+        .json(&json!({"t": "x".repeat(1500)}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+    let path = format!("/api/documents/{name}/versions");
+    let (status, first) = post(&server, &path, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, _) = post(&server, &path, None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, refused) = post(&server, &path, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .expect("error")
+            .contains("retention")
+    );
+    assert_eq!(version_ids(&server, name).await.len(), 2);
+    assert_eq!(
+        delete(&server, &format!("{path}/{}", first["id"])).await,
+        StatusCode::OK
+    );
+    let (status, _) = post(&server, &path, None).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "room again once one is deleted"
+    );
+    server.stop().await;
+}

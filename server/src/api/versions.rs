@@ -83,6 +83,23 @@ pub async fn make_version(
     if limit > 0 && state.len() > limit {
         return Err(RequestError::TooLarge(limit).into());
     }
+    // A document's versions together count against its limit, as its content does.
+    if let Err(taken) = api
+        .registry
+        .version_fits(name, state.len())
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "document {name}'s versions take {taken} bytes; with this one ({} bytes) they \
+                 would exceed COLLAB_SERVER_MAX_DOCUMENT_BYTES ({limit}): delete versions or \
+                 set a retention (COLLAB_SERVER_VERSIONS_KEEP, _MAX_AGE, _MAX_BYTES)",
+                state.len()
+            ),
+        ));
+    }
     let version = NewVersion {
         label,
         author,

@@ -41,6 +41,41 @@ impl Registry {
         self.settings.max_document_bytes
     }
 
+    /// Whether a version of `size` bytes fits the document's limit: its versions together
+    /// count against `COLLAB_SERVER_MAX_DOCUMENT_BYTES` like the document itself (`Ok(())`), or
+    /// the bytes its versions already take (`Err`).
+    pub async fn version_fits(
+        &self,
+        name: &str,
+        size: usize,
+    ) -> crate::storage::Result<Result<(), u64>> {
+        let limit = self.settings.max_document_bytes as u64;
+        if limit == 0 {
+            return Ok(Ok(()));
+        }
+        let taken: u64 = self.all_versions(name).await?.iter().map(|v| v.size).sum();
+        Ok(if taken.saturating_add(size as u64) > limit {
+            Err(taken)
+        } else {
+            Ok(())
+        })
+    }
+
+    /// Every version of `name`, newest first.
+    async fn all_versions(&self, name: &str) -> crate::storage::Result<Vec<VersionInfo>> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.store.versions(name, before, PRUNE_PAGE).await?;
+            let done = page.len() < PRUNE_PAGE as usize;
+            before = page.last().map(|v| v.id);
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
     /// A version was stored: the `version.created` webhook, and pruning (in the background).
     pub async fn versions_made(self: &Arc<Self>, name: &str, info: &VersionInfo) {
         if let Some(webhooks) = self.webhooks() {
@@ -68,17 +103,7 @@ impl Registry {
 
     /// Removes the versions of `name` that `retention` does not keep.
     async fn prune(&self, name: &str, retention: Retention) -> crate::storage::Result<usize> {
-        let mut all = Vec::new();
-        let mut before = None;
-        loop {
-            let page = self.store.versions(name, before, PRUNE_PAGE).await?;
-            let done = page.len() < PRUNE_PAGE as usize;
-            before = page.last().map(|v| v.id);
-            all.extend(page);
-            if done {
-                break;
-            }
-        }
+        let all = self.all_versions(name).await?;
         let expired = retention.expired(&all, now_ms());
         for id in &expired {
             self.store.delete_version(name, *id).await?;
@@ -109,6 +134,21 @@ impl Registry {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => tracing::debug!(%error, "could not claim the version interval"),
+        }
+        match self.version_fits(name, state.len()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(taken)) => {
+                tracing::warn!(
+                    document = name,
+                    taken,
+                    "automatic version not made: the document's versions fill its limit (set a retention)"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(document = name, %error, "automatic version not made");
+                return;
+            }
         }
         let version = NewVersion {
             label: None,
