@@ -325,6 +325,11 @@ pub struct Config {
           value_parser = parse_duration)]
     pub versions_interval: Period,
 
+    /// Also an automatic version whenever a compaction folds a document's log.
+    #[arg(long, env = "COLLAB_SERVER_VERSIONS_ON_COMPACTION", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub versions_on_compaction: bool,
+
     /// Versions kept per document (the newest); 0 = no limit of this kind.
     #[arg(long, env = "COLLAB_SERVER_VERSIONS_KEEP", default_value_t = 0)]
     pub versions_keep: u32,
@@ -703,6 +708,7 @@ impl Config {
     pub fn version_policy(&self) -> crate::document::VersionPolicy {
         crate::document::VersionPolicy {
             interval: self.versions_interval.0,
+            on_compaction: self.versions_on_compaction,
             retention: crate::storage::versions::Retention {
                 keep_last: (self.versions_keep > 0).then_some(self.versions_keep),
                 max_age_ms: self.versions_max_age.0.map(|age| age.as_millis() as u64),

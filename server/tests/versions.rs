@@ -615,3 +615,45 @@ async fn versions_count_against_the_document_limit() {
     );
     server.stop().await;
 }
+
+/// With COLLAB_SERVER_VERSIONS_ON_COMPACTION, a compaction of the document's log makes an
+/// automatic version of it.
+#[tokio::test]
+async fn a_compaction_makes_a_version_when_asked_to() {
+    let server = TestServer::start(&[
+        "--database-url",
+        "memory://",
+        "--api-secret",
+        SECRET,
+        "--compact-after",
+        "2",
+        "--versions-on-compaction",
+        "true",
+    ])
+    .await;
+    let name = "versions-compaction";
+    let doc = Doc::new();
+    let mut editor = Client::connect(&server.ws_url()).await;
+    editor.open(name, "", &doc).await;
+    assert!(version_ids(&server, name).await.is_empty());
+    let mut ids = Vec::new();
+    for word in ["a", "b", "c", "d", "e", "f"] {
+        editor.edit_acknowledged(name, &doc, word).await;
+        ids = version_ids(&server, name).await;
+        if !ids.is_empty() {
+            break;
+        }
+    }
+    for _ in 0..100 {
+        if !ids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        editor.edit_acknowledged(name, &doc, "+").await;
+        ids = version_ids(&server, name).await;
+    }
+    assert!(!ids.is_empty(), "a version at compaction");
+    let (_, list) = get(&server, &format!("/api/documents/{name}/versions")).await;
+    assert_eq!(list["versions"][0]["author"], "auto");
+    server.stop().await;
+}

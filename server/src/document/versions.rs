@@ -13,6 +13,15 @@ use crate::webhook::Documents;
 /// Who automatic versions are made by.
 pub const AUTO_AUTHOR: &str = "auto";
 
+/// Why an automatic version is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoVersion {
+    /// The interval after a change passed.
+    Interval,
+    /// The document's log was folded into its snapshot.
+    Compaction,
+}
+
 /// The versions policy (`COLLAB_SERVER_VERSIONS_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VersionPolicy {
@@ -21,7 +30,13 @@ pub struct VersionPolicy {
     pub interval: Option<Duration>,
     /// What to keep of a document's versions after each new one.
     pub retention: Retention,
+    /// A version whenever a compaction folds the document's log.
+    pub on_compaction: bool,
 }
+
+/// With replicas, at most one version per document per this long at compaction (each
+/// replica's writer compacts the documents it stores).
+const COMPACTION_WINDOW: Duration = Duration::from_secs(2);
 
 /// Page size while pruning.
 const PRUNE_PAGE: u32 = 1000;
@@ -121,16 +136,24 @@ impl Registry {
         name: &str,
         state: Vec<u8>,
         generation: u64,
+        why: AutoVersion,
     ) {
-        let Some(interval) = self.version_policy().interval else {
-            return;
+        let policy = self.version_policy();
+        let window = match (why, policy.interval) {
+            // A little under the interval: the next one's claim must not find this one's.
+            (AutoVersion::Interval, Some(interval)) => {
+                interval.mul_f64(0.9).max(Duration::from_millis(100))
+            }
+            (AutoVersion::Compaction, _) if policy.on_compaction => COMPACTION_WINDOW,
+            _ => return,
         };
         if state.as_slice() == [0, 0] {
             return;
         }
-        // A little under the interval: the next one's claim must not find this one's.
-        let window = interval.mul_f64(0.9).max(Duration::from_millis(100));
-        match self.claim(&format!("versions:auto:{name}"), window).await {
+        match self
+            .claim(&format!("versions:auto:{why:?}:{name}"), window)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => tracing::debug!(%error, "could not claim the version interval"),

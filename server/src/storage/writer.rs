@@ -28,6 +28,8 @@ pub enum Written {
     Durable(u64),
     /// The generation was deleted: the updates from this one on are not stored, and never will.
     Superseded,
+    /// A compaction folded the log into the snapshot.
+    Compacted,
 }
 
 /// Most updates written in one group commit, and most bytes (a batch takes at least one update,
@@ -134,10 +136,12 @@ pub async fn run(
         // Compaction runs beside the appends (it deletes exactly the rows it folded), so a
         // document's acknowledgements never wait for it; at most one runs per document, and
         // they are spaced out, since each one folds the whole document.
-        if let Some(task) = compaction.take_if(|task| task.is_finished())
-            && !compaction_succeeded(task.await)
-        {
-            rows_since_compaction += compact_after;
+        if let Some(task) = compaction.take_if(|task| task.is_finished()) {
+            if compaction_succeeded(task.await) {
+                let _ = durable.send(Written::Compacted);
+            } else {
+                rows_since_compaction += compact_after;
+            }
         }
         if compaction.is_none()
             && rows_since_compaction >= compact_after

@@ -26,6 +26,7 @@ impl Room {
             while self.durable < self.enqueued {
                 match self.written.recv().await {
                     Some(Written::Durable(through)) => self.acknowledge(through),
+                    Some(Written::Compacted) => {}
                     // Deleted elsewhere meanwhile: what is in flight went with it.
                     Some(Written::Superseded) | None => return false,
                 }

@@ -43,6 +43,7 @@ use super::{
     SubscriberId,
 };
 use crate::cluster::{self, Cluster};
+use crate::document::versions::AutoVersion;
 use crate::metrics::Direction;
 use crate::protocol::admission::{Admission, Extent, Offence};
 use crate::protocol::bounded::Span;
@@ -290,13 +291,20 @@ pub(super) async fn run(
             },
             Some(written) = room.written.recv() => match written {
                 Written::Durable(through) => room.acknowledge(through),
+                Written::Compacted => {
+                    if registry.version_policy().on_compaction {
+                        room.auto_version(AutoVersion::Compaction);
+                    }
+                }
                 Written::Superseded => {
                     let reason = format!("{DELETED_REASON_PREFIX} on another replica");
                     broken |= !room.follow(Followup::StartOver { reason }).await;
                 }
             },
             _ = sweep.tick() => room.sweep_awareness(),
-            _ = sleep_until(room.version_due), if room.version_due.is_some() => room.auto_version(),
+            _ = sleep_until(room.version_due), if room.version_due.is_some() => {
+                room.auto_version(AutoVersion::Interval);
+            }
             _ = resync.tick(), if relayed => room.resync(),
             _ = shutdown.cancelled(), if can_retire => {
                 if registry.retire(&name, room_id, || commands.is_empty()) { break; }

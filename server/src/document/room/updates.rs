@@ -235,10 +235,12 @@ impl Room {
         }
     }
 
-    /// Takes an automatic version: the state now, stored (by one replica per interval) once
-    /// it is durable.
-    pub(super) fn auto_version(&mut self) {
-        self.version_due = None;
+    /// Takes an automatic version: the state now, stored (by one replica per interval, or per
+    /// compaction) once it is durable.
+    pub(super) fn auto_version(&mut self, why: crate::document::versions::AutoVersion) {
+        if why == crate::document::versions::AutoVersion::Interval {
+            self.version_due = None;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let state = self.full_state();
         self.acknowledge_when_durable(Ack::State((reply, state, self.generation)), Instant::now());
@@ -246,7 +248,7 @@ impl Room {
         let name = self.name.clone();
         tokio::spawn(async move {
             if let Ok(Ok((state, generation))) = answer.await {
-                registry.auto_version(&name, state, generation).await;
+                registry.auto_version(&name, state, generation, why).await;
             }
         });
     }
