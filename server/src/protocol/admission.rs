@@ -252,7 +252,7 @@ impl Admission {
         tag: u64,
     ) -> Result<Offered, Offence> {
         self.check(txn, spans, bytes, extent)?;
-        if !ready(txn, bytes)? {
+        if !ready(self, txn, bytes)? {
             if self.held.len() >= MAX_HELD || self.held_bytes + bytes.len() > MAX_PENDING_BYTES {
                 return Err(Refusal::HeldFull {
                     held: self.held.len(),
@@ -281,7 +281,7 @@ impl Admission {
                 let candidate = &self.held[index];
                 let verdict = match self.check(txn, &candidate.spans, &candidate.bytes, extent) {
                     Err(refusal) => Err(refusal),
-                    Ok(()) => Ok(ready(txn, &candidate.bytes)?),
+                    Ok(()) => Ok(ready(self, txn, &candidate.bytes)?),
                 };
                 match verdict {
                     Ok(false) => index += 1,
@@ -351,17 +351,40 @@ impl Admission {
 /// found integrable before it), and every id it refers to (origin, right origin, parent) is
 /// known likewise. Found by repeating passes over the clients until none progresses, as yrs'
 /// own integration moves between clients to resolve references inside one update. A
-/// skip block (a gap the update itself declares) makes the rest of its client's blocks wait.
-fn ready(txn: &TransactionMut<'_>, bytes: &[u8]) -> Result<bool, Refusal> {
+/// skip block (a gap the update itself declares, as `Y.mergeUpdates` writes) makes the rest of
+/// its client's blocks wait until the document has those clocks.
+///
+/// Where a client's clocks end in the document: yrs integrates everything it is given whole and
+/// in order, so that is where the updates handed to it ended (`Admission::ends`), or for the
+/// document's own client id its local clock; read from the state vector instead while yrs holds
+/// a pending update of its own (a snapshot stored before these rules may bring one).
+fn ready(admission: &Admission, txn: &TransactionMut<'_>, bytes: &[u8]) -> Result<bool, Refusal> {
     let mut blocks: Vec<Block<'_>> = Vec::new();
     bounded::walk(bytes, |block| blocks.push(block))?;
     if blocks.is_empty() {
         return Ok(true);
     }
-    let sv = txn.state_vector();
+    let sv = txn
+        .store()
+        .pending_update()
+        .is_some()
+        .then(|| txn.state_vector());
+    let own = txn.doc().client_id();
+    let local = txn.store().get_local_state();
+    let in_document = |client: &ClientID| {
+        let handed = admission.ends.get(client).copied().unwrap_or(0);
+        match &sv {
+            Some(sv) => sv.get(client),
+            None if *client == own => local.max(handed),
+            None => handed,
+        }
+    };
     let mut known: HashMap<ClientID, u32> = HashMap::new();
     let known_end = |known: &HashMap<ClientID, u32>, client: &ClientID| {
-        known.get(client).copied().unwrap_or_else(|| sv.get(client))
+        known
+            .get(client)
+            .copied()
+            .unwrap_or_else(|| in_document(client))
     };
     // Per client, the index of its next block (blocks are grouped per client, in clock order).
     let mut runs: Vec<(usize, usize)> = Vec::new();
@@ -379,7 +402,8 @@ fn ready(txn: &TransactionMut<'_>, bytes: &[u8]) -> Result<bool, Refusal> {
                 let block = &blocks[next[run]];
                 let has = |id: &yrs::ID| id.clock < known_end(&known, &id.client);
                 let integrable = match block.shape {
-                    Shape::Skip => false,
+                    // A gap the update declares: fine once the document has those clocks.
+                    Shape::Skip => block.clock + block.len <= known_end(&known, &block.client),
                     Shape::Gone => block.clock <= known_end(&known, &block.client),
                     Shape::Item {
                         origin,
@@ -399,7 +423,7 @@ fn ready(txn: &TransactionMut<'_>, bytes: &[u8]) -> Result<bool, Refusal> {
                 let end_clock = block.clock + block.len;
                 let entry = known
                     .entry(block.client)
-                    .or_insert_with(|| sv.get(&block.client));
+                    .or_insert_with(|| in_document(&block.client));
                 *entry = (*entry).max(end_clock);
                 next[run] += 1;
                 progress = true;
@@ -635,6 +659,39 @@ mod tests {
         // So clocks 1–2 never arrive, and what comes after them stays held, outside yrs.
         assert_eq!(doc.transact().state_vector().get(&ClientID::new(1)), 1);
         assert_eq!(admission.held.len(), 4);
+    }
+
+    /// `Y.mergeUpdates` of a client's clocks 0 and 2 writes a skip for clock 1: held until the
+    /// document has clock 1, then integrated (yrs ignores a skip it already covers).
+    #[test]
+    fn a_merged_update_with_a_gap_waits_for_the_gap() {
+        let writer = Doc::with_client_id(5);
+        let map = writer.get_or_insert_map("m");
+        let mut edits = Vec::new();
+        for key in ["a", "b", "c"] {
+            edits.push(update_of(&writer, |d| {
+                map.insert(&mut d.transact_mut(), key, 1);
+            }));
+        }
+        let merged =
+            yrs::merge_updates_v1([edits[0].as_slice(), edits[2].as_slice()]).expect("merges");
+        let mut skips = 0;
+        bounded::walk(&merged, |block| {
+            skips += usize::from(block.shape == Shape::Skip)
+        })
+        .expect("walks");
+        assert_eq!(skips, 1, "the merge declares the gap");
+        let doc = Doc::new();
+        let mut admission = Admission::default();
+        offer(&doc, &mut admission, &merged).expect("held");
+        assert!(admission.is_holding());
+        offer(&doc, &mut admission, &edits[0]).expect("clock 0 again");
+        assert!(admission.is_holding(), "clock 1 is still missing");
+        offer(&doc, &mut admission, &edits[1]).expect("clock 1");
+        assert!(!admission.is_holding());
+        let txn = doc.transact();
+        let map = txn.get_map("m").expect("map");
+        assert_eq!(map.len(&txn), 3);
     }
 
     #[test]
