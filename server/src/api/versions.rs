@@ -56,6 +56,31 @@ fn unknown_version(name: &str, id: &str) -> ApiError {
     )
 }
 
+/// An optional JSON body: empty (or only whitespace) is the default.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
+}
+
+/// A label or author, when given: 1 to [`MAX_LABEL_CHARS`] characters.
+fn checked_text(field: &str, value: &Option<String>) -> Result<(), ApiError> {
+    if value
+        .as_ref()
+        .is_some_and(|v| v.is_empty() || v.chars().count() > MAX_LABEL_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be 1 to {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Version ids are integers; anything else names no version.
 fn version_id(name: &str, id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>()
@@ -124,22 +149,9 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<VersionInfo>), ApiError> {
     checked(&api, &name)?;
     let body = body?;
-    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not a version: {e}")))?
-    };
-    for (field, value) in [("label", &body.label), ("author", &body.author)] {
-        if value
-            .as_ref()
-            .is_some_and(|v| v.is_empty() || v.chars().count() > MAX_LABEL_CHARS)
-        {
-            return Err(ApiError::bad_request(format!(
-                "{field} must be 1 to {MAX_LABEL_CHARS} characters"
-            )));
-        }
-    }
+    let body: CreateBody = optional_json(&body, "a version")?;
+    checked_text("label", &body.label)?;
+    checked_text("author", &body.author)?;
     let author = body.author.unwrap_or_else(|| API_AUTHOR.to_owned());
     match make_version(&api, &name, body.label, author).await? {
         Some(info) => Ok((StatusCode::CREATED, Json(info))),
@@ -253,21 +265,8 @@ pub(super) async fn restore(
     checked(&api, &name)?;
     let id = version_id(&name, &id)?;
     let body = body?;
-    let body: RestoreBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RestoreBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not a restore: {e}")))?
-    };
-    if body
-        .author
-        .as_ref()
-        .is_some_and(|v| v.is_empty() || v.chars().count() > MAX_LABEL_CHARS)
-    {
-        return Err(ApiError::bad_request(format!(
-            "author must be 1 to {MAX_LABEL_CHARS} characters"
-        )));
-    }
+    let body: RestoreBody = optional_json(&body, "a restore")?;
+    checked_text("author", &body.author)?;
     let author = body.author.unwrap_or_else(|| API_AUTHOR.to_owned());
     let (info, content) = api
         .registry
