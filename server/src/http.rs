@@ -15,20 +15,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{ConnectInfo, OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, OriginalUri, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use crate::connection::admission::Admission;
+use crate::connection::socket::{self, Handshake};
 use crate::connection::{self, Context, Upgrade};
-
-/// Per-socket buffers: small, since most sockets are idle most of the time (larger messages
-/// still arrive whole, in several reads).
-const READ_BUFFER_BYTES: usize = 512;
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// `/ready` answers within this, even while the database hangs (probes time out at 1 s+).
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -156,11 +152,19 @@ async fn websocket(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     Query(query): Query<HashMap<String, String>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
 ) -> Response {
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(_) => {
+    let accept = match socket::handshake(request.method(), &headers) {
+        Handshake::Accept(accept) => accept,
+        Handshake::Unsupported(why) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                format!("not a WebSocket handshake this server accepts: {why}\n"),
+            )
+                .into_response();
+        }
+        Handshake::NotWebSocket => {
             if state.demo
                 && let Some(page) = crate::demo::asset(uri.path())
             {
@@ -179,6 +183,19 @@ async fn websocket(
     if state.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "server is shutting down").into_response();
     }
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded to a WebSocket\n",
+        )
+            .into_response();
+    };
+    let Ok(accept) = HeaderValue::from_str(&accept) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let client = state.admission.client_ip(peer.ip(), &headers);
     let ticket = match state.admission.admit(client) {
         Ok(ticket) => ticket,
@@ -225,17 +242,30 @@ async fn websocket(
         client,
     };
     let context = state.context.clone();
-    upgrade
-        // tungstenite's 128 KiB default read buffer would cost that much per idle socket.
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(state.max_message_bytes)
-        .max_frame_size(state.max_message_bytes)
-        .on_upgrade(move |socket| {
-            let served = connection::serve(socket, context, info);
-            async move {
-                served.await;
-                drop(ticket);
+    let max_message_bytes = state.max_message_bytes;
+    // The socket's own task starts once hyper hands the connection over; this one ends there,
+    // so nothing of the HTTP exchange stays with the socket.
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade did not complete");
+                return;
             }
-        })
+        };
+        let (reader, writer) =
+            socket::split(hyper_util::rt::TokioIo::new(upgraded), max_message_bytes);
+        let served = connection::serve(reader, writer, context, info);
+        tokio::spawn(async move {
+            served.await;
+            drop(ticket);
+        });
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

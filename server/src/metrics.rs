@@ -67,7 +67,7 @@ pub struct Metrics {
 /// `connections_total{protocol}`.
 const PROTOCOLS: [&str; 2] = ["hocuspocus", "y-websocket"];
 /// `socket_closes_total{reason}`: `connection::writer::close_label` and the admission refusals.
-const CLOSE_REASONS: [&str; 11] = [
+const CLOSE_REASONS: [&str; 12] = [
     "normal",
     "invalid_payload",
     "policy",
@@ -76,6 +76,7 @@ const CLOSE_REASONS: [&str; 11] = [
     "unauthorized",
     "timeout",
     "too_big",
+    "protocol",
     "other",
     "connection_limit",
     "address_limit",

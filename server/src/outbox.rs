@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) ready: Notify,
     /// Set by [`Outbox::ping`]; the writer sends a WebSocket Ping.
     pub(crate) ping: AtomicBool,
+    /// The payload of a peer's Ping still to be answered (only the latest is, RFC 6455 5.5.3).
+    pong: Mutex<Option<Bytes>>,
     started: Instant,
     last_sent_ms: AtomicU64,
     pub(crate) metrics: Arc<Metrics>,
@@ -120,6 +122,7 @@ impl Outbox {
             },
             ready: Notify::new(),
             ping: AtomicBool::new(false),
+            pong: Mutex::new(None),
             started: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
             metrics,
@@ -201,6 +204,39 @@ impl Outbox {
 
     /// The next queued frame, for the writer. An emptied queue gives its memory back: most
     /// sockets are idle between bursts, and an idle socket should cost nothing here.
+    /// Asks the writer to answer a peer's Ping with this payload.
+    pub fn pong(&self, payload: Bytes) {
+        *self
+            .shared
+            .pong
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(payload);
+        self.shared.ready.notify_one();
+    }
+
+    /// The Pong to send, if a Ping came since the last one.
+    pub(crate) fn take_pong(&self) -> Option<Bytes> {
+        self.shared
+            .pong
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Takes up to `max` frames from the front of the queue, in order (the whole queue, and its
+    /// allocation, when it holds no more than that: an idle socket's queue holds nothing).
+    pub(crate) fn take(&self, max: usize) -> VecDeque<Bytes> {
+        let mut queue = self.queue();
+        let taken = if queue.frames.len() <= max {
+            std::mem::take(&mut queue.frames)
+        } else {
+            queue.frames.drain(..max).collect()
+        };
+        queue.bytes -= taken.iter().map(Bytes::len).sum::<usize>();
+        taken
+    }
+
+    #[cfg(test)]
     pub(crate) fn pop(&self) -> Option<Bytes> {
         let mut queue = self.queue();
         let frame = queue.frames.pop_front();

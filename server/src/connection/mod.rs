@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod rate;
+pub mod socket;
 mod writer;
 
 use std::sync::Arc;
@@ -16,10 +17,7 @@ use std::time::{Duration, Instant};
 pub use crate::outbox::{
     CloseReason, Outbox, OutboxLimits, WS_PING_INTERVAL, close_code, truncate_reason,
 };
-use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::SplitStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use writer::write_loop;
@@ -29,7 +27,10 @@ use crate::document::{Command, Framing, Identity, Registry, RoomHandle, Subscrib
 use crate::metrics::{Direction, Metrics};
 use crate::protocol::{self, Auth, DecodeError, Frame, Message, Scope};
 use rate::{Bucket, Rate};
+use socket::{Incoming, Reader, SocketError, Writer};
 
+/// How long a closed socket waits for the peer to close its side.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// Longest document name accepted, in bytes.
 pub const MAX_DOCUMENT_NAME_BYTES: usize = 1024;
 /// Longest Hocuspocus address: a document name and a 4.x session suffix (`"\0" + sessionId`).
@@ -79,57 +80,48 @@ pub struct Upgrade {
 }
 
 /// Serves one WebSocket until it closes.
-/// Serves one WebSocket until it closes.
-///
-/// NB: not an `async fn`. An async fn's arguments stay in its future for as long as it runs,
-/// and a `WebSocket` is about 2 KB: split it first, and the future keeps only the halves (two
-/// pointers to one shared allocation).
-pub fn serve(
-    socket: WebSocket,
-    context: Arc<Context>,
-    upgrade: Upgrade,
-) -> impl Future<Output = ()> + Send {
-    let (sink, stream) = socket.split();
-    async move {
-        let metrics = context.metrics.clone();
-        metrics.connections.inc();
-        let outbox = Outbox::new(context.limits.outbox, metrics.clone());
-        let now = Instant::now();
-        let message_rate = Bucket::new(context.limits.messages, now);
-        let byte_rate = Bucket::new(context.limits.bytes, now);
-        // Also the idle check's granularity: never coarser than the idle timeout itself.
-        let tick = context.limits.keepalive.min(context.limits.idle_timeout);
-        let writer = tokio::spawn(write_loop(sink, outbox.clone()).in_current_span());
-        let mut connection = Connection {
-            context,
-            outbox: outbox.clone(),
-            stream,
-            sessions: Sessions::default(),
-            pending_frames: 0,
-            pending_bytes: 0,
-            message_rate,
-            byte_rate,
-            throttled_until: None,
-            y_websocket: false,
-            last_inbound: Instant::now(),
-            opened: Instant::now(),
-            last_ping: Instant::now(),
-            request: None,
-            client: upgrade.client,
-            last_closed: None,
-            keepalive_timer: {
-                let mut timer = tokio::time::interval(tick);
-                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                timer.reset();
-                timer
-            },
-        };
-        connection.run(upgrade).await;
-        connection.leave_all().await;
-        outbox.close(close_code::NORMAL, String::new());
-        let _ = writer.await;
-        metrics.connections.dec();
-    }
+pub async fn serve(reader: Reader, writer: Writer, context: Arc<Context>, upgrade: Upgrade) {
+    let metrics = context.metrics.clone();
+    metrics.connections.inc();
+    let outbox = Outbox::new(context.limits.outbox, metrics.clone());
+    let now = Instant::now();
+    let message_rate = Bucket::new(context.limits.messages, now);
+    let byte_rate = Bucket::new(context.limits.bytes, now);
+    // Also the idle check's granularity: never coarser than the idle timeout itself.
+    let tick = context.limits.keepalive.min(context.limits.idle_timeout);
+    let writer = tokio::spawn(write_loop(writer, outbox.clone()).in_current_span());
+    let mut connection = Connection {
+        context,
+        outbox: outbox.clone(),
+        reader,
+        sessions: Sessions::default(),
+        pending_frames: 0,
+        pending_bytes: 0,
+        message_rate,
+        byte_rate,
+        throttled_until: None,
+        y_websocket: false,
+        last_inbound: Instant::now(),
+        opened: Instant::now(),
+        last_ping: Instant::now(),
+        request: None,
+        client: upgrade.client,
+        last_closed: None,
+        keepalive_timer: {
+            let mut timer = tokio::time::interval(tick);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer.reset();
+            timer
+        },
+    };
+    connection.run(upgrade).await;
+    connection.leave_all().await;
+    outbox.close(close_code::NORMAL, String::new());
+    let _ = writer.await;
+    metrics.connections.dec();
+    // Our close frame is out and our side shut: wait (briefly) for the peer's side to
+    // close, so that dropping the socket with unread data does not reset the connection.
+    Box::pin(connection.reader.drain(CLOSE_DRAIN)).await;
 }
 
 enum Session {
@@ -203,7 +195,7 @@ impl Sessions {
 struct Connection {
     context: Arc<Context>,
     outbox: Outbox,
-    stream: SplitStream<WebSocket>,
+    reader: Reader,
     /// Hocuspocus: by raw address. y-websocket: one entry under the room name.
     sessions: Sessions,
     pending_frames: usize,
@@ -281,8 +273,8 @@ impl Connection {
             // Frames already received are handled before shutdown or timers are looked at.
             tokio::select! {
                 biased;
-                message = self.stream.next() => match message {
-                    Some(Ok(WsMessage::Binary(bytes))) => {
+                message = self.reader.next() => match message {
+                    Ok(Some(Incoming::Binary(bytes))) => {
                         let now = Instant::now();
                         self.last_inbound = now;
                         self.context.metrics.bytes_in.inc_by(bytes.len() as u64);
@@ -296,17 +288,26 @@ impl Connection {
                         }
                         return Next::Frame(bytes);
                     }
-                    Some(Ok(WsMessage::Text(_))) => {
+                    Ok(Some(Incoming::Text)) => {
                         self.outbox.close_invalid("text frames are not part of the protocol".into());
                         return Next::Stop;
                     }
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                    Ok(Some(Incoming::Ping(payload))) => {
+                        self.last_inbound = Instant::now();
+                        self.outbox.pong(payload);
+                    }
+                    Ok(Some(Incoming::Pong)) => {
                         self.last_inbound = Instant::now();
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => return Next::Stop,
-                    Some(Err(error)) => {
-                        if is_too_big(error) {
-                            self.outbox.close(1009, "Message Too Big".into());
+                    Ok(Some(Incoming::Close(_)) | None) => return Next::Stop,
+                    Err(error) => {
+                        if let Some(code) = error.close_code() {
+                            let reason = match error {
+                                SocketError::TooBig { .. } => "Message Too Big".to_owned(),
+                                other => other.to_string(),
+                            };
+                            tracing::debug!(code, %reason, "closing a socket that broke the WebSocket protocol");
+                            self.outbox.close(code, reason);
                         }
                         return Next::Stop;
                     }
@@ -973,12 +974,4 @@ pub(crate) fn validate_name(name: &str, max_chars: Option<usize>) -> Result<(), 
         ));
     }
     Ok(())
-}
-
-fn is_too_big(error: axum::Error) -> bool {
-    let inner = error.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

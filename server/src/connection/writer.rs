@@ -1,18 +1,15 @@
-//! Writes one socket's outbox to its WebSocket sink: batches of frames, one flush per batch,
-//! a send timeout on every write, and the close handshake on the way out.
+//! Writes one socket's outbox: batches of frames, each batch with one `writev` from the shared
+//! frames (no per-socket copy), a send timeout on every write, and the close handshake on the
+//! way out.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use bytes::Bytes;
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
+use tungstenite::protocol::frame::coding::Control;
 
-use crate::outbox::{CloseReason, Outbox, close_code, truncate_reason};
+use super::socket::{WRITE_BATCH, Writer};
+use crate::outbox::{CloseReason, Outbox, close_code};
 
-/// Frames written before one flush.
-const WRITE_BATCH: usize = 64;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One write that did not complete: the socket failed, or made no progress in time.
@@ -21,10 +18,10 @@ enum WriteFailed {
     Timeout,
 }
 
-/// Runs one sink operation within the send timeout.
+/// Runs one write within the send timeout.
 async fn within<F>(timeout: Duration, operation: F) -> Result<(), WriteFailed>
 where
-    F: Future<Output = Result<(), axum::Error>>,
+    F: Future<Output = std::io::Result<()>>,
 {
     match tokio::time::timeout(timeout, operation).await {
         Ok(Ok(())) => Ok(()),
@@ -36,43 +33,17 @@ where
 /// Drains the queue onto the socket until the outbox is closed, then sends the close frame.
 /// A write that fails or stalls past the send timeout closes the outbox, which ends the
 /// socket's read side too.
-pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbox) {
+pub async fn write_loop(mut writer: Writer, outbox: Outbox) {
     let shared = outbox.shared.clone();
     let timeout = shared.limits.send_timeout;
-    let outcome: Result<(), WriteFailed> = 'write: loop {
+    let outcome: Result<(), WriteFailed> = loop {
         tokio::select! {
             biased;
             _ = shared.kill.cancelled() => break Ok(()),
             _ = shared.ready.notified() => {
-                if shared.ping.swap(false, Ordering::Relaxed)
-                    && let Err(failed) = within(timeout, sink.send(WsMessage::Ping(Bytes::new()))).await
-                {
+                if let Err(failed) = write_ready(&mut writer, &outbox, timeout).await {
                     break Err(failed);
                 }
-                let (mut bytes, mut written, mut unflushed) = (0, 0, 0);
-                while let Some(frame) = outbox.pop() {
-                    bytes += frame.len();
-                    written += 1;
-                    if let Err(failed) = within(timeout, sink.feed(WsMessage::Binary(frame))).await {
-                        break 'write Err(failed);
-                    }
-                    unflushed += 1;
-                    if unflushed == WRITE_BATCH {
-                        if let Err(failed) = within(timeout, sink.flush()).await {
-                            break 'write Err(failed);
-                        }
-                        unflushed = 0;
-                    }
-                }
-                // A wake-up may find the queue already emptied by the previous round.
-                if written == 0 {
-                    continue;
-                }
-                if let Err(failed) = within(timeout, sink.flush()).await {
-                    break Err(failed);
-                }
-                shared.metrics.bytes_out.inc_by(bytes as u64);
-                outbox.mark_sent();
             }
         }
     };
@@ -98,33 +69,55 @@ pub async fn write_loop(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbo
             .close_reason()
             .is_some_and(|r| r.code == close_code::RESET_CONNECTION);
         if !slow {
-            flush_remaining(&mut sink, &outbox).await;
+            flush_remaining(&mut writer, &outbox).await;
         }
     }
     outbox.discard();
     // Boxed: the closing handshake's futures would otherwise size every idle writer's task.
-    let finished = Box::pin(finish(sink, &outbox, failed));
+    let finished = Box::pin(finish(writer, &outbox, failed));
     finished.await;
+}
+
+/// Writes what is ready: a Pong owed, a Ping asked for, then every queued frame.
+async fn write_ready(
+    writer: &mut Writer,
+    outbox: &Outbox,
+    timeout: Duration,
+) -> Result<(), WriteFailed> {
+    if let Some(payload) = outbox.take_pong() {
+        within(timeout, writer.control(Control::Pong, &payload)).await?;
+    }
+    if outbox.shared.ping.swap(false, Ordering::Relaxed) {
+        within(timeout, writer.control(Control::Ping, &[])).await?;
+    }
+    let mut written = 0;
+    loop {
+        let mut batch = outbox.take(WRITE_BATCH);
+        if batch.is_empty() {
+            break;
+        }
+        let bytes: usize = batch.iter().map(|frame| frame.len()).sum();
+        within(timeout, writer.send(batch.make_contiguous())).await?;
+        outbox.shared.metrics.bytes_out.inc_by(bytes as u64);
+        written += batch.len();
+    }
+    // A wake-up may find the queue already emptied by the previous round.
+    if written > 0 {
+        outbox.mark_sent();
+    }
+    Ok(())
 }
 
 /// Frames written on the way out, at most (within [`CLOSE_TIMEOUT`] in all).
 const FLUSH_ON_CLOSE: usize = 16;
 
-async fn flush_remaining(sink: &mut SplitSink<WebSocket, WsMessage>, outbox: &Outbox) {
-    let flush = async {
-        for _ in 0..FLUSH_ON_CLOSE {
-            let Some(frame) = outbox.pop() else { break };
-            if sink.feed(WsMessage::Binary(frame)).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.flush().await;
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, flush).await;
+async fn flush_remaining(writer: &mut Writer, outbox: &Outbox) {
+    let mut batch = outbox.take(FLUSH_ON_CLOSE);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.send(batch.make_contiguous())).await;
 }
 
-/// Sends the close frame (unless writing already failed) and closes the socket.
-async fn finish(mut sink: SplitSink<WebSocket, WsMessage>, outbox: &Outbox, failed: bool) {
+/// Sends the close frame (unless writing already failed) and ends our side of the stream.
+async fn finish(mut writer: Writer, outbox: &Outbox, failed: bool) {
     if !failed && let Some(CloseReason { code, reason }) = outbox.close_reason() {
         outbox
             .shared
@@ -132,13 +125,9 @@ async fn finish(mut sink: SplitSink<WebSocket, WsMessage>, outbox: &Outbox, fail
             .closes
             .with_label_values(&[close_label(code)])
             .inc();
-        let frame = CloseFrame {
-            code,
-            reason: truncate_reason(&reason).into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.close(code, &reason)).await;
     }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
 }
 
 fn close_label(code: u16) -> &'static str {
@@ -151,6 +140,7 @@ fn close_label(code: u16) -> &'static str {
         close_code::UNAUTHORIZED => "unauthorized",
         close_code::TIMEOUT => "timeout",
         1009 => "too_big",
+        1002 => "protocol",
         _ => "other",
     }
 }
