@@ -63,13 +63,17 @@ for peer in "${PEERS[@]}"; do
     sleep 2
     echo 5 > "/proc/$spid/clear_refs" 2>/dev/null || true
     rss0=$(status_kb "$spid" VmRSS); cpu0=$(cpu_ticks "$spid")
-    result=$(taskset -c 0 "$LOADGEN" connect --url "ws://127.0.0.1:$port" --doc-prefix "$doc" \
-      --clients "$CLIENTS" --docs 1 --concurrency "$CLIENTS" --settle 1 --timeout 60 --server-pid "$spid")
+    # The loadgen's own CPU (user + system seconds): what bounds the storm when it is near the
+    # time until all are synced (every client receives and decodes the whole document).
+    lgtime=$(mktemp)
+    result=$( { TIMEFORMAT='%U %S'; time taskset -c 0 "$LOADGEN" connect --url "ws://127.0.0.1:$port" --doc-prefix "$doc" \
+      --clients "$CLIENTS" --docs 1 --concurrency "$CLIENTS" --settle 1 --timeout 60 --server-pid "$spid"; } 2>"$lgtime")
+    lgcpu=$(awk '{ print $1 + $2 }' "$lgtime"); rm -f "$lgtime"
     hwm=$(status_kb "$spid" VmHWM); cpu1=$(cpu_ticks "$spid")
     kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
-    python3 - "$peer" "$rss0" "$hwm" "$cpu0" "$cpu1" "$result" "$OUT" <<'PY'
+    python3 - "$peer" "$rss0" "$hwm" "$cpu0" "$cpu1" "$result" "$OUT" "$lgcpu" <<'PY'
 import json, os, sys
-peer, rss0, hwm, cpu0, cpu1, result, out = sys.argv[1:]
+peer, rss0, hwm, cpu0, cpu1, result, out, lgcpu = sys.argv[1:]
 r = json.loads(result)["results"]
 tick = os.sysconf("SC_CLK_TCK")
 line = {"peer": peer, "ok": r["ok"], "failed": r["failed"],
@@ -77,7 +81,7 @@ line = {"peer": peer, "ok": r["ok"], "failed": r["failed"],
         "rss_before_mb": round(int(rss0) / 1024, 1), "peak_rss_mb": round(int(hwm) / 1024, 1),
         "peak_growth_mb": round((int(hwm) - int(rss0)) / 1024, 1),
         "handshake_p50_ms": r["handshake_ms"].get("p50"), "handshake_p99_ms": r["handshake_ms"].get("p99"),
-        "all_synced_s": r["total_s"]}
+        "all_synced_s": r["total_s"], "loadgen_cpu_s": float(lgcpu)}
 print(json.dumps(line))
 with open(out, "a") as f:
     f.write(json.dumps(line) + "\n")

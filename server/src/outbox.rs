@@ -72,8 +72,42 @@ impl OutboxLimits {
     }
 }
 
+/// One message to write: its bytes in two parts, a head and a body, sent as one WebSocket
+/// message. A body shared by many sockets (a document's whole state, an update) is one
+/// allocation for all of them; the head is what differs per socket (a Hocuspocus address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    pub head: Bytes,
+    pub body: Bytes,
+}
+
+impl Outgoing {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Bytes> for Outgoing {
+    fn from(body: Bytes) -> Self {
+        Self {
+            head: Bytes::new(),
+            body,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Outgoing {
+    fn from(body: Vec<u8>) -> Self {
+        Bytes::from(body).into()
+    }
+}
+
 struct Queue {
-    frames: VecDeque<Bytes>,
+    frames: VecDeque<Outgoing>,
     bytes: usize,
 }
 
@@ -167,7 +201,8 @@ impl Outbox {
 
     /// Queues a frame without waiting. A full queue closes the socket as a slow consumer;
     /// `false` when the frame was not queued (full, or the socket is closing).
-    pub fn send(&self, frame: Bytes) -> bool {
+    pub fn send(&self, frame: impl Into<Outgoing>) -> bool {
+        let frame = frame.into();
         if self.shared.closing.load(Ordering::Acquire) {
             return false;
         }
@@ -225,19 +260,19 @@ impl Outbox {
 
     /// Takes up to `max` frames from the front of the queue, in order (the whole queue, and its
     /// allocation, when it holds no more than that: an idle socket's queue holds nothing).
-    pub(crate) fn take(&self, max: usize) -> VecDeque<Bytes> {
+    pub(crate) fn take(&self, max: usize) -> VecDeque<Outgoing> {
         let mut queue = self.queue();
         let taken = if queue.frames.len() <= max {
             std::mem::take(&mut queue.frames)
         } else {
             queue.frames.drain(..max).collect()
         };
-        queue.bytes -= taken.iter().map(Bytes::len).sum::<usize>();
+        queue.bytes -= taken.iter().map(Outgoing::len).sum::<usize>();
         taken
     }
 
     #[cfg(test)]
-    pub(crate) fn pop(&self) -> Option<Bytes> {
+    pub(crate) fn pop(&self) -> Option<Outgoing> {
         let mut queue = self.queue();
         let frame = queue.frames.pop_front();
         if let Some(frame) = &frame {
@@ -395,7 +430,7 @@ mod tests {
             assert!(outbox.send(Bytes::from(vec![i])));
         }
         for i in 0..200u8 {
-            assert_eq!(outbox.pop().as_deref(), Some(&[i][..]));
+            assert_eq!(outbox.pop().map(|f| f.body), Some(Bytes::from(vec![i])));
         }
         assert_eq!(outbox.pop(), None);
         assert_eq!(outbox.queue().frames.capacity(), 0);

@@ -883,9 +883,7 @@ impl Connection {
         let id = SubscriberId::next();
         let subscriber = Subscriber {
             id,
-            framing: Framing::Hocuspocus {
-                address: address.clone(),
-            },
+            framing: Framing::hocuspocus(address.clone()),
             scope,
             identity: self.identity(subject),
             outbox: self.outbox.clone(),

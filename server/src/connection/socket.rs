@@ -15,6 +15,8 @@
 use std::io::{self, Cursor, IoSlice};
 
 use bytes::Bytes;
+
+use crate::outbox::Outgoing;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
@@ -370,23 +372,25 @@ pub struct Writer {
     stream: WriteHalf<Upgraded>,
 }
 
-/// Frames written with one `writev` at most (two slices each: header and payload).
+/// Frames written with one `writev` at most (three slices each: header, head and body).
 pub const WRITE_BATCH: usize = 64;
 
 impl Writer {
-    /// Writes each payload as one binary message, all of them with as few `writev` calls as the
+    /// Writes each message as one binary frame, all of them with as few `writev` calls as the
     /// socket allows (at most [`WRITE_BATCH`] frames per call).
-    pub async fn send(&mut self, payloads: &[Bytes]) -> io::Result<()> {
-        for batch in payloads.chunks(WRITE_BATCH) {
+    pub async fn send(&mut self, messages: &[Outgoing]) -> io::Result<()> {
+        for batch in messages.chunks(WRITE_BATCH) {
             let headers: Vec<Header> = batch
                 .iter()
-                .map(|payload| Header::new(OpCode::Data(Data::Binary), payload.len()))
+                .map(|message| Header::new(OpCode::Data(Data::Binary), message.len()))
                 .collect();
-            let mut slices = Vec::with_capacity(batch.len() * 2);
-            for (header, payload) in headers.iter().zip(batch) {
+            let mut slices = Vec::with_capacity(batch.len() * 3);
+            for (header, message) in headers.iter().zip(batch) {
                 slices.push(IoSlice::new(header.bytes()));
-                if !payload.is_empty() {
-                    slices.push(IoSlice::new(payload));
+                for part in [&message.head, &message.body] {
+                    if !part.is_empty() {
+                        slices.push(IoSlice::new(part));
+                    }
                 }
             }
             self.write_all(&mut slices).await?;

@@ -13,6 +13,8 @@ mod versions;
 pub use versions::{AUTO_AUTHOR, VersionPolicy};
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -47,16 +49,31 @@ impl SubscriberId {
 /// How frames for a subscriber are framed on its socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Framing {
-    /// Hocuspocus: every frame carries this address (the raw name or 4.x routing key).
-    Hocuspocus { address: Arc<str> },
+    /// Hocuspocus: every frame carries this address (the raw name or 4.x routing key), and
+    /// starts with `prefix`, the address encoded once (a frame is the prefix and then what a
+    /// y-websocket frame of the same message holds).
+    Hocuspocus { address: Arc<str>, prefix: Bytes },
     /// y-websocket: no address; the room was chosen by the URL.
     YWebsocket,
 }
 
 impl Framing {
+    pub fn hocuspocus(address: Arc<str>) -> Self {
+        let prefix = Bytes::from(crate::protocol::encode_address(&address));
+        Framing::Hocuspocus { address, prefix }
+    }
+
+    /// What goes before a message's framing-independent body: the encoded address, or nothing.
+    pub fn prefix(&self) -> Bytes {
+        match self {
+            Framing::Hocuspocus { prefix, .. } => prefix.clone(),
+            Framing::YWebsocket => Bytes::new(),
+        }
+    }
+
     pub fn address(&self) -> Option<&str> {
         match self {
-            Framing::Hocuspocus { address } => Some(address),
+            Framing::Hocuspocus { address, .. } => Some(address),
             Framing::YWebsocket => None,
         }
     }
@@ -564,6 +581,8 @@ mod tests {
     use super::*;
     use crate::outbox::OutboxLimits;
     use crate::storage::MemoryStore;
+    use yrs::updates::decoder::Decode;
+    use yrs::{GetString, ReadTxn, Text, Transact};
 
     /// Joins racing rooms that retire the moment they are empty (no linger) always land in a
     /// live room: no join is denied.
@@ -613,5 +632,96 @@ mod tests {
             denied += task.await.expect("task");
         }
         assert_eq!(denied, 0, "joins denied in {} cycles", joiners * cycles);
+    }
+
+    /// Issue 22, goal 2: newcomers on one document, each under its own address (4.x providers
+    /// with `sessionAwareness`), get the whole state from one shared encoding: only the address
+    /// before it differs. (Before, an encoding per address, and the cache of them cleared past
+    /// eight addresses: a storm of 4.x providers held one copy of the document per socket.)
+    #[tokio::test]
+    async fn newcomers_under_distinct_addresses_share_one_encoding_of_the_whole_state() {
+        let metrics = Arc::new(Metrics::new());
+        let registry = Registry::new(
+            Arc::new(MemoryStore::default()),
+            metrics.clone(),
+            RoomSettings {
+                compact_after: 500,
+                linger: Duration::from_secs(60),
+                max_document_bytes: 0,
+            },
+            CancellationToken::new(),
+            None,
+        );
+        let join = |address: String| {
+            let registry = registry.clone();
+            let metrics = metrics.clone();
+            async move {
+                let id = SubscriberId::next();
+                let outbox = Outbox::new(OutboxLimits::frames(64), metrics);
+                let subscriber = Subscriber {
+                    id,
+                    framing: Framing::hocuspocus(Arc::from(address.as_str())),
+                    scope: Scope::ReadWrite,
+                    identity: Identity::Address(std::net::Ipv4Addr::LOCALHOST.into()),
+                    outbox: outbox.clone(),
+                    hook: None,
+                };
+                let room = registry.join("big", subscriber).await.expect("joins");
+                (id, room, outbox)
+            }
+        };
+        let (writer, room, _) = join("big".into()).await;
+        let doc = yrs::Doc::new();
+        let text = doc.get_or_insert_text("t");
+        text.insert(&mut doc.transact_mut(), 0, &"x".repeat(100_000));
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        room.send(Command::Sync {
+            id: writer,
+            message: SyncMessage::Update(update),
+        })
+        .await;
+        let mut bodies = Vec::new();
+        for i in 0..20 {
+            let address = format!("big\0session-{i}");
+            let (id, room, outbox) = join(address.clone()).await;
+            room.send(Command::Sync {
+                id,
+                message: SyncMessage::SyncStep1(yrs::StateVector::default()),
+            })
+            .await;
+            let step2 = loop {
+                let Some(frame) = outbox.pop() else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let whole = [frame.head.as_ref(), frame.body.as_ref()].concat();
+                let decoded = crate::protocol::decode_frame(&whole).expect("a frame");
+                let crate::protocol::Frame::Document {
+                    address: to,
+                    message,
+                } = decoded
+                else {
+                    continue;
+                };
+                assert_eq!(to, address, "each newcomer gets its own address");
+                if let Message::Sync(SyncMessage::SyncStep2(state)) = message {
+                    let copy = yrs::Doc::new();
+                    let update = yrs::Update::decode_v1(&state).expect("an update");
+                    copy.transact_mut().apply_update(update).expect("applies");
+                    let text = copy.get_or_insert_text("t");
+                    assert_eq!(text.get_string(&copy.transact()).len(), 100_000);
+                    break frame.body;
+                }
+            };
+            bodies.push(step2);
+        }
+        assert!(
+            bodies
+                .iter()
+                .all(|body| body.as_ptr() == bodies[0].as_ptr()),
+            "every newcomer's whole state is the same allocation"
+        );
     }
 }

@@ -334,6 +334,14 @@ fn decode_auth(cursor: &mut Cursor<'_>) -> Result<Auth, DecodeError> {
     Ok(auth)
 }
 
+/// The address as a Hocuspocus frame starts with it: what [`encode_frame`] puts before the
+/// message's y-websocket encoding.
+pub fn encode_address(address: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(address.len() + 2);
+    out.write_string(address);
+    out
+}
+
 /// Encodes a Hocuspocus frame `[address][type][payload]`.
 pub fn encode_frame(address: &str, message: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(address.len() + 8 + payload_hint(message));

@@ -248,7 +248,7 @@ impl Room {
     pub(super) fn broadcast_awareness(&mut self, update: &AwarenessUpdate) {
         let encoded = update.encode_v1();
         self.broadcast(
-            |address| protocol::encode_awareness_frame(address, &encoded),
+            protocol::encode_awareness_frame(None, &encoded),
             "awareness",
         );
     }

@@ -106,7 +106,7 @@ impl Room {
     pub(super) fn reset(&mut self, doc: Doc, admission: Admission) {
         self.awareness = Awareness::with_clock(doc, now_millis);
         self.admission = admission;
-        self.whole_state_frames.clear();
+        self.whole_state = None;
         self.awareness_owner.clear();
         self.awareness_reserved.clear();
         self.inflight.clear();

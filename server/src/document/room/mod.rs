@@ -45,6 +45,7 @@ use super::{
 use crate::cluster::{self, Cluster};
 use crate::document::versions::AutoVersion;
 use crate::metrics::Direction;
+use crate::outbox::Outgoing;
 use crate::protocol::admission::{Admission, Extent, Offence};
 use crate::protocol::bounded::Span;
 use crate::protocol::{self, Message, Scope};
@@ -168,10 +169,11 @@ struct Room {
     /// The last change made here (not relayed) and who made it (`None`: the API), until it
     /// is durable and reported to the webhooks.
     local_change: Option<(u64, Option<Arc<crate::webhook::HookSession>>)>,
-    /// The whole document's Step2 frame, per address, for sessions that have nothing (an empty
-    /// state vector), while the document is unchanged: a reconnect storm on a large document
-    /// then shares one encoding (refcounted) instead of holding one copy per client.
-    whole_state_frames: Vec<(Option<Arc<str>>, Bytes)>,
+    /// The whole document's Step2 message (without an address), for sessions that have nothing
+    /// (an empty state vector), while the document is unchanged: a reconnect storm on a large
+    /// document then shares one encoding, written to every socket from the same allocation,
+    /// whatever address each session uses.
+    whole_state: Option<Bytes>,
     /// When an automatic version is due (set by the first change after the last one, when
     /// automatic versions are on).
     version_due: Option<Instant>,
@@ -241,7 +243,7 @@ pub(super) async fn run(
         last_resync: None,
         last_stale_notice: None,
         local_change: None,
-        whole_state_frames: Vec::new(),
+        whole_state: None,
         version_due: None,
     };
     room.start_writer(loaded.generation, loaded.log_rows);

@@ -132,20 +132,16 @@ impl Room {
         subscriber.outbox.send(Bytes::from(frame));
     }
 
-    /// Sends one frame to every session (including the origin), encoded once per address.
-    pub(super) fn broadcast(&self, encode: impl Fn(Option<&str>) -> Vec<u8>, kind: &'static str) {
-        let mut encoded: Vec<(Option<&str>, Bytes)> = Vec::with_capacity(2);
+    /// Sends one message to every session (including the origin): `body` is its y-websocket
+    /// encoding, shared by every socket; Hocuspocus sessions get their address before it.
+    pub(super) fn broadcast(&self, body: Vec<u8>, kind: &'static str) {
+        let body = Bytes::from(body);
         for session in self.sessions.values() {
-            let address = session.subscriber.framing.address();
-            let frame = match encoded.iter().find(|(a, _)| *a == address) {
-                Some((_, frame)) => frame.clone(),
-                None => {
-                    let frame = Bytes::from(encode(address));
-                    encoded.push((address, frame.clone()));
-                    frame
-                }
-            };
-            session.subscriber.outbox.send(frame);
+            let head = session.subscriber.framing.prefix();
+            session.subscriber.outbox.send(Outgoing {
+                head,
+                body: body.clone(),
+            });
         }
         self.registry
             .metrics

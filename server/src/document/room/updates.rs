@@ -147,16 +147,13 @@ impl Room {
             tracing::warn!(%error, "awareness states lost in the rebuild");
         }
         self.awareness = awareness;
-        self.whole_state_frames.clear();
+        self.whole_state = None;
         self.size_estimate = size;
         // Sent to the sessions now, not when they next reconnect. Neither stored (it came from
         // storage) nor relayed (its writers relay it).
         let news = self.awareness.doc().transact().encode_diff_v1(&served);
         if !is_empty_update(&news) {
-            self.broadcast(
-                |address| protocol::encode_update_frame(address, &news),
-                "sync_update",
-            );
+            self.broadcast(protocol::encode_update_frame(None, &news), "sync_update");
         }
         true
     }
@@ -196,33 +193,25 @@ impl Room {
 
     /// The whole-document Step2 frame for session `id`'s address, encoded once per address
     /// until the document changes (`None` if the session is gone or has no framing for it).
-    pub(super) fn whole_state_frame(&mut self, id: SubscriberId) -> Option<Bytes> {
-        let address: Option<Arc<str>> = match &self.sessions.get(&id)?.subscriber.framing {
-            Framing::Hocuspocus { address } => Some(address.clone()),
-            Framing::YWebsocket => None,
+    pub(super) fn whole_state_frame(&mut self, id: SubscriberId) -> Option<Outgoing> {
+        let head = self.sessions.get(&id)?.subscriber.framing.prefix();
+        let body = match &self.whole_state {
+            Some(body) => body.clone(),
+            None => {
+                let message = Message::Sync(SyncMessage::SyncStep2(self.full_state()));
+                let body = Bytes::from(protocol::encode_yws(&message)?);
+                self.whole_state = Some(body.clone());
+                body
+            }
         };
-        if let Some((_, frame)) = self.whole_state_frames.iter().find(|(a, _)| *a == address) {
-            return Some(frame.clone());
-        }
-        let message = Message::Sync(SyncMessage::SyncStep2(self.full_state()));
-        let frame = Bytes::from(match &address {
-            Some(address) => protocol::encode_frame(address, &message),
-            None => protocol::encode_yws(&message)?,
-        });
-        // A handful of addresses at most (the name, and 4.x routing keys); bounded anyway.
-        if self.whole_state_frames.len() >= 8 {
-            self.whole_state_frames.clear();
-        }
-        self.whole_state_frames.push((address, frame.clone()));
-        Some(frame)
+        Some(Outgoing { head, body })
     }
 
     /// `author` (who made it, for the document's activity) is `None` for a peer's update: its
     /// own replica records it.
     pub(super) fn store_and_broadcast(&mut self, bytes: Vec<u8>, author: Option<Arc<str>>) {
-        self.whole_state_frames.clear();
-        let frame_for = |address: Option<&str>| protocol::encode_update_frame(address, &bytes);
-        self.broadcast(frame_for, "sync_update");
+        self.whole_state = None;
+        self.broadcast(protocol::encode_update_frame(None, &bytes), "sync_update");
         self.enqueued += 1;
         self.size_estimate = self.size_estimate.saturating_add(bytes.len());
         self.registry.metrics.pending_updates.inc();
