@@ -255,11 +255,7 @@ async fn websocket(
         };
         let (reader, writer) =
             socket::split(hyper_util::rt::TokioIo::new(upgraded), max_message_bytes);
-        let served = connection::serve(reader, writer, context, info);
-        tokio::spawn(async move {
-            served.await;
-            drop(ticket);
-        });
+        tokio::spawn(connection::serve(reader, writer, context, info, ticket));
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -79,8 +79,17 @@ pub struct Upgrade {
     pub client: std::net::IpAddr,
 }
 
-/// Serves one WebSocket until it closes.
-pub async fn serve(reader: Reader, writer: Writer, context: Arc<Context>, upgrade: Upgrade) {
+/// Serves one WebSocket until it closes, then gives its connection slot (`ticket`) back.
+///
+/// NB: not an `async fn`. An async fn keeps its arguments for as long as it runs, beside what
+/// it moves them into: the connection is built here, and the future holds only it.
+pub fn serve(
+    reader: Reader,
+    writer: Writer,
+    context: Arc<Context>,
+    upgrade: Upgrade,
+    ticket: admission::Ticket,
+) -> impl Future<Output = ()> + Send + 'static {
     let metrics = context.metrics.clone();
     metrics.connections.inc();
     let outbox = Outbox::new(context.limits.outbox, metrics.clone());
@@ -92,7 +101,7 @@ pub async fn serve(reader: Reader, writer: Writer, context: Arc<Context>, upgrad
     let writer = tokio::spawn(write_loop(writer, outbox.clone()).in_current_span());
     let mut connection = Connection {
         context,
-        outbox: outbox.clone(),
+        outbox,
         reader,
         sessions: Sessions::default(),
         pending_frames: 0,
@@ -114,14 +123,18 @@ pub async fn serve(reader: Reader, writer: Writer, context: Arc<Context>, upgrad
             timer
         },
     };
-    connection.run(upgrade).await;
-    connection.leave_all().await;
-    outbox.close(close_code::NORMAL, String::new());
-    let _ = writer.await;
-    metrics.connections.dec();
-    // Our close frame is out and our side shut: wait (briefly) for the peer's side to
-    // close, so that dropping the socket with unread data does not reset the connection.
-    Box::pin(connection.reader.drain(CLOSE_DRAIN)).await;
+    async move {
+        let _ticket = ticket;
+        connection.run(upgrade).await;
+        // Boxed: once per socket, and larger than the idle socket's state.
+        Box::pin(connection.leave_all()).await;
+        connection.outbox.close(close_code::NORMAL, String::new());
+        let _ = writer.await;
+        connection.context.metrics.connections.dec();
+        // Our close frame is out and our side shut: wait (briefly) for the peer's side to
+        // close, so that dropping the socket with unread data does not reset the connection.
+        Box::pin(connection.reader.drain(CLOSE_DRAIN)).await;
+    }
 }
 
 enum Session {

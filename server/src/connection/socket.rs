@@ -17,7 +17,7 @@ use std::io::{self, Cursor, IoSlice};
 use bytes::Bytes;
 
 use crate::outbox::Outgoing;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
@@ -78,7 +78,9 @@ pub fn handshake(method: &http::Method, headers: &http::HeaderMap) -> Handshake 
 
 /// Control frames carry at most this many payload bytes (RFC 6455 5.5).
 const MAX_CONTROL_PAYLOAD: u64 = 125;
-/// What one read asks for when no frame is in progress: most messages are far smaller.
+/// Each runtime thread's read buffer (what one read takes at most when no frame is in progress).
+const READ_SCRATCH: usize = 64 * 1024;
+/// What one read asks for at least while a frame arrives.
 const READ_CHUNK: usize = 4096;
 /// What one read asks for at most while a large frame arrives.
 const READ_CHUNK_MAX: usize = 256 * 1024;
@@ -288,6 +290,26 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+thread_local! {
+    /// Where each runtime thread reads sockets into (what arrived is copied out at once).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SCRATCH]);
+}
+
+/// One read into the thread's scratch buffer; returns what arrived (empty: end of stream).
+fn read_scratch(
+    stream: &mut ReadHalf<Upgraded>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<Vec<u8>>> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut buf = tokio::io::ReadBuf::new(scratch);
+        match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(buf.filled().to_vec())),
+            std::task::Poll::Ready(Err(error)) => std::task::Poll::Ready(Err(error)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+}
+
 /// The read half of a socket.
 pub struct Reader {
     /// Never locked (only reached through `&mut self`, with `get_mut`): the mutex makes the
@@ -319,18 +341,31 @@ impl Reader {
             if self.eof {
                 return Ok(None);
             }
-            if self.start > 0 {
-                self.buffer.drain(..self.start);
-                self.start = 0;
-            }
-            let wanted = needed
-                .saturating_sub(self.buffer.len())
-                .clamp(READ_CHUNK, READ_CHUNK_MAX);
-            self.buffer.reserve(wanted);
             let stream = self
                 .stream
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.buffer.is_empty() {
+                // No frame in progress: read into the thread's scratch buffer and keep only what
+                // arrived, in an allocation of its size (given back once decoded). A buffer per
+                // socket, or one of a fixed size per read, would cost every socket memory
+                // (glibc keeps what such buffers leave between the long-lived allocations).
+                let received = std::future::poll_fn(|cx| read_scratch(stream, cx)).await?;
+                if received.is_empty() {
+                    self.eof = true;
+                }
+                self.buffer = received;
+                continue;
+            }
+            if self.start > 0 {
+                self.buffer.drain(..self.start);
+                self.start = 0;
+            }
+            // A frame in progress: read into its buffer, sized for what it still needs.
+            let wanted = needed
+                .saturating_sub(self.buffer.len())
+                .clamp(READ_CHUNK, READ_CHUNK_MAX);
+            self.buffer.reserve(wanted);
             if stream.read_buf(&mut self.buffer).await? == 0 {
                 self.eof = true;
             }

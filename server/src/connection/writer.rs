@@ -41,7 +41,9 @@ pub async fn write_loop(mut writer: Writer, outbox: Outbox) {
             biased;
             _ = shared.kill.cancelled() => break Ok(()),
             _ = shared.ready.notified() => {
-                if let Err(failed) = write_ready(&mut writer, &outbox, timeout).await {
+                // Boxed: its writes and timers would otherwise size every idle socket's task.
+                let written = Box::pin(write_ready(&mut writer, &outbox, timeout));
+                if let Err(failed) = written.await {
                     break Err(failed);
                 }
             }
