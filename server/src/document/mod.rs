@@ -179,9 +179,13 @@ impl Request {
     }
 }
 
+/// What a room's task is asked to do.
+///
+/// Large payloads are boxed: a room's command channel allocates its slots 32 at a time, each
+/// the size of the largest variant, and every loaded document has one.
 pub enum Command {
     Join {
-        subscriber: Subscriber,
+        subscriber: Box<Subscriber>,
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
     Leave {
@@ -198,7 +202,7 @@ pub enum Command {
     /// From a peer replica, through the Redis relay, sent in the document's `generation` there
     /// (`None`: a peer that does not say).
     Remote {
-        message: Message,
+        message: Box<Message>,
         generation: Option<u64>,
     },
     /// Ask the peers for anything this room lacks (the relay subscription is (re)established).
@@ -411,7 +415,7 @@ impl Registry {
             let handle = self.open(name);
             let (reply, answer) = oneshot::channel();
             let join = Command::Join {
-                subscriber: subscriber.clone(),
+                subscriber: Box::new(subscriber.clone()),
                 reply,
             };
             if handle.tx.send(join).await.is_err() {
@@ -569,7 +573,7 @@ fn command_for(inbound: Inbound) -> Command {
             message,
             generation,
         } => Command::Remote {
-            message,
+            message: Box::new(message),
             generation,
         },
         Inbound::Resync => Command::Resync,

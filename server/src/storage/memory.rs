@@ -121,11 +121,12 @@ impl DocumentStore for MemoryStore {
             };
             entry.snapshot = Some(merged);
             // The rows read are the first `count` (appends only add after them); those folded
-            // go, quarantined ones stay, in order.
+            // go, quarantined ones stay, in order. `folded` is in row order: a binary search,
+            // not a scan per row (that made every compaction quadratic in its rows).
             let mut index = 0i64;
             entry.log.retain(|_| {
                 index += 1;
-                index > count as i64 || !folded.contains(&(index - 1))
+                index > count as i64 || folded.binary_search(&(index - 1)).is_err()
             });
             self.bump(document);
         });

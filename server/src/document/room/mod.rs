@@ -457,14 +457,14 @@ impl Room {
     /// Handles one command; work that waits is returned for the room loop to carry out.
     fn handle(&mut self, command: Command) -> Option<Followup> {
         match command {
-            Command::Join { subscriber, reply } => self.join(subscriber, reply),
+            Command::Join { subscriber, reply } => self.join(*subscriber, reply),
             Command::Leave { id } => self.leave(id),
             Command::Sync { id, message } => self.sync(id, message),
             Command::Awareness { id, update } => self.apply_awareness(id, update),
             Command::Remote {
                 message,
                 generation,
-            } => return self.remote_in(message, generation),
+            } => return self.remote_in(*message, generation),
             Command::Resync => self.resync(),
             Command::RequestSync { id } => {
                 if let Some(session) = self.sessions.get(&id) {
