@@ -254,6 +254,18 @@ async fn a_fragmented_message_with_pings_between_its_fragments_is_one_message() 
     insert(&doc, &"x".repeat(70_000));
     let update = protocol::encode_update_frame(Some("fragmented"), &full_state(&doc));
     raw.send_frame(true, 2, &update).await;
+    // Stored and applied once acknowledged.
+    loop {
+        let frame = raw.next_significant().await.expect("an acknowledgement");
+        if let Ok(Frame::Document {
+            message: Message::SyncStatus(applied),
+            ..
+        }) = protocol::decode_frame(&frame.payload)
+        {
+            assert!(applied, "the update was applied");
+            break;
+        }
+    }
     let mut reader = Client::connect(&server.ws_url()).await;
     let copy = yrs::Doc::new();
     reader.open("fragmented", "", &copy).await;

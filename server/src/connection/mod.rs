@@ -592,8 +592,14 @@ impl Connection {
             };
             self.context.metrics.message(Direction::In, message.kind());
             let command = match message {
-                Message::Sync(message) => Some(Command::Sync { id, message }),
-                Message::Awareness(update) => Some(Command::Awareness { id, update }),
+                Message::Sync(message) => Some(Command::Sync {
+                    id,
+                    message: Box::new(message),
+                }),
+                Message::Awareness(update) => Some(Command::Awareness {
+                    id,
+                    update: Box::new(update),
+                }),
                 _ => None,
             };
             if let Some(command) = command
@@ -932,8 +938,14 @@ impl Connection {
         message: Message,
     ) -> bool {
         let command = match message {
-            Message::Sync(message) => Command::Sync { id, message },
-            Message::Awareness(update) => Command::Awareness { id, update },
+            Message::Sync(message) => Command::Sync {
+                id,
+                message: Box::new(message),
+            },
+            Message::Awareness(update) => Command::Awareness {
+                id,
+                update: Box::new(update),
+            },
             Message::Close(_) => {
                 // The provider detached this document; the socket stays for the others.
                 self.sessions.remove(address);

@@ -193,11 +193,11 @@ pub enum Command {
     },
     Sync {
         id: SubscriberId,
-        message: SyncMessage,
+        message: Box<SyncMessage>,
     },
     Awareness {
         id: SubscriberId,
-        update: AwarenessUpdate,
+        update: Box<AwarenessUpdate>,
     },
     /// From a peer replica, through the Redis relay, sent in the document's `generation` there
     /// (`None`: a peer that does not say).
@@ -213,7 +213,7 @@ pub enum Command {
         id: SubscriberId,
     },
     /// From the document API.
-    Request(Request),
+    Request(Box<Request>),
     /// A user's access was revoked: its sessions end, or become read-only.
     Revoke {
         subject: Arc<str>,
@@ -446,7 +446,7 @@ impl Registry {
             let (reply, answer) = oneshot::channel();
             if handle
                 .tx
-                .send(Command::Request(build(reply)))
+                .send(Command::Request(Box::new(build(reply))))
                 .await
                 .is_err()
             {
@@ -470,7 +470,7 @@ impl Registry {
             .cloned()?;
         let (reply, answer) = oneshot::channel();
         if !handle
-            .send(Command::Request(Request::State { reply }))
+            .send(Command::Request(Box::new(Request::State { reply })))
             .await
         {
             return None;
@@ -683,7 +683,7 @@ mod tests {
             .encode_state_as_update_v1(&yrs::StateVector::default());
         room.send(Command::Sync {
             id: writer,
-            message: SyncMessage::Update(update),
+            message: Box::new(SyncMessage::Update(update)),
         })
         .await;
         let mut bodies = Vec::new();
@@ -692,7 +692,7 @@ mod tests {
             let (id, room, outbox) = join(address.clone()).await;
             room.send(Command::Sync {
                 id,
-                message: SyncMessage::SyncStep1(yrs::StateVector::default()),
+                message: Box::new(SyncMessage::SyncStep1(yrs::StateVector::default())),
             })
             .await;
             let step2 = loop {

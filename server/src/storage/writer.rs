@@ -10,6 +10,7 @@
 //! it reports [`Written::Superseded`], drops the rest and exits; the room starts over.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -18,8 +19,10 @@ use tokio::task::JoinHandle;
 use super::{DocumentStore, StoreError, batch};
 
 /// What a room queues: its sequence number, the update, and who made it (for the document's
-/// activity; `None` for a peer's update, which its own replica records).
-pub type Queued = (u64, Vec<u8>, Option<Arc<str>>);
+/// activity; `None` for a peer's update, which its own replica records). Boxed: a channel
+/// allocates its slots 32 at a time, and every loaded document has one (a tuple would be 48
+/// bytes each).
+pub type Queued = Box<(u64, Vec<u8>, Option<Arc<str>>)>;
 
 /// What the writer reports to its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,81 @@ pub enum Written {
     Superseded,
     /// A compaction folded the log into the snapshot.
     Compacted,
+}
+
+/// What a writer reports to its room, read as [`Written`] in order: how far updates are durable,
+/// compactions, the end of the generation, the writer's exit. Counters and flags behind one
+/// `Notify`, not a channel: every loaded document has one, and a tokio channel costs about a
+/// kilobyte before its first message.
+#[derive(Debug, Default)]
+pub struct Reports {
+    durable: AtomicU64,
+    /// The highest `durable` the room has taken.
+    taken: AtomicU64,
+    compactions: AtomicU32,
+    superseded: AtomicBool,
+    finished: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Reports {
+    fn report(&self, written: Written) {
+        match written {
+            Written::Durable(through) => {
+                self.durable.fetch_max(through, Ordering::AcqRel);
+            }
+            Written::Compacted => {
+                self.compactions.fetch_add(1, Ordering::AcqRel);
+            }
+            Written::Superseded => self.superseded.store(true, Ordering::Release),
+        }
+        self.notify.notify_one();
+    }
+
+    /// The next report without waiting: durability first, then compactions, then the end of
+    /// the generation (reported once).
+    pub fn try_recv(&self) -> Option<Written> {
+        let durable = self.durable.load(Ordering::Acquire);
+        if durable > self.taken.load(Ordering::Acquire) {
+            self.taken.store(durable, Ordering::Release);
+            return Some(Written::Durable(durable));
+        }
+        if self
+            .compactions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Some(Written::Compacted);
+        }
+        if self.superseded.swap(false, Ordering::AcqRel) {
+            return Some(Written::Superseded);
+        }
+        None
+    }
+
+    /// The next report; `None` once the writer has exited and everything it reported is taken.
+    pub async fn recv(&self) -> Option<Written> {
+        loop {
+            // A report made between the check and the wait leaves a permit: no wake-up is lost.
+            if let Some(written) = self.try_recv() {
+                return Some(written);
+            }
+            if self.finished.load(Ordering::Acquire) {
+                return self.try_recv();
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Marks the writer's exit however it exits.
+struct Finished<'a>(&'a Reports);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Release);
+        self.0.notify.notify_one();
+    }
 }
 
 /// Most updates written in one group commit, and most bytes (a batch takes at least one update,
@@ -55,10 +133,12 @@ pub async fn run(
     generation: u64,
     store: Arc<dyn DocumentStore>,
     mut updates: mpsc::UnboundedReceiver<Queued>,
-    durable: mpsc::UnboundedSender<Written>,
+    reports: Arc<Reports>,
     mut rows_since_compaction: usize,
     compact_after: usize,
 ) {
+    let _finished = Finished(&reports);
+    let durable = &*reports;
     let mut batch = Vec::new();
     let mut compaction: Option<JoinHandle<super::Result<()>>> = None;
     let mut last_compaction: Option<Instant> = None;
@@ -81,25 +161,19 @@ pub async fn run(
                 }
             }
         }
-        if !batch::next(
-            &mut updates,
-            &mut carried,
-            &mut batch,
-            limits,
-            |(_, update, _)| update.len(),
-        )
+        if !batch::next(&mut updates, &mut carried, &mut batch, limits, |queued| {
+            queued.1.len()
+        })
         .await
         {
             break;
         }
-        let through = batch.last().map_or(0, |(seq, _, _)| *seq);
+        let through = batch.last().map_or(0, |queued| queued.0);
         let stored = super::activity::tally(
-            batch
-                .iter()
-                .map(|(_, update, author)| (author, update.len())),
+            batch.iter().map(|queued| (&queued.2, queued.1.len())),
             super::versions::now_ms(),
         );
-        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|(_, update, _)| update).collect();
+        let bytes: Vec<Vec<u8>> = batch.drain(..).map(|queued| queued.1).collect();
         let mut delay = RETRY_INITIAL;
         let mut failures = 0u32;
         loop {
@@ -107,7 +181,7 @@ pub async fn run(
                 Ok(()) => break,
                 Err(error @ StoreError::Superseded { .. }) => {
                     tracing::info!(%error, "the document was deleted; its pending updates are dropped");
-                    let _ = durable.send(Written::Superseded);
+                    durable.report(Written::Superseded);
                     updates.close();
                     // Nothing of this generation is left to fold.
                     return;
@@ -126,7 +200,7 @@ pub async fn run(
         if failures > 0 {
             tracing::info!(failures, "stored updates after retrying");
         }
-        let _ = durable.send(Written::Durable(through));
+        durable.report(Written::Durable(through));
         super::activity::merge(&mut activity, stored);
         if activity_written.elapsed() >= ACTIVITY_INTERVAL {
             record_activity(&*store, &name, generation, &mut activity).await;
@@ -138,7 +212,7 @@ pub async fn run(
         // they are spaced out, since each one folds the whole document.
         if let Some(task) = compaction.take_if(|task| task.is_finished()) {
             if compaction_succeeded(task.await) {
-                let _ = durable.send(Written::Compacted);
+                durable.report(Written::Compacted);
             } else {
                 rows_since_compaction += compact_after;
             }
@@ -180,7 +254,8 @@ async fn record_activity(
     if let Err(error) = store.record_activity(name, generation, activity).await {
         tracing::warn!(%error, "the document's activity was not recorded");
     }
-    activity.clear();
+    // Not `clear`: an idle document keeps no allocation for it.
+    *activity = Vec::new();
 }
 
 fn compaction_succeeded(outcome: Result<super::Result<()>, tokio::task::JoinError>) -> bool {
@@ -301,19 +376,21 @@ mod tests {
     async fn one_group_commit_is_capped_in_bytes() {
         let store = Arc::new(Recording::default());
         let (tx, rx) = mpsc::unbounded_channel();
-        let (durable_tx, mut durable_rx) = mpsc::unbounded_channel();
+        let reports = Arc::new(Reports::default());
         // 20 updates of 1 MiB and one of 10 MiB, all queued before the writer looks.
         for seq in 1..=20 {
-            tx.send((seq, vec![0u8; 1 << 20], None)).expect("send");
+            tx.send(Box::new((seq, vec![0u8; 1 << 20], None)))
+                .expect("send");
         }
-        tx.send((21, vec![0u8; 10 << 20], None)).expect("send");
+        tx.send(Box::new((21, vec![0u8; 10 << 20], None)))
+            .expect("send");
         drop(tx);
         run(
             Arc::from("doc"),
             0,
             store.clone(),
             rx,
-            durable_tx,
+            reports.clone(),
             0,
             usize::MAX,
         )
@@ -331,10 +408,11 @@ mod tests {
             "batches: {batches:?}"
         );
         assert!(batches.len() >= 4, "batches: {batches:?}");
-        let mut last = 0;
-        while let Ok(Written::Durable(through)) = durable_rx.try_recv() {
-            last = through;
-        }
-        assert_eq!(last, 21, "everything reported durable");
+        assert_eq!(
+            reports.try_recv(),
+            Some(Written::Durable(21)),
+            "everything reported durable"
+        );
+        assert_eq!(reports.recv().await, None, "the writer has exited");
     }
 }

@@ -136,19 +136,19 @@ impl Room {
     /// or drops it if its generation is over, and is awaited when the room unloads).
     pub(super) fn start_writer(&mut self, generation: u64, log_rows: usize) {
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-        let (written_tx, written_rx) = mpsc::unbounded_channel();
+        let written = Arc::new(crate::storage::writer::Reports::default());
         self.writers.retain(|writer| !writer.is_finished());
         self.writers.push(tokio::spawn(crate::storage::writer::run(
             self.name.clone(),
             generation,
             self.registry.store().clone(),
             writer_rx,
-            written_tx,
+            written.clone(),
             log_rows,
             self.registry.settings.compact_after,
         )));
         self.writer = writer_tx;
-        self.written = written_rx;
+        self.written = written;
         self.generation = generation;
     }
 

@@ -49,7 +49,7 @@ use crate::outbox::Outgoing;
 use crate::protocol::admission::{Admission, Extent, Offence};
 use crate::protocol::bounded::Span;
 use crate::protocol::{self, Message, Scope};
-use crate::storage::writer::{Queued, Written};
+use crate::storage::writer::{Queued, Reports, Written};
 
 /// y-protocols drops awareness states not renewed for this long (providers renew every 15 s).
 const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -155,7 +155,7 @@ struct Room {
     pending_acks: VecDeque<(u64, Ack, Instant)>,
     writer: mpsc::UnboundedSender<Queued>,
     /// What the writer reports.
-    written: mpsc::UnboundedReceiver<Written>,
+    written: Arc<Reports>,
     /// The writer task, and those of earlier generations (awaited when the room unloads).
     writers: Vec<JoinHandle<()>>,
     /// The generation of the document this room serves (what its writes and relay messages
@@ -220,7 +220,7 @@ pub(super) async fn run(
 
     // Replaced by `start_writer` below.
     let (writer, _) = mpsc::unbounded_channel();
-    let (_, written) = mpsc::unbounded_channel();
+    let written = Arc::new(Reports::default());
     let mut room = Room {
         name: name.clone(),
         registry: registry.clone(),
@@ -250,11 +250,12 @@ pub(super) async fn run(
     // A room loaded only to carry out a DELETE (the document API's) is no document being
     // created: no `create` webhook, and nothing seeded into what is about to go.
     let first = commands.try_recv().ok();
-    let deleting = matches!(first, Some(Command::Request(Request::Delete { .. })));
+    let deleting = matches!(&first, Some(Command::Request(request)) if matches!(**request, Request::Delete { .. }));
+    // Boxed: the webhook's HTTP future would otherwise size every loaded document's task.
     if !deleting
         && let Some(webhooks) = registry.webhooks()
         && webhooks.events().create
-        && let Some(fields) = webhooks.create(&name).await
+        && let Some(fields) = Box::pin(webhooks.create(&name)).await
     {
         room.seed(&fields);
     }
@@ -272,9 +273,13 @@ pub(super) async fn run(
 
     let mut sweep = tokio::time::interval(AWARENESS_SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut resync = tokio::time::interval(cluster::RESYNC_INTERVAL);
-    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    resync.reset();
+    // Only with a relay (a timer costs every loaded document a little memory).
+    let mut resync = room.cluster.is_some().then(|| {
+        let mut resync = tokio::time::interval(cluster::RESYNC_INTERVAL);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.reset();
+        resync
+    });
     let shutdown = registry.shutdown.clone();
     let mut empty_since: Option<Instant> = None;
     loop {
@@ -307,7 +312,7 @@ pub(super) async fn run(
             _ = sleep_until(room.version_due), if room.version_due.is_some() => {
                 room.auto_version(AutoVersion::Interval);
             }
-            _ = resync.tick(), if relayed => room.resync(),
+            _ = tick(&mut resync), if relayed => room.resync(),
             _ = shutdown.cancelled(), if can_retire => {
                 if registry.retire(&name, room_id, || commands.is_empty()) { break; }
             }
@@ -351,6 +356,15 @@ pub(super) async fn run(
         }
     }
     tracing::debug!("document unloaded");
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -459,8 +473,8 @@ impl Room {
         match command {
             Command::Join { subscriber, reply } => self.join(*subscriber, reply),
             Command::Leave { id } => self.leave(id),
-            Command::Sync { id, message } => self.sync(id, message),
-            Command::Awareness { id, update } => self.apply_awareness(id, update),
+            Command::Sync { id, message } => self.sync(id, *message),
+            Command::Awareness { id, update } => self.apply_awareness(id, *update),
             Command::Remote {
                 message,
                 generation,
@@ -475,7 +489,7 @@ impl Room {
                     );
                 }
             }
-            Command::Request(request) => return self.request(request),
+            Command::Request(request) => return self.request(*request),
             Command::Revoke { subject, mode } => self.revoke(&subject, mode),
         }
         None

@@ -216,7 +216,7 @@ impl Room {
         self.size_estimate = self.size_estimate.saturating_add(bytes.len());
         self.registry.metrics.pending_updates.inc();
         self.inflight.push_back((self.enqueued, bytes.clone()));
-        let _ = self.writer.send((self.enqueued, bytes, author));
+        let _ = self.writer.send(Box::new((self.enqueued, bytes, author)));
         if self.version_due.is_none()
             && let Some(interval) = self.registry.version_policy().interval
         {
