@@ -22,7 +22,7 @@ OUT=${OUT:-$ROOT/target/bench/storm.jsonl}
 H=$ROOT/target/bench/harness
 mkdir -p "$H" "$(dirname "$OUT")"
 tar -C "$SRC" --exclude=./loadgen/target --exclude=./limit/target --exclude=node_modules \
-  --exclude=./results/scratch -cf - . | tar -C "$H" -xf -
+  --exclude=./results/scratch -cf - . | tar -C "$H" --skip-old-files -xf -
 cargo build --release --quiet --manifest-path "$H/loadgen/Cargo.toml"
 LOADGEN=$H/loadgen/target/release/loadgen
 BIN=${COLLAB_SERVER_BIN:-}

@@ -372,6 +372,43 @@ mod tests {
         }
     }
 
+    /// The room reads what the writer reported in the order a channel would have given it:
+    /// durability (coalesced to the highest), then compactions, then the end of the
+    /// generation, then `None` once the writer is gone; a report made before the room waits
+    /// is not lost.
+    #[tokio::test]
+    async fn reports_arrive_in_order_and_none_is_lost() {
+        let reports = Arc::new(Reports::default());
+        assert_eq!(reports.try_recv(), None);
+        reports.report(Written::Durable(3));
+        reports.report(Written::Durable(7));
+        reports.report(Written::Compacted);
+        reports.report(Written::Compacted);
+        reports.report(Written::Superseded);
+        assert_eq!(reports.recv().await, Some(Written::Durable(7)));
+        assert_eq!(reports.recv().await, Some(Written::Compacted));
+        assert_eq!(reports.recv().await, Some(Written::Compacted));
+        assert_eq!(reports.recv().await, Some(Written::Superseded));
+        assert_eq!(reports.try_recv(), None);
+        // A report from another task wakes a waiting room.
+        let room = reports.clone();
+        let waiting = tokio::spawn(async move { room.recv().await });
+        tokio::task::yield_now().await;
+        reports.report(Written::Durable(9));
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), waiting)
+                .await
+                .expect("woken")
+                .expect("task"),
+            Some(Written::Durable(9))
+        );
+        // The writer's exit ends the reports, after what it reported last.
+        reports.report(Written::Durable(10));
+        drop(Finished(&reports));
+        assert_eq!(reports.recv().await, Some(Written::Durable(10)));
+        assert_eq!(reports.recv().await, None);
+    }
+
     #[tokio::test]
     async fn one_group_commit_is_capped_in_bytes() {
         let store = Arc::new(Recording::default());
