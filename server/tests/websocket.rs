@@ -329,15 +329,13 @@ async fn frames_a_client_must_not_send_close_only_that_socket_with_the_rfcs_code
         raw.expect_close(code).await;
     }
     honest_client_still_served(&server).await;
-    let metrics = reqwest::get(server.http("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
     assert!(
-        metrics.contains("collab_server_socket_closes_total{reason=\"protocol\"} 7"),
-        "{metrics}"
+        has_metric_line(
+            &server,
+            "collab_server_socket_closes_total{reason=\"protocol\"} 7"
+        )
+        .await,
+        "the seven protocol errors are counted"
     );
     server.stop().await;
 }

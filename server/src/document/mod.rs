@@ -588,22 +588,27 @@ mod tests {
     use yrs::updates::decoder::Decode;
     use yrs::{GetString, ReadTxn, Text, Transact};
 
+    /// A registry on a memory store; rooms stay loaded `linger` after their last session.
+    fn registry(metrics: &Arc<Metrics>, linger: Duration) -> Arc<Registry> {
+        Registry::new(
+            Arc::new(MemoryStore::default()),
+            metrics.clone(),
+            RoomSettings {
+                compact_after: 500,
+                linger,
+                max_document_bytes: 0,
+            },
+            CancellationToken::new(),
+            None,
+        )
+    }
+
     /// Joins racing rooms that retire the moment they are empty (no linger) always land in a
     /// live room: no join is denied.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn joins_racing_retiring_rooms_are_never_denied() {
         let metrics = Arc::new(Metrics::new());
-        let registry = Registry::new(
-            Arc::new(MemoryStore::default()),
-            metrics.clone(),
-            RoomSettings {
-                compact_after: 500,
-                linger: Duration::ZERO,
-                max_document_bytes: 0,
-            },
-            CancellationToken::new(),
-            None,
-        );
+        let registry = registry(&metrics, Duration::ZERO);
         let (joiners, cycles) = (8, 12_500);
         let mut tasks = Vec::new();
         for _ in 0..joiners {
@@ -645,17 +650,7 @@ mod tests {
     #[tokio::test]
     async fn newcomers_under_distinct_addresses_share_one_encoding_of_the_whole_state() {
         let metrics = Arc::new(Metrics::new());
-        let registry = Registry::new(
-            Arc::new(MemoryStore::default()),
-            metrics.clone(),
-            RoomSettings {
-                compact_after: 500,
-                linger: Duration::from_secs(60),
-                max_document_bytes: 0,
-            },
-            CancellationToken::new(),
-            None,
-        );
+        let registry = registry(&metrics, Duration::from_secs(60));
         let join = |address: String| {
             let registry = registry.clone();
             let metrics = metrics.clone();
