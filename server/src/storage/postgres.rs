@@ -5,19 +5,26 @@
 //! a compaction. Appends go to `document_updates` (append-only; replicas never overwrite each
 //! other). Generations: an append checks its document's generation under a shared
 //! transaction-scoped advisory lock that a deletion takes exclusively, so no append of an old
-//! generation commits after the deletion that ended it. Compaction reads, folds on a blocking
+//! generation commits after the deletion that ended it. One committer task writes the appends
+//! of every document waiting, in one transaction (a group commit across documents, as the
+//! SQLite store does): under load one WAL flush serves many documents. Compaction reads, folds on a blocking
 //! thread with no transaction open, then deletes exactly the rows it folded and writes the
 //! snapshot in one short transaction (given up if a row is gone: another compaction, on any
 //! replica, or a deletion came first). Migrations run under sqlx's own advisory lock.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Activity, activity};
+use super::{Activity, activity, batch};
 use super::{
     Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
     VersionInfo, fold_rows_blocking, versions,
@@ -28,10 +35,28 @@ const BACKEND: &str = "postgres";
 const GENERATION_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 7044))";
 const GENERATION_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7044))";
 
+/// Rows per INSERT statement (two parameters each; PostgreSQL takes at most 65,535).
+const MAX_ROWS_PER_STATEMENT: usize = 16_384;
+/// Appends written in one transaction, at most, and their bytes.
+const MAX_APPENDS_PER_COMMIT: usize = 1024;
+const MAX_BYTES_PER_COMMIT: usize = 16 * 1024 * 1024;
+
 pub struct PostgresStore {
     pool: PgPool,
     /// `documents.name`'s `character varying(n)` length, read at start.
     max_name_chars: Option<usize>,
+    /// To the committer (see [`commit_appends`]).
+    appends: mpsc::UnboundedSender<Append>,
+    /// Transactions the committer made durable.
+    commits: Arc<AtomicU64>,
+}
+
+/// One document's updates for the committer, and where to answer.
+struct Append {
+    document: String,
+    generation: u64,
+    updates: Vec<Vec<u8>>,
+    done: oneshot::Sender<Result<()>>,
 }
 
 impl PostgresStore {
@@ -93,9 +118,14 @@ impl PostgresStore {
                 "documents.name holds at most {length} characters: longer document names are refused"
             );
         }
+        let (appends, queue) = mpsc::unbounded_channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(commit_appends(pool.clone(), queue, commits.clone()));
         Ok(Self {
             pool,
             max_name_chars,
+            appends,
+            commits,
         })
     }
 }
@@ -106,6 +136,11 @@ super::sql::shared_queries!(PostgresStore, sqlx::Postgres);
 impl DocumentStore for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    /// Every document's appends share these.
+    fn commits(&self) -> Option<u64> {
+        Some(self.commits.load(Ordering::Relaxed))
     }
 
     fn max_name_chars(&self) -> Option<usize> {
@@ -153,41 +188,20 @@ impl DocumentStore for PostgresStore {
         if updates.is_empty() {
             return Ok(());
         }
-        let append_error = |source| StoreError::Append {
+        let (done, answer) = oneshot::channel();
+        let gone = || StoreError::Append {
             document: document.to_owned(),
-            source,
+            source: sqlx::Error::PoolClosed,
         };
-        let mut txn = self.pool.begin().await.map_err(append_error)?;
-        // Shared: appends of a document do not wait for each other, only for a deletion. Taken
-        // before the generation is read, so a deletion that committed meanwhile is seen.
-        sqlx::query(GENERATION_LOCK)
-            .bind(document)
-            .execute(&mut *txn)
-            .await
-            .map_err(append_error)?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM document_generations WHERE name = $1")
-                .bind(document)
-                .fetch_optional(&mut *txn)
-                .await
-                .map_err(append_error)?;
-        if current.unwrap_or(0).max(0) as u64 != generation {
-            return Err(StoreError::Superseded {
+        self.appends
+            .send(Append {
                 document: document.to_owned(),
                 generation,
-            });
-        }
-        let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
-        query.push_values(updates, |mut row, update| {
-            row.push_bind(document).push_bind(update.as_slice());
-        });
-        query
-            .build()
-            .execute(&mut *txn)
-            .await
-            .map_err(append_error)?;
-        txn.commit().await.map_err(append_error)?;
-        Ok(())
+                updates: updates.to_vec(),
+                done,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
@@ -460,6 +474,131 @@ impl DocumentStore for PostgresStore {
     }
 }
 
+/// The committer: until every sender is gone, takes the appends waiting (at least one), writes
+/// them in one transaction on its own connection and answers each.
+async fn commit_appends(
+    pool: PgPool,
+    mut queue: mpsc::UnboundedReceiver<Append>,
+    commits: Arc<AtomicU64>,
+) {
+    let mut connection: Option<PoolConnection<Postgres>> = None;
+    let mut group: Vec<Append> = Vec::new();
+    let mut carried: Option<Append> = None;
+    let limits = batch::Limits {
+        items: MAX_APPENDS_PER_COMMIT,
+        bytes: MAX_BYTES_PER_COMMIT,
+    };
+    while batch::next(&mut queue, &mut carried, &mut group, limits, |append| {
+        append.updates.iter().map(Vec::len).sum()
+    })
+    .await
+    {
+        let outcome = match connection.as_mut() {
+            Some(connection) => write_group(connection, &group).await,
+            None => match pool.acquire().await {
+                Ok(acquired) => write_group(connection.insert(acquired), &group).await,
+                Err(error) => Err(error),
+            },
+        };
+        match outcome {
+            Ok(superseded) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for (index, append) in group.drain(..).enumerate() {
+                    let answer = if superseded.contains(&index) {
+                        Err(StoreError::Superseded {
+                            document: append.document,
+                            generation: append.generation,
+                        })
+                    } else {
+                        Ok(())
+                    };
+                    let _ = append.done.send(answer);
+                }
+            }
+            Err(error) => {
+                // A connection that failed is not trusted again; the writers retry.
+                connection = None;
+                let message = error.to_string();
+                let mut first = Some(error);
+                for append in group.drain(..) {
+                    let source = first
+                        .take()
+                        .unwrap_or_else(|| sqlx::Error::Protocol(message.clone()));
+                    let _ = append.done.send(Err(StoreError::Append {
+                        document: append.document,
+                        source,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction: the generation lock of every document in the group (shared, in name order),
+/// their generations read after it, then every row of every append whose generation is current,
+/// in order. Returns the indices of the appends refused as superseded.
+async fn write_group(
+    connection: &mut PoolConnection<Postgres>,
+    group: &[Append],
+) -> std::result::Result<Vec<usize>, sqlx::Error> {
+    let mut txn = sqlx::Connection::begin(&mut **connection).await?;
+    let mut names: Vec<&str> = group.iter().map(|a| a.document.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    // Taken before the generations are read, so a deletion that committed meanwhile is seen.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(name, 7044)) \
+         FROM unnest($1::text[]) WITH ORDINALITY AS locks(name, position) ORDER BY position",
+    )
+    .bind(&names)
+    .execute(&mut *txn)
+    .await?;
+    let generations: HashMap<String, u64> = sqlx::query(
+        "SELECT name, generation FROM document_generations WHERE name = ANY($1::text[])",
+    )
+    .bind(&names)
+    .fetch_all(&mut *txn)
+    .await?
+    .into_iter()
+    .map(|row| {
+        let generation: i64 = row.get("generation");
+        (row.get("name"), generation.max(0) as u64)
+    })
+    .collect();
+    let current = |append: &Append| {
+        generations
+            .get(append.document.as_str())
+            .copied()
+            .unwrap_or(0)
+            == append.generation
+    };
+    let superseded: Vec<usize> = group
+        .iter()
+        .enumerate()
+        .filter(|(_, append)| !current(append))
+        .map(|(index, _)| index)
+        .collect();
+    let rows: Vec<(&str, &[u8])> = group
+        .iter()
+        .filter(|append| current(append))
+        .flat_map(|append| {
+            append
+                .updates
+                .iter()
+                .map(|update| (append.document.as_str(), update.as_slice()))
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
+        query.push_values(chunk, |mut row, (document, update)| {
+            row.push_bind(*document).push_bind(*update);
+        });
+        query.build().execute(&mut *txn).await?;
+    }
+    txn.commit().await?;
+    Ok(superseded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::contract;
@@ -497,6 +636,69 @@ mod tests {
         contract::versions_belong_to_their_generation(&store).await;
         contract::activity_adds_up_and_goes_with_the_document(&store).await;
         contract::concurrent_compactions_lose_nothing(std::sync::Arc::new(store)).await;
+    }
+
+    /// Issue 22, goal 6: appends of many documents waiting together share one transaction
+    /// (one WAL flush), each still checked against its own generation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_of_many_documents_share_a_commit() {
+        let Some(url) = test_database_url() else {
+            eprintln!("COLLAB_TEST_DATABASE_URL is not set; run the suite through scripts/test.sh");
+            return;
+        };
+        let store = PostgresStore::open(&url).await.expect("open");
+        let run = std::process::id();
+        let names: Vec<String> = (0..50).map(|i| format!("pg-group-{run}/{i}")).collect();
+        // A deletion's lock on the first document: the first group waits for it, and every
+        // append sent meanwhile joins the next one.
+        let mut lock = store.pool.begin().await.expect("begin");
+        sqlx::query(GENERATION_LOCK_EXCLUSIVE)
+            .bind(&names[0])
+            .execute(&mut *lock)
+            .await
+            .expect("lock");
+        let before = store.commits().expect("counted");
+        let update = contract::text_update(&yrs::Doc::new(), "x");
+        let all = futures_util::future::join_all(
+            names
+                .iter()
+                .map(|name| store.append(name, 0, std::slice::from_ref(&update))),
+        );
+        let mut all = std::pin::pin!(all);
+        assert!(futures_util::poll!(all.as_mut()).is_pending());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            futures_util::poll!(all.as_mut()).is_pending(),
+            "the lock holds them"
+        );
+        lock.commit().await.expect("release");
+        for result in all.await {
+            result.expect("append");
+        }
+        let commits = store.commits().expect("counted") - before;
+        assert!(
+            (1..=2).contains(&commits),
+            "50 appends took {commits} commits"
+        );
+        for name in &names {
+            let stored = store.load(name).await.expect("load");
+            assert_eq!(stored.log.len(), 1, "{name}");
+        }
+        // A superseded document in a group is refused alone.
+        store.delete(&names[1]).await.expect("delete");
+        let (stale, fresh) = tokio::join!(
+            store.append(&names[1], 0, std::slice::from_ref(&update)),
+            store.append(&names[2], 0, std::slice::from_ref(&update)),
+        );
+        assert!(
+            matches!(stale, Err(StoreError::Superseded { .. })),
+            "{stale:?}"
+        );
+        fresh.expect("the other document's append");
+        assert_eq!(store.load(&names[2]).await.expect("load").log.len(), 2);
+        for name in &names {
+            store.delete(name).await.expect("clean up");
+        }
     }
 
     #[tokio::test]
