@@ -218,8 +218,8 @@ impl Metrics {
         .expect("valid metric");
         let store_commits = IntCounter::new(
             name("store_commits_total"),
-            "Transactions that made appended updates durable (SQLite: one WAL fsync each, shared by \
-             every document it wrote); log_rows_appended_total / this = rows per commit",
+            "Transactions that made appended updates durable (SQLite and PostgreSQL: one WAL flush each, \
+             shared by every document it wrote); log_rows_appended_total / this = rows per commit",
         )
         .expect("valid metric");
         let compactions = IntCounter::new(
