@@ -18,6 +18,7 @@
 
 pub mod activity;
 mod batch;
+mod committer;
 mod memory;
 mod postgres;
 mod sql;

@@ -19,12 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::{Activity, activity, batch};
+use super::committer::{self, Append};
+use super::{Activity, activity};
 use super::{
     Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
     VersionInfo, fold_rows_blocking, versions,
@@ -37,26 +39,15 @@ const GENERATION_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(hashtextex
 
 /// Rows per INSERT statement (two parameters each; PostgreSQL takes at most 65,535).
 const MAX_ROWS_PER_STATEMENT: usize = 16_384;
-/// Appends written in one transaction, at most, and their bytes.
-const MAX_APPENDS_PER_COMMIT: usize = 1024;
-const MAX_BYTES_PER_COMMIT: usize = 16 * 1024 * 1024;
 
 pub struct PostgresStore {
     pool: PgPool,
     /// `documents.name`'s `character varying(n)` length, read at start.
     max_name_chars: Option<usize>,
-    /// To the committer (see [`commit_appends`]).
+    /// To the committer ([`committer::run`] with [`write_group`]).
     appends: mpsc::UnboundedSender<Append>,
     /// Transactions the committer made durable.
     commits: Arc<AtomicU64>,
-}
-
-/// One document's updates for the committer, and where to answer.
-struct Append {
-    document: String,
-    generation: u64,
-    updates: Vec<Vec<u8>>,
-    done: oneshot::Sender<Result<()>>,
 }
 
 impl PostgresStore {
@@ -120,7 +111,12 @@ impl PostgresStore {
         }
         let (appends, queue) = mpsc::unbounded_channel();
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(commit_appends(pool.clone(), queue, commits.clone()));
+        tokio::spawn(committer::run(
+            pool.clone(),
+            queue,
+            commits.clone(),
+            write_group_boxed,
+        ));
         Ok(Self {
             pool,
             max_name_chars,
@@ -188,20 +184,7 @@ impl DocumentStore for PostgresStore {
         if updates.is_empty() {
             return Ok(());
         }
-        let (done, answer) = oneshot::channel();
-        let gone = || StoreError::Append {
-            document: document.to_owned(),
-            source: sqlx::Error::PoolClosed,
-        };
-        self.appends
-            .send(Append {
-                document: document.to_owned(),
-                generation,
-                updates: updates.to_vec(),
-                done,
-            })
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        committer::append(&self.appends, document, generation, updates, Vec::new()).await
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
@@ -474,64 +457,12 @@ impl DocumentStore for PostgresStore {
     }
 }
 
-/// The committer: until every sender is gone, takes the appends waiting (at least one), writes
-/// them in one transaction on its own connection and answers each.
-async fn commit_appends(
-    pool: PgPool,
-    mut queue: mpsc::UnboundedReceiver<Append>,
-    commits: Arc<AtomicU64>,
-) {
-    let mut connection: Option<PoolConnection<Postgres>> = None;
-    let mut group: Vec<Append> = Vec::new();
-    let mut carried: Option<Append> = None;
-    let limits = batch::Limits {
-        items: MAX_APPENDS_PER_COMMIT,
-        bytes: MAX_BYTES_PER_COMMIT,
-    };
-    while batch::next(&mut queue, &mut carried, &mut group, limits, |append| {
-        append.updates.iter().map(Vec::len).sum()
-    })
-    .await
-    {
-        let outcome = match connection.as_mut() {
-            Some(connection) => write_group(connection, &group).await,
-            None => match pool.acquire().await {
-                Ok(acquired) => write_group(connection.insert(acquired), &group).await,
-                Err(error) => Err(error),
-            },
-        };
-        match outcome {
-            Ok(superseded) => {
-                commits.fetch_add(1, Ordering::Relaxed);
-                for (index, append) in group.drain(..).enumerate() {
-                    let answer = if superseded.contains(&index) {
-                        Err(StoreError::Superseded {
-                            document: append.document,
-                            generation: append.generation,
-                        })
-                    } else {
-                        Ok(())
-                    };
-                    let _ = append.done.send(answer);
-                }
-            }
-            Err(error) => {
-                // A connection that failed is not trusted again; the writers retry.
-                connection = None;
-                let message = error.to_string();
-                let mut first = Some(error);
-                for append in group.drain(..) {
-                    let source = first
-                        .take()
-                        .unwrap_or_else(|| sqlx::Error::Protocol(message.clone()));
-                    let _ = append.done.send(Err(StoreError::Append {
-                        document: append.document,
-                        source,
-                    }));
-                }
-            }
-        }
-    }
+/// [`write_group`], as the committer takes it.
+fn write_group_boxed<'c>(
+    connection: &'c mut PoolConnection<Postgres>,
+    group: &'c [Append],
+) -> BoxFuture<'c, std::result::Result<Vec<usize>, sqlx::Error>> {
+    Box::pin(write_group(connection, group))
 }
 
 /// One transaction: the generation lock of every document in the group (shared, in name order),
@@ -542,9 +473,7 @@ async fn write_group(
     group: &[Append],
 ) -> std::result::Result<Vec<usize>, sqlx::Error> {
     let mut txn = sqlx::Connection::begin(&mut **connection).await?;
-    let mut names: Vec<&str> = group.iter().map(|a| a.document.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = committer::names(group);
     // Taken before the generations are read, so a deletion that committed meanwhile is seen.
     sqlx::query(
         "SELECT pg_advisory_xact_lock_shared(hashtextextended(name, 7044)) \
@@ -565,29 +494,7 @@ async fn write_group(
         (row.get("name"), generation.max(0) as u64)
     })
     .collect();
-    let current = |append: &Append| {
-        generations
-            .get(append.document.as_str())
-            .copied()
-            .unwrap_or(0)
-            == append.generation
-    };
-    let superseded: Vec<usize> = group
-        .iter()
-        .enumerate()
-        .filter(|(_, append)| !current(append))
-        .map(|(index, _)| index)
-        .collect();
-    let rows: Vec<(&str, &[u8])> = group
-        .iter()
-        .filter(|append| current(append))
-        .flat_map(|append| {
-            append
-                .updates
-                .iter()
-                .map(|update| (append.document.as_str(), update.as_slice()))
-        })
-        .collect();
+    let (rows, superseded) = committer::rows(group, &generations);
     for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
         query.push_values(chunk, |mut row, (document, update)| {

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -28,10 +29,11 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
+use super::committer::{self, Append};
 use super::{Activity, activity};
 use super::{
     Deleted, DocumentInfo, DocumentStore, Listing, NewVersion, Result, StoreError, StoredDocument,
-    VersionInfo, batch, fold_rows_blocking, versions,
+    VersionInfo, fold_rows_blocking, versions,
 };
 
 const BACKEND: &str = "sqlite";
@@ -42,24 +44,12 @@ const BACKEND: &str = "sqlite";
 const ROW_BUFFER_SIZE: usize = 4096;
 /// Most rows in one INSERT statement (two bound parameters each; SQLite allows 32 766).
 const MAX_ROWS_PER_STATEMENT: usize = 4096;
-/// Most appends (documents' batches) in one commit, and most bytes.
-const MAX_APPENDS_PER_COMMIT: usize = 1024;
-const MAX_BYTES_PER_COMMIT: usize = 16 * 1024 * 1024;
 
 pub struct SqliteStore {
     pool: SqlitePool,
     appends: mpsc::UnboundedSender<Append>,
     /// Transactions the committer has committed (each one WAL fsync).
     commits: Arc<AtomicU64>,
-}
-
-/// One document's batch (and activity), waiting for the commit that writes it.
-struct Append {
-    document: String,
-    generation: u64,
-    updates: Vec<Vec<u8>>,
-    activity: Vec<Activity>,
-    done: oneshot::Sender<Result<()>>,
 }
 
 impl SqliteStore {
@@ -98,7 +88,12 @@ impl SqliteStore {
             })?;
         let (appends, queue) = mpsc::unbounded_channel();
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(commit_appends(pool.clone(), queue, commits.clone()));
+        tokio::spawn(committer::run(
+            pool.clone(),
+            queue,
+            commits.clone(),
+            write_group_boxed,
+        ));
         Ok(Self {
             pool,
             appends,
@@ -107,64 +102,12 @@ impl SqliteStore {
     }
 }
 
-/// The committer: until every sender is gone, takes the appends waiting (at least one), writes
-/// them in one transaction on its own connection and answers each.
-async fn commit_appends(
-    pool: SqlitePool,
-    mut queue: mpsc::UnboundedReceiver<Append>,
-    commits: Arc<AtomicU64>,
-) {
-    let mut connection: Option<PoolConnection<Sqlite>> = None;
-    let mut group: Vec<Append> = Vec::new();
-    let mut carried: Option<Append> = None;
-    let limits = batch::Limits {
-        items: MAX_APPENDS_PER_COMMIT,
-        bytes: MAX_BYTES_PER_COMMIT,
-    };
-    while batch::next(&mut queue, &mut carried, &mut group, limits, |append| {
-        append.updates.iter().map(Vec::len).sum()
-    })
-    .await
-    {
-        let outcome = match connection.as_mut() {
-            Some(connection) => write_group(connection, &group).await,
-            None => match pool.acquire().await {
-                Ok(acquired) => write_group(connection.insert(acquired), &group).await,
-                Err(error) => Err(error),
-            },
-        };
-        match outcome {
-            Ok(superseded) => {
-                commits.fetch_add(1, Ordering::Relaxed);
-                for (index, append) in group.drain(..).enumerate() {
-                    let answer = if superseded.contains(&index) {
-                        Err(StoreError::Superseded {
-                            document: append.document,
-                            generation: append.generation,
-                        })
-                    } else {
-                        Ok(())
-                    };
-                    let _ = append.done.send(answer);
-                }
-            }
-            Err(error) => {
-                // A connection that failed is not trusted again; the writers retry.
-                connection = None;
-                let message = error.to_string();
-                let mut first = Some(error);
-                for append in group.drain(..) {
-                    let source = first
-                        .take()
-                        .unwrap_or_else(|| sqlx::Error::Protocol(message.clone()));
-                    let _ = append.done.send(Err(StoreError::Append {
-                        document: append.document,
-                        source,
-                    }));
-                }
-            }
-        }
-    }
+/// [`write_group`], as the committer takes it.
+fn write_group_boxed<'c>(
+    connection: &'c mut PoolConnection<Sqlite>,
+    group: &'c [Append],
+) -> BoxFuture<'c, std::result::Result<Vec<usize>, sqlx::Error>> {
+    Box::pin(write_group(connection, group))
 }
 
 /// One transaction: every row of every append of the group whose generation is current, in
@@ -175,9 +118,7 @@ async fn write_group(
 ) -> std::result::Result<Vec<usize>, sqlx::Error> {
     // IMMEDIATE: the generations read are still current when the rows are written.
     let mut txn = sqlx::Connection::begin_with(&mut **connection, "BEGIN IMMEDIATE").await?;
-    let mut names: Vec<&str> = group.iter().map(|a| a.document.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = committer::names(group);
     let mut generations: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for chunk in names.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut query =
@@ -192,29 +133,7 @@ async fn write_group(
             generations.insert(row.get("name"), generation.max(0) as u64);
         }
     }
-    let current = |append: &Append| {
-        generations
-            .get(append.document.as_str())
-            .copied()
-            .unwrap_or(0)
-            == append.generation
-    };
-    let superseded: Vec<usize> = group
-        .iter()
-        .enumerate()
-        .filter(|(_, append)| !current(append))
-        .map(|(index, _)| index)
-        .collect();
-    let rows: Vec<(&str, &[u8])> = group
-        .iter()
-        .filter(|append| current(append))
-        .flat_map(|append| {
-            append
-                .updates
-                .iter()
-                .map(|update| (append.document.as_str(), update.as_slice()))
-        })
-        .collect();
+    let (rows, superseded) = committer::rows(group, &generations);
     for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::new("INSERT INTO document_updates (name, content) ");
         query.push_values(chunk, |mut row, (document, update)| {
@@ -222,7 +141,12 @@ async fn write_group(
         });
         query.build().execute(&mut *txn).await?;
     }
-    for append in group.iter().filter(|append| current(append)) {
+    let current = group
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !superseded.contains(index))
+        .map(|(_, append)| append);
+    for append in current {
         SqliteStore::record_rows(
             &mut txn,
             &append.document,
@@ -284,21 +208,7 @@ impl DocumentStore for SqliteStore {
         if updates.is_empty() {
             return Ok(());
         }
-        let gone = || StoreError::Append {
-            document: document.to_owned(),
-            source: sqlx::Error::PoolClosed,
-        };
-        let (done, committed) = oneshot::channel();
-        self.appends
-            .send(Append {
-                document: document.to_owned(),
-                generation,
-                updates: updates.to_vec(),
-                activity: Vec::new(),
-                done,
-            })
-            .map_err(|_| gone())?;
-        committed.await.map_err(|_| gone())?
+        committer::append(&self.appends, document, generation, updates, Vec::new()).await
     }
 
     async fn compact(&self, document: &str) -> Result<()> {
