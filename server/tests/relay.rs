@@ -406,3 +406,65 @@ async fn presence_is_kept_for_its_owner_across_replicas() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The relay's rooms for [`relay_messages_queued_together_reach_redis_in_a_few_writes`]: none.
+struct NoRooms;
+
+impl collab_server::cluster::Rooms for NoRooms {
+    fn deliver(&self, _: &str, _: collab_server::cluster::Inbound) {}
+    fn deliver_all(&self, _: &dyn Fn() -> collab_server::cluster::Inbound) {}
+}
+
+/// Redis spends its CPU per read of a client's socket (a round of its event loop), not per
+/// PUBLISH. Messages queued together must reach it in a few writes: one write per PUBLISH (what
+/// fred's `pipeline()` does) cost Redis 4 µs per relayed update and made the publisher fall
+/// behind a busy replica, dropping about half of what it should have relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_messages_queued_together_reach_redis_in_a_few_writes() {
+    use collab_server::cluster::{Cluster, ClusterConfig};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use support::proxy::redis_stat;
+
+    let Some(redis) = redis_url() else { return };
+    let metrics = Arc::new(collab_server::metrics::Metrics::new());
+    let config = ClusterConfig {
+        url: redis.clone(),
+        prefix: format!("collab-it-{}", now_nanos()),
+        identifier: "batching".to_owned(),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let cluster = Cluster::connect(&config, metrics.clone(), shutdown.clone()).expect("relay");
+    cluster
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    let update = vec![7u8; 100];
+    let frame = collab_server::protocol::encode_update_frame(Some("batched"), &update);
+    // Fewer than the relay's queue holds: none may be dropped.
+    const MESSAGES: u64 = 15_000;
+    for _ in 0..MESSAGES {
+        cluster.publish_frame("batched", 0, &frame);
+    }
+    let before = redis_stat(&redis, "total_reads_processed").await;
+    cluster.attach(Arc::new(NoRooms));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while metrics.relay_messages_out.get() < MESSAGES {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "published {} of {MESSAGES}",
+            metrics.relay_messages_out.get()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Redis' reads of every client meanwhile (other tests share this Redis, lightly): about
+    // 2 MB of PUBLISHes is some 140 reads of Redis' 16 KB buffer; a write per message made
+    // thousands (Redis reads as fast as they come).
+    let reads = redis_stat(&redis, "total_reads_processed").await - before;
+    assert!(
+        reads <= MESSAGES / 20,
+        "{MESSAGES} queued messages took {reads} reads of Redis"
+    );
+    assert_eq!(metrics.relay_dropped.get(), 0);
+    shutdown.cancel();
+}

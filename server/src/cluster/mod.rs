@@ -22,6 +22,8 @@
 //! room: publishes go through a bounded queue (full = dropped and counted; the next resync
 //! heals), subscriptions are made by a background task that tells the room when it may sync.
 
+mod batcher;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +48,9 @@ const PROBE_DOCUMENT: &str = "\u{0}collab-server-probe";
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Relay messages queued for publishing before new ones are dropped.
 const PUBLISH_QUEUE: usize = 16 * 1024;
-/// Relay messages published in one pipeline.
-const PUBLISH_BATCH: usize = 256;
+/// Relay messages published in one pipeline at most (pipelines are paced by
+/// [`batcher::LINGER`]).
+const PUBLISH_BATCH: usize = 4096;
 /// Messages buffered between the Redis reader and our dispatcher.
 const RECEIVE_BUFFER: usize = 16 * 1024;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -385,21 +388,25 @@ impl Cluster {
             })?
     }
 
-    async fn publish_loop(self: Arc<Self>, mut outgoing: mpsc::Receiver<(String, Bytes)>) {
+    async fn publish_loop(self: Arc<Self>, outgoing: mpsc::Receiver<(String, Bytes)>) {
+        let mut batches = batcher::Batcher::new(outgoing, batcher::LINGER, PUBLISH_BATCH);
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
             let received = tokio::select! {
-                received = outgoing.recv_many(&mut batch, PUBLISH_BATCH) => received,
+                received = batches.next(&mut batch) => received,
                 _ = self.shutdown.cancelled() => break,
             };
             if received == 0 {
                 break;
             }
-            let pipeline = self.publisher.pipeline();
-            for (channel, payload) in batch.drain(..) {
-                let _: Result<(), _> = pipeline.publish(channel, payload).await;
-            }
-            let results = pipeline.try_all::<i64>().await;
+            // Every PUBLISH of the batch is queued with the client before it writes any, so it
+            // writes them all and flushes once (fred's `pipeline()` flushes after each command
+            // of a pipeline: a system call and a round of Redis' event loop per message).
+            let results =
+                futures_util::future::join_all(batch.drain(..).map(|(channel, payload)| {
+                    self.publisher.publish::<i64, _, _>(channel, payload)
+                }))
+                .await;
             let failed = results.iter().filter(|r| r.is_err()).count();
             self.metrics
                 .relay_messages_out

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub addr: SocketAddr,
     held: Arc<watch::Sender<bool>>,
+    reads: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -22,6 +24,8 @@ impl Proxy {
         let addr = listener.local_addr().expect("addr");
         let held = Arc::new(watch::channel(false).0);
         let sender = held.clone();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counted = reads.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else {
@@ -33,6 +37,7 @@ impl Proxy {
                     let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
                 });
                 let mut gate = sender.subscribe();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     loop {
@@ -40,6 +45,7 @@ impl Proxy {
                             Ok(0) | Err(_) => break,
                             Ok(read) => read,
                         };
+                        counted.fetch_add(1, Ordering::Relaxed);
                         if gate.wait_for(|held| !*held).await.is_err() {
                             break;
                         }
@@ -50,7 +56,13 @@ impl Proxy {
                 });
             }
         });
-        Self { addr, held }
+        Self { addr, held, reads }
+    }
+
+    /// How many reads the proxy made of what its clients wrote (all connections): at least
+    /// one per burst of writes, at most one per write.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
     }
 
     pub fn hold(&self, held: bool) {
@@ -78,6 +90,19 @@ pub fn upstream(redis: &str) -> SocketAddr {
 /// Runs one Redis command on a connection of its own (authenticating as the URL says) and
 /// returns the first reply line, e.g. `:1` or `-NOPERM ...`.
 pub async fn redis_command(redis: &str, parts: &[&[u8]]) -> String {
+    redis_reply(redis, parts, false).await
+}
+
+/// A counter of Redis' `INFO stats` (`total_reads_processed`, ...).
+pub async fn redis_stat(redis: &str, field: &str) -> u64 {
+    let info = redis_reply(redis, &[b"INFO", b"stats"], true).await;
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO stats: {info}"))
+}
+
+async fn redis_reply(redis: &str, parts: &[&[u8]], whole: bool) -> String {
     let mut stream = TcpStream::connect(upstream(redis)).await.expect("redis");
     let url = reqwest::Url::parse(redis).expect("redis url");
     let encode = |parts: &[&[u8]]| {
@@ -115,5 +140,13 @@ pub async fn redis_command(redis: &str, parts: &[&[u8]]) -> String {
     tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
         .await
         .expect("reply");
+    let length = line
+        .strip_prefix('$')
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    if let (true, Some(length)) = (whole, length) {
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await.expect("bulk reply");
+        return String::from_utf8_lossy(&body).into_owned();
+    }
     line.trim_end().to_owned()
 }
