@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,7 +14,6 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub addr: SocketAddr,
     held: Arc<watch::Sender<bool>>,
-    reads: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -24,8 +22,6 @@ impl Proxy {
         let addr = listener.local_addr().expect("addr");
         let held = Arc::new(watch::channel(false).0);
         let sender = held.clone();
-        let reads = Arc::new(AtomicUsize::new(0));
-        let counted = reads.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else {
@@ -37,7 +33,6 @@ impl Proxy {
                     let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
                 });
                 let mut gate = sender.subscribe();
-                let counted = counted.clone();
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     loop {
@@ -45,7 +40,6 @@ impl Proxy {
                             Ok(0) | Err(_) => break,
                             Ok(read) => read,
                         };
-                        counted.fetch_add(1, Ordering::Relaxed);
                         if gate.wait_for(|held| !*held).await.is_err() {
                             break;
                         }
@@ -56,13 +50,7 @@ impl Proxy {
                 });
             }
         });
-        Self { addr, held, reads }
-    }
-
-    /// How many reads the proxy made of what its clients wrote (all connections): at least
-    /// one per burst of writes, at most one per write.
-    pub fn reads(&self) -> usize {
-        self.reads.load(Ordering::Relaxed)
+        Self { addr, held }
     }
 
     pub fn hold(&self, held: bool) {
